@@ -1,0 +1,3 @@
+from prismer_cli.cli import main
+
+main()
