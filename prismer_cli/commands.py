@@ -1,0 +1,122 @@
+"""Commands as `send` and `mark-read` read them: from arguments or from JSON lines on stdin.
+
+A stdin line is one of
+    {"conversationId": C, "content": T, "type"?: M, "metadata"?: {...}, "parentId"?: P}
+    {"conversationId": C, "upToMessageId"?: M}                     (mark-read's stdin)
+    {"action": "send_message" | "mark_read" | "subscribe", ...}    (the docs page's commands)
+Blank lines are skipped; anything else is an InvalidLine, reported with its line number.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+import orjson
+
+SEND, MARK_READ, SUBSCRIBE = "send_message", "mark_read", "subscribe"
+ACTIONS = (SEND, MARK_READ, SUBSCRIBE)
+
+
+@dataclass(frozen=True)
+class Command:
+    action: str
+    conversation_id: str
+    content: str | None = None
+    message_type: str = "text"
+    up_to: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # metadata, parentId
+    line: int | None = None  # stdin line number, for the result
+
+
+@dataclass(frozen=True)
+class InvalidLine:
+    line: int
+    reason: str
+
+
+def _text(obj: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        if required:
+            raise ValueError(f'"{key}" is missing')
+        return None
+    if not isinstance(value, str) or not value:
+        raise ValueError(f'"{key}" must be a non-empty string')
+    return value
+
+
+def command_from(
+    obj: Any, default_action: str, line: int | None = None, default_type: str = "text"
+) -> Command:
+    """Validate one decoded stdin object; raises ValueError saying what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    action = obj.get("action", default_action)
+    if action not in ACTIONS:
+        raise ValueError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
+    conversation = _text(obj, "conversationId", required=True)
+    assert conversation is not None
+    if action == SEND:
+        content = obj.get("content")
+        if not isinstance(content, str):
+            raise ValueError(
+                '"content" is missing' if content is None else '"content" must be a string'
+            )
+        if not content:
+            raise ValueError('"content" is empty')
+        extra = {k: obj[k] for k in ("metadata", "parentId") if obj.get(k) is not None}
+        if "metadata" in extra and not isinstance(extra["metadata"], dict):
+            raise ValueError('"metadata" must be an object')
+        message_type = _text(obj, "type", required=False) or default_type
+        return Command(SEND, conversation, content, message_type, extra=extra, line=line)
+    if action == MARK_READ:
+        return Command(
+            MARK_READ, conversation, up_to=_text(obj, "upToMessageId", required=False), line=line
+        )
+    return Command(SUBSCRIBE, conversation, line=line)
+
+
+def read_lines(stream: BinaryIO) -> Iterator[list[tuple[int, bytes]]]:
+    """Batches of (line number, line) as they arrive: a line is handled as soon as it is complete.
+
+    os.read returns whatever the pipe holds, so a burst of lines is one batch (one write to the
+    socket) and a single line from a slow producer is sent at once, not when a buffer fills.
+    """
+    try:
+        fd = stream.fileno()
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        fd = -1
+    number = 0
+    carry = b""
+    while True:
+        chunk = os.read(fd, 1 << 16) if fd >= 0 else stream.readline()
+        if not chunk:
+            if carry:
+                yield [(number + 1, carry)]
+            return
+        lines = (carry + chunk).split(b"\n")
+        carry = lines.pop()
+        batch = []
+        for raw in lines:
+            number += 1
+            batch.append((number, raw))
+        if batch:
+            yield batch
+
+
+def parse_batch(
+    batch: list[tuple[int, bytes]], default_action: str, default_type: str = "text"
+) -> Iterator[Command | InvalidLine]:
+    for number, raw in batch:
+        if not raw.strip():
+            continue
+        try:
+            yield command_from(orjson.loads(raw), default_action, number, default_type)
+        except orjson.JSONDecodeError:
+            yield InvalidLine(number, "not valid JSON")
+        except ValueError as exc:
+            yield InvalidLine(number, str(exc))

@@ -1,0 +1,224 @@
+"""Where each setting comes from: command line, environment, profile, SDK login, defaults.
+
+Precedence, highest first (README "Configuration"):
+1. the command line (`--url`, `--token`, `--token-file`, `--transport`, `--dialect`);
+2. the environment (`PRISMER_URL`, then `PRISMER_BASE_URL`; `PRISMER_TOKEN`, then `AGENT_TOKEN`;
+   `PRISMER_TOKEN_FILE`, `PRISMER_TRANSPORT`, `PRISMER_DIALECT`);
+3. the selected profile of `$XDG_CONFIG_HOME/prismer-rt/config.toml` (`--profile` or
+   `PRISMER_PROFILE`; top-level keys are the default profile, `[profiles.NAME]` override them);
+4. the official SDK's login, `~/.prismer/config.toml` (`[auth] im_token`, `[default] base_url`);
+5. the defaults.
+A token is never read from a file that other users can read (mode wider than 0600), as ssh does;
+the SDK's own file is the exception, since `prismer-py register` writes it 0644: it gets a warning.
+"""
+
+from __future__ import annotations
+
+import stat
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from prismer_cli.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+DEFAULT_URL = "https://cloud.prismer.dev"
+TRANSPORTS = ("auto", "ws", "sse")
+DIALECT_CHOICES = ("auto", "docs", "server")
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: str | None
+    source: str  # where it came from, for `config show` and error messages
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    url: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    transport: str | None = None
+    dialect: str | None = None
+    profile: str | None = None
+
+
+@dataclass
+class Settings:
+    url: Setting
+    token: Setting
+    transport: Setting
+    dialect: Setting
+    profile: str | None
+    warnings: list[str] = field(default_factory=list)
+
+
+def config_path(env: Mapping[str, str]) -> Path:
+    base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
+    return Path(base) / "prismer-rt" / "config.toml"
+
+
+def sdk_config_path(env: Mapping[str, str]) -> Path:
+    return Path(env.get("HOME", "~")).expanduser() / ".prismer" / "config.toml"
+
+
+def _readable_by_others(path: Path) -> bool:
+    return bool(path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO))
+
+
+def _refuse_open_file(path: Path, what: str) -> None:
+    if _readable_by_others(path):
+        mode = stat.S_IMODE(path.stat().st_mode)
+        raise UsageError(
+            f"refusing to read a token from {path}: mode {mode:04o} lets other users read it; "
+            f"run: chmod 600 {path}"
+        )
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+
+
+def read_token_file(name: str, stdin: BinaryIO | None = None) -> str:
+    """The first line of a token file (`-` is stdin), refused when others can read it."""
+    if name == "-":
+        if stdin is None:
+            raise UsageError("--token-file - reads stdin, which this command needs for its input")
+        token = stdin.readline().decode("utf-8", "replace").strip()
+    else:
+        path = Path(name).expanduser()
+        try:
+            _refuse_open_file(path, "token file")
+            token = path.read_text(encoding="utf-8").strip().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise UsageError(f"cannot read a token from {path}: {exc}") from exc
+    if not token:
+        raise UsageError(f"the token file {name} is empty")
+    return token
+
+
+def _profile_table(data: dict[str, Any], profile: str | None, path: Path) -> dict[str, Any]:
+    merged = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    if profile:
+        profiles = data.get("profiles", {})
+        if not isinstance(profiles, dict) or not isinstance(profiles.get(profile), dict):
+            known = ", ".join(sorted(profiles)) if isinstance(profiles, dict) else ""
+            raise UsageError(f"no profile {profile!r} in {path} (known: {known or 'none'})")
+        merged.update(profiles[profile])
+    return merged
+
+
+def _first(*candidates: tuple[str | None, str]) -> Setting | None:
+    for value, source in candidates:
+        if value:
+            return Setting(value, source)
+    return None
+
+
+def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None = None) -> Settings:
+    """Resolve every setting with the precedence of the module docstring."""
+    profile = cli.profile or env.get("PRISMER_PROFILE") or None
+    path = config_path(env)
+    table = _profile_table(_load_toml(path), profile, path)
+    where = f"{path}" + (f" [profiles.{profile}]" if profile else "")
+    sdk_path = sdk_config_path(env)
+    sdk = _load_toml(sdk_path)
+    sdk_auth = sdk.get("auth", {}) if isinstance(sdk.get("auth"), dict) else {}
+    sdk_default = sdk.get("default", {}) if isinstance(sdk.get("default"), dict) else {}
+    warnings: list[str] = []
+
+    if cli.token and cli.token_file:
+        raise UsageError("give --token or --token-file, not both")
+    token = _first((cli.token, "--token"))
+    if token is None and cli.token_file:
+        token = Setting(read_token_file(cli.token_file, stdin), f"--token-file {cli.token_file}")
+    token = token or _first(
+        (env.get("PRISMER_TOKEN"), "env PRISMER_TOKEN"), (env.get("AGENT_TOKEN"), "env AGENT_TOKEN")
+    )
+    if token is None and env.get("PRISMER_TOKEN_FILE"):
+        name = env["PRISMER_TOKEN_FILE"]
+        token = Setting(read_token_file(name, None), f"env PRISMER_TOKEN_FILE ({name})")
+    if token is None and isinstance(table.get("token"), str):
+        _refuse_open_file(path, "config file")
+        token = Setting(table["token"], where)
+    if token is None and isinstance(table.get("token_file"), str):
+        name = table["token_file"]
+        token = Setting(read_token_file(name, None), f"{where} token_file ({name})")
+    if token is None and isinstance(sdk_auth.get("im_token"), str) and sdk_auth["im_token"]:
+        if _readable_by_others(sdk_path):
+            warnings.append(f"{sdk_path} is readable by other users; run: chmod 600 {sdk_path}")
+        token = Setting(sdk_auth["im_token"], f"{sdk_path} [auth] im_token")
+
+    url = _first(
+        (cli.url, "--url"),
+        (env.get("PRISMER_URL"), "env PRISMER_URL"),
+        (env.get("PRISMER_BASE_URL"), "env PRISMER_BASE_URL"),
+        (_str(table.get("url")), where),
+        (_str(sdk_default.get("base_url")), f"{sdk_path} [default] base_url"),
+    ) or Setting(DEFAULT_URL, "default")
+
+    transport = _choice("transport", TRANSPORTS, cli.transport, env, table, where)
+    dialect = _choice("dialect", DIALECT_CHOICES, cli.dialect, env, table, where)
+    return Settings(url, token or Setting(None, "not set"), transport, dialect, profile, warnings)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _choice(
+    name: str,
+    choices: tuple[str, ...],
+    given: str | None,
+    env: Mapping[str, str],
+    table: dict[str, Any],
+    where: str,
+) -> Setting:
+    setting = _first(
+        (given, f"--{name}"),
+        (env.get(f"PRISMER_{name.upper()}"), f"env PRISMER_{name.upper()}"),
+        (_str(table.get(name)), where),
+    ) or Setting("auto", "default")
+    if setting.value not in choices:
+        raise UsageError(
+            f"{name} must be one of {', '.join(choices)}, not {setting.value!r} ({setting.source})"
+        )
+    return setting
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a number of seconds, not {value!r}") from None
+    if seconds <= 0:
+        raise UsageError(f"{name} must be positive")
+    return seconds
+
+
+def tuning(env: Mapping[str, str]) -> dict[str, float]:
+    """Timers that tests and unusual networks may change (README "Tuning")."""
+    return {
+        "connect": _seconds(env, "PRISMER_RT_CONNECT_TIMEOUT", 10.0),
+        "ping_interval": _seconds(env, "PRISMER_RT_PING_INTERVAL", 15.0),
+        "ping_timeout": _seconds(env, "PRISMER_RT_PING_TIMEOUT", 10.0),
+        "sse_silence": _seconds(env, "PRISMER_RT_SSE_SILENCE", 75.0),
+        "backoff_initial": _seconds(env, "PRISMER_RT_BACKOFF_INITIAL", 1.0),
+        "backoff_max": _seconds(env, "PRISMER_RT_BACKOFF_MAX", 30.0),
+    }

@@ -1,0 +1,56 @@
+"""The project's own errors. Library exceptions are translated into these at the transport's edge.
+
+PrismerError                    exit 1  unexpected
+├── UsageError                  exit 2  bad option, argument, configuration
+├── AuthError                   exit 3  the server rejected the token; never retried
+├── TransportError              exit 4  worth a retry, unless the policy says no
+│   ├── ConnectError            could not connect (refused, DNS, TLS, 5xx, 429)
+│   │   └── NoWebSocket         the upgrade was refused: an SSE fallback may work
+│   └── ConnectionLost          an established connection went away
+├── CommandRejected             exit 5  the server answered a command with an error
+└── Interrupted                 exit 130 or 143: SIGINT / SIGTERM
+"""
+
+from __future__ import annotations
+
+from prismer_cli.status import ExitStatus
+
+
+class PrismerError(Exception):
+    status = ExitStatus.ERROR
+
+
+class UsageError(PrismerError):
+    status = ExitStatus.USAGE
+
+
+class AuthError(PrismerError):
+    status = ExitStatus.AUTH
+
+
+class TransportError(PrismerError):
+    status = ExitStatus.CONNECTION
+
+
+class ConnectError(TransportError):
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NoWebSocket(ConnectError):
+    pass
+
+
+class ConnectionLost(TransportError):
+    pass
+
+
+class CommandRejected(PrismerError):
+    status = ExitStatus.REJECTED
+
+
+class Interrupted(PrismerError):
+    def __init__(self, signum: int) -> None:
+        super().__init__("interrupted")
+        self.status = ExitStatus.TERMINATED if signum == 15 else ExitStatus.INTERRUPTED

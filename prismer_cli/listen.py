@@ -1,0 +1,260 @@
+"""listen and subscribe: one event a line on stdout, for as long as it takes, across reconnects.
+
+The loop in `_pump` is the hot path (README "Design notes"): one orjson.loads per frame, the
+frame's own bytes written back unchanged, acks batched and sent once the output is flushed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from prismer_cli.backoff import Policy, wait_for
+from prismer_cli.dedupe import RecentKeys
+from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, TransportError
+from prismer_cli.log import Log
+from prismer_cli.output import Output
+from prismer_cli.status import ExitStatus
+from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
+
+META = "prismer-rt."  # --meta records: prismer-rt.connected, .reconnecting, .disconnected
+
+
+@dataclass(frozen=True)
+class Filters:
+    types: frozenset[str] = frozenset()
+    conversations: frozenset[str] = frozenset()
+    ignore_self: bool = False
+
+
+@dataclass(frozen=True)
+class ListenOptions:
+    filters: Filters = field(default_factory=Filters)
+    subscribe: tuple[str, ...] = ()
+    count: int | None = None
+    timeout: float | None = None
+    policy: Policy = field(default_factory=Policy)
+    meta: bool = False
+
+
+@dataclass
+class _Progress:
+    printed: int = 0
+    connections: int = 0
+
+
+class _Done(Exception):
+    """--count reached."""
+
+
+def listen(endpoint: Endpoint, options: ListenOptions, out: Output, log: Log) -> ExitStatus:
+    """Stream events until --count or --timeout; reconnect as the policy allows."""
+    deadline = None if options.timeout is None else time.monotonic() + options.timeout
+    resume = Resume()
+    progress = _Progress()
+    seen = RecentKeys()
+    retry, reason, retry_after = 0, "", None
+    while True:
+        if retry:
+            if not options.policy.allows(retry):
+                raise TransportError(_give_up(retry, reason))
+            delay = _delay(options.policy, retry, resume, retry_after)
+            log.info(f"reconnecting in {delay:.1f} s (attempt {retry + 1}): {reason}")
+            _meta(
+                out,
+                options,
+                "reconnecting",
+                attempt=retry + 1,
+                delay=round(delay, 3),
+                reason=reason,
+            )
+            if not _sleep(delay, deadline):
+                return _timed_out(options, progress)
+        retry_after = None
+        try:
+            conn = open_connection(endpoint, resume, log)
+        except AuthError:
+            raise
+        except ConnectError as exc:
+            retry, reason, retry_after = retry + 1, str(exc), exc.retry_after
+            continue
+        retry = 0
+        try:
+            _announce(conn, options, out, log, progress, resume, endpoint)
+            _pump(conn, options, out, log, seen, progress, resume, deadline)
+        except _Done:
+            return ExitStatus.OK
+        except ConnectionLost as exc:
+            retry, reason = 1, str(exc)
+            log.info(f"connection lost: {exc}")
+            _meta(out, options, "disconnected", reason=reason)
+            continue
+        finally:
+            conn.close()
+        return _timed_out(options, progress)
+
+
+def _give_up(retry: int, reason: str) -> str:
+    if retry == 1:
+        return f"{reason} (reconnecting is off)"
+    return f"giving up after {retry - 1} retries: {reason}"
+
+
+def _delay(policy: Policy, retry: int, resume: Resume, retry_after: float | None) -> float:
+    delay = policy.delay(retry)
+    if retry == 1 and resume.transport == "sse" and resume.retry_ms is not None:
+        delay = resume.retry_ms / 1000  # the stream's own retry: field, as EventSource does
+    return wait_for(delay, retry_after)
+
+
+def _sleep(delay: float, deadline: float | None) -> bool:
+    """Sleep, but not past the deadline; False if the deadline came first."""
+    if deadline is not None and time.monotonic() + delay >= deadline:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return False
+    time.sleep(delay)
+    return True
+
+
+def _timed_out(options: ListenOptions, progress: _Progress) -> ExitStatus:
+    if options.count is not None and progress.printed < options.count:
+        return ExitStatus.TIMEOUT
+    return ExitStatus.OK
+
+
+def _meta(out: Output, options: ListenOptions, kind: str, **payload: Any) -> None:
+    if options.meta:
+        out.record({"type": META + kind, "payload": payload})
+        out.flush()
+
+
+def _announce(
+    conn: Connection,
+    options: ListenOptions,
+    out: Output,
+    log: Log,
+    progress: _Progress,
+    resume: Resume,
+    endpoint: Endpoint,
+) -> None:
+    """After each authentication: subscriptions first, then the server dialect's reconnect."""
+    progress.connections += 1
+    dialect = conn.hello.dialect
+    log.info(f"connected over {conn.kind}, {dialect.name} dialect")
+    _meta(
+        out,
+        options,
+        "connected",
+        transport=conn.kind,
+        dialect=dialect.name,
+        userId=conn.hello.user_id,
+        connection=progress.connections,
+    )
+    if options.subscribe and conn.kind == "sse":
+        log.info("an SSE stream cannot subscribe; the conversations only filter the events")
+    if conn.kind == "ws":
+        frames = [dialect.subscribe(c, f"prt-sub-{i}") for i, c in enumerate(options.subscribe, 1)]
+        if progress.connections > 1:
+            again = dialect.reconnect(resume.last_event_time)
+            if again is not None:
+                frames.append(again)
+        for frame in frames:
+            conn.send(frame)
+    if options.filters.ignore_self and conn.hello.user_id is None:
+        log.warning("--ignore-self: the server did not say which user this is; nothing is dropped")
+
+
+def _pump(
+    conn: Connection,
+    options: ListenOptions,
+    out: Output,
+    log: Log,
+    seen: RecentKeys,
+    progress: _Progress,
+    resume: Resume,
+    deadline: float | None,
+) -> None:
+    """Print every new event that passes the filters; raises _Done at --count."""
+    loads, decode_error = orjson.loads, orjson.JSONDecodeError
+    write, flush = out.line, out.flush
+    pending, ack, flush_acks = conn.pending, conn.ack, conn.flush_acks
+    consumed = conn.hello.dialect.consumed
+    filters = options.filters
+    types, conversations = filters.types, filters.conversations
+    me = conn.hello.user_id if filters.ignore_self else None
+    count = options.count
+    is_seen = seen.seen
+    for data in conn.messages(deadline):
+        try:
+            frame = loads(data)
+        except decode_error:
+            frame = None
+        if type(frame) is not dict:
+            log.warning(f"skipped a frame that is not a JSON object: {_preview(data)}")
+            continue
+        kind = frame.get("type")
+        if kind in consumed:
+            continue
+        payload = frame.get("payload")
+        if type(payload) is not dict or type(kind) is not str:
+            frame, payload, data = _normalise(frame, log)
+            if frame is None:
+                continue
+            kind = frame["type"]
+        ack_id = frame.get("ackId")
+        if ack_id is not None:
+            ack(ack_id)
+        if _duplicate(kind, payload, ack_id, is_seen):
+            continue
+        stamp = frame.get("timestamp")
+        if stamp is not None:
+            resume.last_event_time = stamp
+        if (
+            (types and kind not in types)
+            or (conversations and payload.get("conversationId") not in conversations)
+            or (me is not None and payload.get("senderId") == me)
+        ):
+            if not pending():
+                flush_acks()
+            continue
+        write(data if b"\n" not in data else orjson.dumps(frame))
+        progress.printed += 1
+        if count is not None and progress.printed >= count:
+            flush()
+            flush_acks()
+            raise _Done
+        if not pending():
+            flush()
+            flush_acks()
+    flush()
+    flush_acks()
+
+
+def _duplicate(kind: str, payload: dict[str, Any], ack_id: Any, is_seen: Any) -> bool:
+    """A message event whose id was printed before, or a re-sent frame already seen."""
+    if kind.startswith("message."):
+        message_id = payload.get("id")
+        if message_id is not None and is_seen((kind, message_id)):
+            return True
+    elif ack_id is not None and is_seen(("ack", ack_id)):
+        return True
+    return False
+
+
+def _normalise(frame: dict[str, Any], log: Log) -> tuple[Any, Any, bytes]:
+    """Give a frame the contract's keys: `type` must be a string, `payload` is added if absent."""
+    if type(frame.get("type")) is not str:
+        log.warning(f"skipped a frame without a string 'type': {_preview(orjson.dumps(frame))}")
+        return None, None, b""
+    if "payload" not in frame:
+        frame["payload"] = {}
+    payload = frame["payload"]
+    return frame, payload if type(payload) is dict else {}, orjson.dumps(frame)
+
+
+def _preview(data: bytes, limit: int = 80) -> str:
+    text = data[:limit].decode("utf-8", "replace")
+    return repr(text + ("…" if len(data) > limit else ""))

@@ -1,0 +1,39 @@
+"""Diagnostics on stderr: warnings by default, lifecycle with -v, nothing but errors with -q.
+
+Every line passes through redact(), so no code path can print the token by accident.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from prismer_cli.redact import redact
+
+
+class Log:
+    def __init__(
+        self, *, verbosity: int = 0, secret: str | None = None, stream: TextIO | None = None
+    ):
+        self.verbosity = verbosity  # -1 quiet, 0 normal, 1 verbose
+        self.secret = secret
+        self._stream = stream
+
+    def _write(self, text: str) -> None:
+        stream = self._stream or sys.stderr
+        try:
+            stream.write(f"prismer-rt: {redact(text, self.secret)}\n")
+            stream.flush()
+        except (BrokenPipeError, ValueError):
+            return  # stderr is gone: there is no one left to tell
+
+    def error(self, text: str) -> None:
+        self._write(f"error: {text}")
+
+    def warning(self, text: str) -> None:
+        if self.verbosity >= 0:
+            self._write(f"warning: {text}")
+
+    def info(self, text: str) -> None:
+        if self.verbosity >= 1:
+            self._write(text)

@@ -1,0 +1,51 @@
+"""stdout as NDJSON: one finished line at a time, flushed before the program waits again.
+
+Lines are written to a buffer and flushed whenever the transport has nothing more buffered, so
+a quiet stream shows each event at once and a storm costs one write() per burst, not per line.
+A reader that went away (`prismer-rt listen | head -1`) raises OutputClosed, which ends the
+program quietly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, BinaryIO
+
+import orjson
+
+
+class OutputClosed(Exception):
+    """stdout's reader has gone away."""
+
+
+class Output:
+    def __init__(self, stream: BinaryIO | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stdout.buffer
+        self._write = self._stream.write
+
+    def line(self, data: bytes) -> None:
+        """Write one JSON document (no newline inside) as a line."""
+        try:
+            self._write(data + b"\n")
+        except BrokenPipeError:
+            raise OutputClosed from None
+
+    def record(self, obj: Any) -> None:
+        self.line(orjson.dumps(obj))
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise OutputClosed from None
+
+
+def silence_stdout() -> None:
+    """Point fd 1 at /dev/null so that the interpreter's final flush cannot fail loudly."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        return

@@ -1,0 +1,27 @@
+"""Keep the token out of every line the program writes: URLs, errors, logs."""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN_IN_URL = re.compile(r"([?&](?:token|access_token)=)[^&#\s'\"]*", re.IGNORECASE)
+_BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """Return text with token query values, Bearer credentials and each secret masked."""
+    text = _TOKEN_IN_URL.sub(r"\1***", text)
+    text = _BEARER.sub(r"\1***", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def mask(token: str | None) -> str:
+    """A token shown to a person: enough to tell two apart, never enough to use."""
+    if not token:
+        return "(none)"
+    if len(token) <= 8:
+        return "***"
+    return f"{token[:4]}…{token[-4:]} ({len(token)} chars)"

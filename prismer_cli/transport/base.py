@@ -1,0 +1,91 @@
+"""The transport interface shared by every subcommand, and the settings it is opened with.
+
+A Connection is authenticated when it is returned. It yields each server text frame as the
+bytes of one JSON document; it acknowledges, pings and closes on the caller's behalf.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from prismer_cli.dialects import JSON, Dialect, Hello
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0  # TCP + TLS + upgrade
+    auth: float = 10.0  # first frame after the upgrade
+    ping_interval: float = 15.0  # idle time before a keepalive ping
+    ping_timeout: float = 10.0  # no byte at all this long after a ping: the peer is gone
+    sse_silence: float = 75.0  # no data and no comment this long: the stream is dead
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where to connect and how: everything a transport needs, nothing it must look up."""
+
+    url: str
+    token: str
+    transport: str = "auto"  # auto | ws | sse
+    dialect: Dialect | None = None  # None: detect
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@dataclass
+class Resume:
+    """What carries over from one connection to the next (sticky choices, resume points)."""
+
+    transport: str | None = None  # "sse" once WebSocket was found unavailable
+    dialect: Dialect | None = None
+    last_event_id: str | None = None  # SSE Last-Event-ID
+    retry_ms: int | None = None  # SSE retry: field
+    last_event_time: int | None = None  # server dialect `timestamp` of the last event
+
+
+class Connection(Protocol):
+    hello: Hello
+    kind: str  # "ws" or "sse"
+
+    def messages(self, deadline: float | None = None) -> Iterator[bytes]:
+        """Each text frame; ends quietly at the monotonic deadline; raises ConnectionLost."""
+        ...
+
+    def pending(self) -> bool:
+        """True when the next message is already buffered (no need to flush output yet)."""
+        ...
+
+    def send(self, frame: JSON) -> None: ...
+
+    def send_many(self, frames: list[JSON]) -> None:
+        """Write several frames with one system call."""
+        ...
+
+    def ack(self, ack_id: str) -> None:
+        """Queue an acknowledgement; flush_acks() sends the queue once output is flushed."""
+        ...
+
+    def flush_acks(self) -> None: ...
+
+    def close(self) -> list[bytes]:
+        """Close with 1000; returns the text frames that arrived during the closing handshake."""
+        ...
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""
+    value = None
+    if headers:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None

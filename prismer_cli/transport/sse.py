@@ -1,0 +1,203 @@
+"""SSE transport: requests opens the stream, sseparse parses it (read-only: commands use REST).
+
+The docs dialect's named events (`event: message.new` + `data: <payload>`) become envelopes
+`{"type": <event>, "payload": <data>}`; the server dialect's unnamed `data:` lines already are
+envelopes. Over the docs path, the last `id:` is sent back as `Last-Event-ID` on reconnect and
+`retry:` sets the next reconnection delay, as a browser's EventSource does.
+
+The stream is read with urllib3's read1(), which returns whatever has arrived, and parsed by
+prismer_cli.sseparse rather than sseclient-py, whose per-event cost caps it below 70k events/s
+(README "Design notes"). A silent stream trips the read timeout (Timeouts.sse_silence); the
+caller's --timeout deadline interrupts a blocking read with SIGALRM.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from types import FrameType
+from typing import Any
+
+import orjson
+import requests
+import urllib3
+
+from prismer_cli.dialects import DOCS, SERVER, Dialect, Hello, detect, error_message
+from prismer_cli.errors import AuthError, ConnectError, ConnectionLost
+from prismer_cli.redact import redact
+from prismer_cli.sseparse import SSEEvent, SSEParser
+from prismer_cli.transport.base import Endpoint, Resume, retry_after
+from prismer_cli.urls import endpoint as endpoint_url
+
+CHUNK = 65536
+
+
+class _DeadlineReached(Exception):
+    pass
+
+
+class _Alarm:
+    """Interrupt a blocking read at a deadline, and only a blocking read (never a write)."""
+
+    def __init__(self, deadline: float | None) -> None:
+        self.deadline = deadline
+        self.blocking = False
+        self.fired = False
+        self._armed = deadline is not None and threading.current_thread() is threading.main_thread()
+        self._previous: Any = None
+
+    def __enter__(self) -> _Alarm:
+        if self._armed and self.deadline is not None:
+            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.setitimer(signal.ITIMER_REAL, max(0.001, self.deadline - time.monotonic()))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._armed:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self._previous)
+
+    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
+        self.fired = True
+        if self.blocking:
+            raise _DeadlineReached
+
+
+def _envelope(event: SSEEvent) -> bytes:
+    return b'{"type":' + orjson.dumps(event.event) + b',"payload":' + event.data + b"}"
+
+
+class SSEConnection:
+    kind = "sse"
+
+    def __init__(
+        self, response: requests.Response, dialect: Dialect, resume: Resume, token: str
+    ) -> None:
+        self._response = response
+        self._read = response.raw.read1
+        self._parser = SSEParser()
+        self._queue: list[SSEEvent] = []
+        self._index = 0
+        self._resume = resume
+        self._token = token
+        self.dialect = dialect
+        self.hello = Hello(dialect)
+
+    @classmethod
+    def open(cls, endpoint: Endpoint, resume: Resume) -> SSEConnection:
+        forced = endpoint.dialect or resume.dialect
+        for dialect in (forced,) if forced else (DOCS, SERVER):
+            response = _get(endpoint, dialect, resume)
+            if response.status_code == 404 and forced is None and dialect is DOCS:
+                response.close()
+                continue
+            _check_status(response)
+            conn = cls(response, dialect, resume, endpoint.token)
+            if dialect is SERVER:
+                conn._authenticate()
+            return conn
+        raise ConnectError("no SSE endpoint on this server (HTTP 404 on both paths)")
+
+    def _authenticate(self) -> None:
+        """The server dialect's stream starts with an `authenticated` envelope."""
+        for data in self.messages():
+            frame = orjson.loads(data)
+            if not isinstance(frame, dict):
+                break
+            if detect(frame, SERVER) is SERVER and SERVER.is_auth_failure(frame):
+                raise AuthError(f"the server rejected the token: {error_message(frame)}")
+            if frame.get("type") == SERVER.auth_ok:
+                self.hello = SERVER.hello(frame)
+                return
+            break
+        raise ConnectError("the SSE stream did not start with an authentication event")
+
+    def messages(self, deadline: float | None = None) -> Iterator[bytes]:
+        resume = self._resume
+        named = self.dialect is DOCS
+        with _Alarm(deadline) as alarm:
+            while True:
+                queue, index = self._queue, self._index
+                while index < len(queue):
+                    event = queue[index]
+                    index += 1
+                    self._index = index
+                    if event.id is not None:
+                        resume.last_event_id = event.id
+                    yield _envelope(event) if named else event.data
+                if alarm.fired:
+                    return
+                self._fill(alarm)
+                if alarm.fired:
+                    return
+
+    def _fill(self, alarm: _Alarm) -> None:
+        alarm.blocking = True
+        try:
+            chunk = self._read(CHUNK)
+        except _DeadlineReached:
+            return
+        except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
+            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
+                raise ConnectionLost("the event stream went silent") from None
+            raise ConnectionLost(
+                f"the event stream broke: {redact(str(exc), self._token)}"
+            ) from None
+        finally:
+            alarm.blocking = False
+        if not chunk:
+            raise ConnectionLost("the server ended the event stream")
+        self._queue = self._parser.feed(chunk)
+        self._index = 0
+        if self._parser.retry is not None:
+            self._resume.retry_ms = self._parser.retry
+
+    def pending(self) -> bool:
+        return self._index < len(self._queue)
+
+    def send(self, frame: dict[str, Any]) -> None:
+        raise ConnectError("an SSE stream cannot carry commands")
+
+    def send_many(self, frames: list[dict[str, Any]]) -> None:
+        raise ConnectError("an SSE stream cannot carry commands")
+
+    def ack(self, ack_id: str) -> None:
+        return  # the SSE stream has no way to acknowledge
+
+    def flush_acks(self) -> None:
+        return
+
+    def close(self) -> list[bytes]:
+        self._response.close()
+        return []
+
+
+def _get(endpoint: Endpoint, dialect: Dialect, resume: Resume) -> requests.Response:
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+    if resume.last_event_id is not None:
+        headers["Last-Event-ID"] = resume.last_event_id
+    timeouts = endpoint.timeouts
+    try:
+        return requests.get(
+            endpoint_url(endpoint.url, dialect.sse_path),
+            params={"token": endpoint.token},
+            headers=headers,
+            stream=True,
+            timeout=(timeouts.connect, timeouts.sse_silence),
+        )
+    except requests.RequestException as exc:
+        raise ConnectError(f"cannot connect: {redact(str(exc), endpoint.token)}") from None
+
+
+def _check_status(response: requests.Response) -> None:
+    status = response.status_code
+    if status == 200:
+        return
+    response.close()
+    if status in (401, 403):
+        raise AuthError(f"the server rejected the token (HTTP {status})")
+    raise ConnectError(
+        f"the event stream answered HTTP {status}", retry_after=retry_after(response.headers)
+    )

@@ -1,0 +1,267 @@
+"""WebSocket transport: websocket-client opens the connection, wsframes reads it.
+
+websocket-client does the handshake (TLS, proxies from the environment, redirects of the
+upgrade); after that the frames are read by prismer_cli.wsframes, because websocket-client's
+own reader tops out near 40k frames/s (README "Design notes"). Sends go through one lock, so a
+reader thread may answer pings while the main thread writes commands.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import orjson
+import websocket
+
+from prismer_cli.dialects import JSON, Dialect, Hello, detect, error_message
+from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket
+from prismer_cli.transport.base import Endpoint, Resume, retry_after
+from prismer_cli.urls import ws_url
+from prismer_cli.wsframes import (
+    ConnectionClosedError,
+    FrameError,
+    FrameReader,
+    decode_close,
+    encode_close,
+    encode_frame,
+)
+
+OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
+
+
+def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
+    """The upgraded socket, with websocket-client's errors translated to the project's."""
+    try:
+        return websocket.create_connection(
+            ws_url(endpoint.url, endpoint.token),
+            timeout=endpoint.timeouts.connect,
+            skip_utf8_validation=True,
+            enable_multithread=True,
+        )
+    except websocket.WebSocketBadStatusException as exc:
+        status = exc.status_code
+        if status in (401, 403):
+            raise AuthError(f"the server rejected the token (HTTP {status})") from None
+        if status in (429, 503) or status >= 500:
+            raise ConnectError(
+                f"the server answered HTTP {status}", retry_after=retry_after(exc.resp_headers)
+            ) from None
+        raise NoWebSocket(f"WebSocket upgrade refused (HTTP {status})") from None
+    except websocket.WebSocketTimeoutException:
+        raise NoWebSocket("WebSocket upgrade timed out") from None
+    except websocket.WebSocketProxyException as exc:
+        raise NoWebSocket(f"the proxy refused the WebSocket upgrade: {exc}") from None
+    except websocket.WebSocketAddressException as exc:
+        raise ConnectError(f"cannot resolve the server's address: {exc}") from None
+    except (OSError, websocket.WebSocketException) as exc:
+        raise ConnectError(f"cannot connect: {exc}") from None
+
+
+def _lost(exc: BaseException) -> ConnectionLost:
+    if isinstance(exc, ConnectionClosedError):
+        return ConnectionLost("the server closed the connection without a close frame")
+    if isinstance(exc, FrameError):
+        return ConnectionLost(f"protocol error: {exc}")
+    return ConnectionLost(f"connection lost: {exc}")
+
+
+class WebSocketConnection:
+    kind = "ws"
+
+    def __init__(self, ws: websocket.WebSocket, endpoint: Endpoint) -> None:
+        self._ws = ws
+        assert ws.sock is not None
+        self._sock: socket.socket = ws.sock
+        self._reader = FrameReader(self._sock)
+        self._timeouts = endpoint.timeouts
+        self._lock = threading.Lock()
+        self._acks: list[bytes] = []
+        self._ping_id = 0
+        self._last_rx = time.monotonic()
+        self._last_ping = 0.0
+        self.dialect: Dialect
+        self.hello: Hello
+
+    # -- opening ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, endpoint: Endpoint, resume: Resume) -> WebSocketConnection:
+        conn = cls(_open_socket(endpoint), endpoint)
+        try:
+            conn._authenticate(endpoint.dialect or resume.dialect)
+        except BaseException:
+            conn._abort()
+            raise
+        return conn
+
+    def _authenticate(self, forced: Dialect | None) -> None:
+        self._sock.settimeout(self._timeouts.auth)
+        try:
+            opcode, data = self._next_data_frame()
+        except TimeoutError:
+            raise ConnectError("no authentication frame from the server") from None
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            frame = None
+        if opcode != OP_TEXT or not isinstance(frame, dict):
+            raise ConnectError("the server's first frame is not a JSON object")
+        dialect = detect(frame, forced)
+        if dialect is None:
+            raise ConnectError(f"unexpected first frame {frame.get('type')!r}")
+        if dialect.is_auth_failure(frame):
+            raise AuthError(f"the server rejected the token: {error_message(frame)}")
+        if frame.get("type") != dialect.auth_ok:
+            raise ConnectError(f"expected {dialect.auth_ok!r}, got {frame.get('type')!r}")
+        self.dialect = dialect
+        self.hello = dialect.hello(frame)
+        self._last_rx = time.monotonic()
+
+    def _next_data_frame(self) -> tuple[int, bytes]:
+        while True:
+            opcode, data = self._read()
+            if opcode in (OP_TEXT, OP_BINARY):
+                return opcode, data
+            self._control(opcode, data)
+
+    def _read(self) -> tuple[int, bytes]:
+        try:
+            return self._reader.read()
+        except TimeoutError:
+            raise
+        except (ConnectionClosedError, FrameError, OSError) as exc:
+            raise _lost(exc) from None
+
+    def _control(self, opcode: int, data: bytes) -> None:
+        if opcode == OP_PING:
+            self._write(encode_frame(OP_PONG, data))
+        elif opcode == OP_CLOSE:
+            code, reason = decode_close(data)
+            self._reply_close(code)
+            raise ConnectionLost(f"the server closed the connection ({code} {reason})".rstrip())
+
+    # -- receiving -------------------------------------------------------------------------
+    def messages(self, deadline: float | None = None) -> Iterator[bytes]:
+        read = self._reader.read
+        clock = time.monotonic
+        self._sock.settimeout(self._next_wakeup(clock(), deadline))
+        while True:
+            try:
+                opcode, data = read()
+            except TimeoutError:
+                if self._idle(deadline):
+                    return
+                continue
+            except (ConnectionClosedError, FrameError, OSError) as exc:
+                raise _lost(exc) from None
+            self._last_rx = clock()
+            if opcode == OP_TEXT:
+                yield data
+            elif opcode == OP_BINARY:
+                yield data  # the caller reports a frame that is not a JSON object
+            else:
+                self._control(opcode, data)
+
+    def _idle(self, deadline: float | None) -> bool:
+        """Keepalive on a quiet line: ping, or give up on a peer that stopped answering.
+
+        Returns True when the deadline has passed.
+        """
+        now = time.monotonic()
+        if deadline is not None and now >= deadline:
+            return True
+        quiet = now - self._last_rx
+        timeouts = self._timeouts
+        if quiet >= timeouts.ping_interval + timeouts.ping_timeout:
+            raise ConnectionLost(f"no answer from the server for {quiet:.0f} s")
+        if quiet >= timeouts.ping_interval and self._last_ping <= self._last_rx:
+            self._ping()
+            self._last_ping = now
+        self._sock.settimeout(self._next_wakeup(now, deadline))
+        return False
+
+    def _next_wakeup(self, now: float, deadline: float | None) -> float:
+        timeouts = self._timeouts
+        due = self._last_rx + timeouts.ping_interval
+        if self._last_ping > self._last_rx:
+            due += timeouts.ping_timeout
+        if deadline is not None:
+            due = min(due, deadline)
+        return max(0.001, due - now)
+
+    def _ping(self) -> None:
+        self._ping_id += 1
+        frames = [encode_frame(OP_PING, b"prismer-rt")]
+        protocol_ping = self.dialect.ping(f"prt-ping-{self._ping_id}")
+        if protocol_ping is not None:
+            frames.append(encode_frame(OP_TEXT, orjson.dumps(protocol_ping)))
+        self._write(b"".join(frames))
+
+    def pending(self) -> bool:
+        return self._reader.buffered()
+
+    # -- sending ---------------------------------------------------------------------------
+    def send(self, frame: JSON) -> None:
+        self._write(encode_frame(OP_TEXT, orjson.dumps(frame)))
+
+    def send_many(self, frames: list[JSON]) -> None:
+        self._write(b"".join(encode_frame(OP_TEXT, orjson.dumps(f)) for f in frames))
+
+    def ack(self, ack_id: str) -> None:
+        self._acks.append(encode_frame(OP_TEXT, orjson.dumps(self.dialect.ack(ack_id))))
+
+    def flush_acks(self) -> None:
+        if self._acks:
+            data = b"".join(self._acks)
+            self._acks.clear()
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        try:
+            with self._lock:
+                self._sock.sendall(data)
+        except OSError as exc:
+            raise ConnectionLost(f"connection lost while sending: {exc}") from None
+
+    # -- closing ---------------------------------------------------------------------------
+    def _reply_close(self, code: int | None) -> None:
+        try:
+            with self._lock:
+                self._sock.sendall(encode_close(1000 if code in (None, 1005) else code))
+        except OSError:
+            return  # the peer is already gone; the close frame has no one to reach
+        finally:
+            self._abort()
+
+    def close(self, linger: float = 1.0) -> list[bytes]:
+        """Send close 1000; wait `linger` s for the server's close; return frames seen meanwhile."""
+        seen: list[bytes] = []
+        try:
+            self._write(encode_close(1000))
+            self._drain_until_close(linger, seen)
+        except ConnectionLost:
+            return seen  # the peer vanished first: it has nothing more to say
+        finally:
+            self._abort()
+        return seen
+
+    def _drain_until_close(self, linger: float, seen: list[bytes]) -> None:
+        end = time.monotonic() + linger
+        try:
+            while (left := end - time.monotonic()) > 0:
+                self._sock.settimeout(left)
+                opcode, data = self._reader.read()
+                if opcode == OP_CLOSE:
+                    return
+                if opcode == OP_TEXT:
+                    seen.append(data)
+        except (ConnectionClosedError, FrameError, OSError):
+            return  # timed out or gone: closing anyway
+
+    def _abort(self) -> None:
+        try:
+            self._sock.close()
+        except OSError:
+            return
