@@ -55,7 +55,7 @@ Token = Annotated[
     typer.Option(
         "--token",
         metavar="TOKEN",
-        help="JWT; env PRISMER_TOKEN, AGENT_TOKEN. Prefer --token-file: others can see a command line.",
+        help="JWT; env PRISMER_TOKEN, AGENT_TOKEN. Prefer --token-file (ps shows arguments).",
         rich_help_panel=CONNECTION,
         show_default=False,
     ),
