@@ -1,0 +1,69 @@
+"""What every handler of one running server shares, and what a dialect must provide."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from prismer_cli.server import ServerOptions
+from prismer_cli.server.connection import Hub
+from prismer_cli.server.eventlog import ControlLog
+from prismer_cli.server.faults import FaultState
+from prismer_cli.server.state import Conversation, Message, Store
+
+
+@dataclass
+class ServerContext:
+    """The state of one server, owned by its aiohttp application."""
+
+    options: ServerOptions
+    store: Store
+    faults: FaultState
+    log: ControlLog = field(default_factory=ControlLog)
+    hub: Hub = field(default_factory=Hub)
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Dialect(Protocol):
+    """The dialect-specific half of the server: sockets, event shapes, REST leniency."""
+
+    name: str
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        """``GET /ws``."""
+        ...
+
+    async def sse(self, request: web.Request) -> web.StreamResponse:
+        """The dialect's SSE endpoint (``/api/im/events/stream`` or ``/sse``)."""
+        ...
+
+    def unknown_conversation(self, conversation_id: str, user_id: str) -> Conversation | None:
+        """A REST post to an unknown conversation: create it (docs) or None for 404."""
+        ...
+
+    def may_post(self, conversation: Conversation, user_id: str) -> bool:
+        """Whether a REST post from a non-participant is accepted (then they join)."""
+        ...
+
+    def message_posted(
+        self, conversation: Conversation, message: Message, *, direct_to: str | None
+    ) -> None:
+        """Deliver a message stored by a REST call."""
+        ...
+
+    def conversation_read(
+        self, conversation: Conversation, user_id: str, up_to: str | None
+    ) -> None:
+        """React to ``POST /conversations/{id}/read``."""
+        ...
+
+    def emit(self, event_type: str, payload: Any, to: str | None) -> int:
+        """``/_control/emit``: push an event; return how many connections got it."""
+        ...
+
+    def close(self) -> None:
+        """Stop timers at shutdown."""
+        ...

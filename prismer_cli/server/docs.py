@@ -1,0 +1,345 @@
+"""The docs dialect: the protocol of the public cookbook page (``--dialect docs``).
+
+WebSocket ``GET /ws?token=``
+    A good token gets ``auth_success`` ``{userId, name, connectedAt}`` first; a bad or missing
+    one gets ``auth_error`` ``{"message": "Invalid token"}`` and a close with code 4001.
+    Commands are flat objects with an ``action``:
+
+    - ``send_message {conversationId, content, type?}`` stores the message and delivers
+      ``message.new`` ``{id, conversationId, senderId, senderName, content, type, createdAt}``
+      to every connection of every participant, the sender's own included;
+    - ``mark_read {conversationId, upToMessageId}`` records the read marker; nothing comes back;
+    - ``subscribe {conversationId}`` joins the conversation.
+
+    Frames are plain ``{"type", "payload"}``: no timestamp, no ackId.
+
+SSE ``GET /api/im/events/stream?token=``
+    401 JSON on a bad token. Otherwise ``retry: 1000`` first, then each event as
+    ``id: N`` / ``event: TYPE`` / ``data: PAYLOAD`` with N increasing per user. The last 1000
+    events of each user are kept, whether or not the user was connected, and a
+    ``Last-Event-ID`` request header replays every later one before anything new: that is how
+    a client resumes without loss. ``GET /sse`` is 404 in this dialect.
+
+Presence
+    When a user's first connection (WebSocket or SSE) opens, or their last one closes, the
+    other users who share a conversation with them get ``presence.update``
+    ``{userId, name, status: "online" | "offline"}``.
+
+Choices of the stand-in, where the page says nothing
+    - Anything invalid (not JSON, not an object, unknown action, a missing or mistyped field)
+      gets ``{"type":"error","payload":{"message": "..."}}`` on that socket; the page describes
+      no errors at all. Extra fields are accepted (and visible in ``/_control/log``).
+    - ``send_message`` to an unknown conversation creates it with the sender as participant
+      and sends ``conversation.created`` to the sender; sending to an existing conversation
+      one is not part of makes the sender a participant. ``subscribe`` to an unknown
+      conversation creates it; ``mark_read`` of an unknown conversation is recorded silently.
+    - A REST post to an unknown conversation creates it the same way.
+    - ``message.edited``, ``message.deleted``, ``task.updated``, ``evolution.signal`` and
+      anything else are produced with ``POST /_control/emit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import deque
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aiohttp import web
+
+from prismer_cli.server.connection import Connection
+from prismer_cli.server.context import ServerContext
+from prismer_cli.server.eventlog import logged_headers
+from prismer_cli.server.responses import json_answer
+from prismer_cli.server.sockets import (
+    close_websocket,
+    logged_path,
+    open_sse,
+    open_websocket,
+    pump,
+    push_sse_garbage,
+    push_ws_garbage,
+    stream_sse,
+)
+from prismer_cli.server.state import Conversation, Message, User
+from prismer_cli.server.wire import dumps, iso, utcnow
+
+SSE_REPLAY_LIMIT = 1000
+
+Command = Callable[[User, dict[str, Any]], None]
+
+
+class CommandError(Exception):
+    """A client command the stand-in refuses; the message goes back in an ``error`` frame."""
+
+
+class SseBuffer:
+    """One user's numbered SSE events, the last ``limit`` of them kept for resuming."""
+
+    def __init__(self, limit: int = SSE_REPLAY_LIMIT) -> None:
+        self._last_id = 0
+        self._events: deque[tuple[int, str]] = deque(maxlen=limit)
+
+    def append(self, event_type: str, payload: Any) -> str:
+        self._last_id += 1
+        text = f"id: {self._last_id}\nevent: {event_type}\ndata: {dumps(payload)}\n\n"
+        self._events.append((self._last_id, text))
+        return text
+
+    def after(self, last_id: int | None) -> list[str]:
+        if last_id is None:
+            return []
+        return [text for event_id, text in self._events if event_id > last_id]
+
+
+def parse_last_event_id(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value.strip())
+    except ValueError:
+        return None
+
+
+def _text_field(frame: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    value = frame.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or (required and not value):
+        raise CommandError(f'"{name}" must be a non-empty string')
+    return value
+
+
+def message_payload(message: Message, sender: User | None) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversationId": message.conversation_id,
+        "senderId": message.sender_id,
+        "senderName": sender.display_name if sender else message.sender_id,
+        "content": message.content,
+        "type": message.type,
+        "createdAt": iso(message.created_at),
+    }
+
+
+def conversation_payload(conversation: Conversation) -> dict[str, Any]:
+    return {
+        "id": conversation.id,
+        "conversationId": conversation.id,
+        "type": conversation.type,
+        "participants": list(conversation.participants),
+        "createdBy": conversation.created_by,
+        "createdAt": iso(conversation.created_at),
+    }
+
+
+class DocsDialect:
+    name = "docs"
+
+    def __init__(self, ctx: ServerContext) -> None:
+        self._ctx = ctx
+        self._buffers: dict[str, SseBuffer] = {}
+        self._commands: dict[str, Command] = {
+            "send_message": self._send_message,
+            "mark_read": self._mark_read,
+            "subscribe": self._subscribe,
+        }
+
+    # ── delivery ─────────────────────────────────────────────────────────
+
+    def _buffer(self, user_id: str) -> SseBuffer:
+        return self._buffers.setdefault(user_id, SseBuffer())
+
+    def deliver(self, user_ids: Iterable[str], event_type: str, payload: Any) -> int:
+        """Send an event to every connection of each user; return how many got it."""
+        ws_text = dumps({"type": event_type, "payload": payload})
+        count = 0
+        for user_id in dict.fromkeys(user_ids):
+            sse_text = self._buffer(user_id).append(event_type, payload)
+            for conn in self._ctx.hub.of(user_id):
+                conn.push_event(ws_text if conn.kind == "ws" else sse_text)
+                count += 1
+        return count
+
+    def _presence(self, user: User, status: str) -> None:
+        payload = {"userId": user.id, "name": user.display_name, "status": status}
+        self.deliver(sorted(self._ctx.store.partners_of(user.id)), "presence.update", payload)
+
+    def _connected(self, conn: Connection, user: User) -> None:
+        if self._ctx.hub.add(conn, user.id):
+            self._presence(user, "online")
+
+    def _disconnected(self, conn: Connection, user: User) -> None:
+        if self._ctx.hub.remove(conn):
+            self._presence(user, "offline")
+
+    # ── WebSocket ────────────────────────────────────────────────────────
+
+    async def websocket(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx
+        user = ctx.store.user_for_token(request.query.get("token"))
+        ws, conn = await open_websocket(ctx, request)
+        ctx.log.add(
+            "ws_connect",
+            path=logged_path(request),
+            status=101,
+            user=user.id if user else None,
+            auth="ok" if user else "failed",
+            conn=conn.id,
+        )
+        if user is None:
+            conn.push_reply(dumps({"type": "auth_error", "payload": {"message": "Invalid token"}}))
+            conn.push_close(4001, "Invalid token")
+            await pump(ctx, ws, conn, self._log_only, self._forget)
+            return ws
+        self._greet(conn, user)
+        await pump(ctx, ws, conn, self._handle_text, self._detach)
+        ctx.log.add("ws_close", conn=conn.id, user=user.id, code=ws.close_code)
+        await close_websocket(ctx, ws, conn)
+        return ws
+
+    def _forget(self, conn: Connection) -> None:
+        self._ctx.hub.remove(conn)
+
+    def _detach(self, conn: Connection) -> None:
+        user = self._ctx.store.user(conn.user_id or "")
+        if user is None:
+            self._forget(conn)
+        else:
+            self._disconnected(conn, user)
+
+    def _greet(self, conn: Connection, user: User) -> None:
+        self._connected(conn, user)
+        hello = {"userId": user.id, "name": user.display_name, "connectedAt": iso(utcnow())}
+        conn.push_reply(dumps({"type": "auth_success", "payload": hello}))
+        push_ws_garbage(self._ctx, conn)
+
+    def _log_only(self, conn: Connection, text: str) -> None:
+        with contextlib.suppress(CommandError):
+            self._log_frame(conn, text)
+
+    def _log_frame(self, conn: Connection, text: str) -> Any:
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            self._ctx.log.add("ws_frame_in", conn=conn.id, user=conn.user_id, text=text[:200])
+            raise CommandError("Invalid JSON") from None
+        self._ctx.log.add("ws_frame_in", conn=conn.id, user=conn.user_id, frame=frame)
+        return frame
+
+    def _handle_text(self, conn: Connection, text: str) -> None:
+        try:
+            self._run_command(conn, self._log_frame(conn, text))
+        except CommandError as exc:
+            conn.push_reply(dumps({"type": "error", "payload": {"message": str(exc)}}))
+
+    def _run_command(self, conn: Connection, frame: Any) -> None:
+        if not isinstance(frame, dict):
+            raise CommandError("Expected a JSON object with an action")
+        action = frame.get("action")
+        command = self._commands.get(action) if isinstance(action, str) else None
+        if command is None:
+            known = ", ".join(self._commands)
+            raise CommandError(f"Unknown action: {action!r} (known: {known})")
+        user = self._ctx.store.user(conn.user_id or "")
+        if user is None:
+            raise CommandError("Not authenticated")
+        command(user, frame)
+
+    # ── commands ─────────────────────────────────────────────────────────
+
+    def _send_message(self, user: User, frame: dict[str, Any]) -> None:
+        conversation_id = _text_field(frame, "conversationId") or ""
+        content = frame.get("content")
+        if not isinstance(content, str):
+            raise CommandError('"content" must be a string')
+        kind = _text_field(frame, "type", required=False) or "text"
+        conversation = self._conversation_for_post(conversation_id, user.id)
+        message = self._ctx.store.post_message(
+            conversation, sender=user.id, content=content, kind=kind
+        )
+        self._deliver_message(conversation, message)
+
+    def _mark_read(self, user: User, frame: dict[str, Any]) -> None:
+        conversation_id = _text_field(frame, "conversationId") or ""
+        up_to = _text_field(frame, "upToMessageId")
+        self._ctx.store.mark_read(conversation_id, user.id, up_to)
+
+    def _subscribe(self, user: User, frame: dict[str, Any]) -> None:
+        conversation_id = _text_field(frame, "conversationId") or ""
+        self._ctx.store.join(conversation_id, user.id)
+
+    def _conversation_for_post(self, conversation_id: str, user_id: str) -> Conversation:
+        conversation = self._ctx.store.conversation(conversation_id)
+        if conversation is None:
+            return self.unknown_conversation(conversation_id, user_id)
+        conversation.add_participant(user_id)
+        return conversation
+
+    def _deliver_message(self, conversation: Conversation, message: Message) -> None:
+        sender = self._ctx.store.user(message.sender_id)
+        self.deliver(conversation.participants, "message.new", message_payload(message, sender))
+
+    # ── SSE ──────────────────────────────────────────────────────────────
+
+    async def sse(self, request: web.Request) -> web.StreamResponse:
+        ctx = self._ctx
+        token = request.query.get("token")
+        user = ctx.store.user_for_token(token)
+        headers = logged_headers(request.headers)
+        if user is None:
+            ctx.log.add("sse_connect", path=logged_path(request), status=401, headers=headers)
+            error = "Invalid or expired token" if token else "Token required (?token=<JWT>)"
+            return json_answer({"ok": False, "error": error}, status=401)
+        response, conn = await open_sse(ctx, request)
+        ctx.log.add(
+            "sse_connect",
+            path=logged_path(request),
+            status=200,
+            user=user.id,
+            headers=headers,
+            conn=conn.id,
+        )
+        conn.user_id = user.id
+        conn.push_reply("retry: 1000\n\n")
+        push_sse_garbage(ctx, conn)
+        last_id = parse_last_event_id(request.headers.get("Last-Event-ID"))
+        for text in self._buffer(user.id).after(last_id):
+            conn.push_event(text)
+        self._connected(conn, user)  # same step as the replay: nothing falls in between
+        try:
+            await stream_sse(ctx, conn, heartbeat=None)
+        finally:
+            self._disconnected(conn, user)
+            ctx.log.add("sse_close", conn=conn.id, user=user.id)
+        return response
+
+    # ── what REST and /_control call ─────────────────────────────────────
+
+    def unknown_conversation(self, conversation_id: str, user_id: str) -> Conversation:
+        conversation = self._ctx.store.create_conversation(
+            creator=user_id, participants=[], conversation_id=conversation_id
+        )
+        self.deliver([user_id], "conversation.created", conversation_payload(conversation))
+        return conversation
+
+    def may_post(self, conversation: Conversation, user_id: str) -> bool:
+        return True
+
+    def message_posted(
+        self, conversation: Conversation, message: Message, *, direct_to: str | None
+    ) -> None:
+        self._deliver_message(conversation, message)
+
+    def conversation_read(
+        self, conversation: Conversation, user_id: str, up_to: str | None
+    ) -> None:
+        """The page describes no read event."""
+
+    def emit(self, event_type: str, payload: Any, to: str | None) -> int:
+        targets = [to] if to is not None else self._ctx.hub.users()
+        return self.deliver(targets, event_type, payload)
+
+    def close(self) -> None:
+        """No timers in this dialect."""

@@ -1,0 +1,159 @@
+"""Faults a user or a test can inject, to see how a client copes.
+
+Given with ``--fault SPEC`` (repeatable) or replaced at run time by ``POST /_control/faults``
+``{"faults": [SPEC, ...]}``:
+
+``no-websocket``
+    Every WebSocket upgrade gets HTTP 400 with an HTML body, as from a proxy that strips
+    ``Upgrade``; SSE and REST keep working.
+``refuse=N[:RETRY_AFTER]``
+    The next N connection attempts (WebSocket upgrades and SSE GETs) get HTTP 503, with
+    ``Retry-After`` when given; then connections work again.
+``rate-limit=N:RETRY_AFTER``
+    The next N requests of any kind (WebSocket, SSE, REST) get HTTP 429 with ``Retry-After``.
+``drop-after=N``
+    On each WebSocket/SSE connection, after N delivered events (the auth frame, replies such as
+    ``pong``/``error`` and garbage frames do not count), the TCP connection is aborted: no close
+    frame, no end of stream.
+``half-open-after=N``
+    After N delivered events the connection goes silent: nothing more is sent, pings are not
+    answered (neither WebSocket-level nor protocol-level), nothing is read, and the TCP socket
+    stays open, like a peer that vanished without a FIN.
+``garbage``
+    Right after the auth frame a WebSocket gets the text frames ``this is not json``,
+    ``[1,2,3]``, ``"just a string"`` and one binary frame; an SSE stream gets ``data: not json``.
+
+Counted faults (``refuse``, ``rate-limit``) are used up; the others stay until replaced.
+Requests to ``/_control`` are never faulted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+FAULT_KINDS = ("no-websocket", "refuse", "rate-limit", "drop-after", "half-open-after", "garbage")
+
+
+class FaultSpecError(ValueError):
+    """A fault specification that cannot be understood."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    count: int | None = None
+    retry_after: int | None = None
+
+    def spec(self) -> str:
+        """The specification this fault was parsed from, normalised."""
+        if self.count is None:
+            return self.kind
+        text = f"{self.kind}={self.count}"
+        return text if self.retry_after is None else f"{text}:{self.retry_after}"
+
+
+def _non_negative(text: str, what: str, spec: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise FaultSpecError(f"fault {spec!r}: {what} must be a whole number") from None
+    if value < 0:
+        raise FaultSpecError(f"fault {spec!r}: {what} must not be negative")
+    return value
+
+
+def parse_fault(spec: str) -> Fault:
+    """Parse one ``--fault`` value; raise FaultSpecError with a one-line reason."""
+    kind, sep, argument = spec.strip().partition("=")
+    if kind not in FAULT_KINDS:
+        raise FaultSpecError(f"unknown fault {spec!r} (known: {', '.join(FAULT_KINDS)})")
+    if kind in ("no-websocket", "garbage"):
+        if sep:
+            raise FaultSpecError(f"fault {kind!r} takes no value")
+        return Fault(kind)
+    if not argument:
+        raise FaultSpecError(f"fault {kind!r} needs a value, e.g. {kind}=3")
+    count_text, colon, retry_text = argument.partition(":")
+    count = _non_negative(count_text, "N", spec)
+    retry_after = _non_negative(retry_text, "RETRY_AFTER", spec) if colon else None
+    if kind == "rate-limit" and retry_after is None:
+        raise FaultSpecError(f"fault {spec!r}: use rate-limit=N:RETRY_AFTER")
+    if kind in ("drop-after", "half-open-after") and colon:
+        raise FaultSpecError(f"fault {spec!r}: {kind} takes a single number")
+    return Fault(kind, count, retry_after)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """How to turn a request away: status and optional Retry-After seconds."""
+
+    fault: str
+    status: int
+    retry_after: int | None
+
+
+class FaultState:
+    """The active faults and what is left of the counted ones."""
+
+    def __init__(self, specs: Iterable[str] = ()) -> None:
+        self._faults: list[Fault] = []
+        self._refuse_left = 0
+        self._refuse_retry: int | None = None
+        self._rate_left = 0
+        self._rate_retry: int | None = None
+        self.replace(specs)
+
+    def replace(self, specs: Iterable[str]) -> None:
+        """Install a new fault list (all specs are checked before anything changes)."""
+        faults = [parse_fault(spec) for spec in specs]
+        self._faults = faults
+        self._refuse_left, self._refuse_retry = 0, None
+        self._rate_left, self._rate_retry = 0, None
+        for fault in faults:
+            if fault.kind == "refuse":
+                self._refuse_left, self._refuse_retry = fault.count or 0, fault.retry_after
+            elif fault.kind == "rate-limit":
+                self._rate_left, self._rate_retry = fault.count or 0, fault.retry_after
+
+    def specs(self) -> list[str]:
+        return [fault.spec() for fault in self._faults]
+
+    def _value(self, kind: str) -> int | None:
+        for fault in self._faults:
+            if fault.kind == kind:
+                return fault.count
+        return None
+
+    def _has(self, kind: str) -> bool:
+        return any(fault.kind == kind for fault in self._faults)
+
+    @property
+    def no_websocket(self) -> bool:
+        return self._has("no-websocket")
+
+    @property
+    def garbage(self) -> bool:
+        return self._has("garbage")
+
+    @property
+    def drop_after(self) -> int | None:
+        return self._value("drop-after")
+
+    @property
+    def half_open_after(self) -> int | None:
+        return self._value("half-open-after")
+
+    def take_rate_limit(self) -> Refusal | None:
+        """Use up one rate-limited request, if any are left."""
+        if self._rate_left <= 0:
+            return None
+        self._rate_left -= 1
+        return Refusal("rate-limit", 429, self._rate_retry)
+
+    def take_refusal(self) -> Refusal | None:
+        """Use up one refused connection attempt, if any are left."""
+        if self._refuse_left <= 0:
+            return None
+        self._refuse_left -= 1
+        return Refusal("refuse", 503, self._refuse_retry)

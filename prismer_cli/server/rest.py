@@ -1,0 +1,281 @@
+"""The REST endpoints under ``/api/im``, the same in both dialects.
+
+Answer shapes follow the recorded transcripts and the real server's ``api/*.ts``:
+``{"ok": true, "data": ...}``, errors ``{"ok": false, "error": "..."}``. Every endpoint except
+``/register`` needs ``Authorization: Bearer <token>`` (401 otherwise).
+
+- ``POST /register``: 201 ``{imUserId, username, displayName, role, token, expiresIn,
+  capabilities, isNew}``; 409 on a taken username; 400 on a bad ``type``.
+- ``GET /me``: the user, stats, agent card and credits.
+- ``GET /conversations``: the user's conversations (``?withUnread=true`` fills
+  ``unreadCount``).
+- ``POST /direct/{userId}/messages``: uses (or creates) the direct conversation of the two
+  users; 201 ``{conversationId, message}``.
+- ``POST /messages/{conversationId}``: body ``{content, type?, metadata?, parentId?}``; 201
+  ``{conversationId, message}``. An unknown conversation is created in the docs dialect and 404
+  in the server dialect.
+- ``POST /conversations/{id}/read``: marks everything read; 200 ``{"ok": true}``.
+- ``GET /sync?since=&limit=``: ``{events, cursor, hasMore}`` for catching up.
+
+Both message posts honour ``X-Idempotency-Key``: the same key from the same user gets the
+stored answer again and the message is never posted twice. A posted message is delivered over
+WebSocket and SSE exactly like one sent over a socket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from prismer_cli.server.context import Dialect, ServerContext
+from prismer_cli.server.responses import json_answer, json_error
+from prismer_cli.server.state import Conversation, RegistrationError, User
+from prismer_cli.server.wire import iso
+
+MAX_SYNC_LIMIT = 500
+
+Target = Callable[[web.Request, User], tuple[Conversation, str | None]]
+
+
+class BadRequest(Exception):
+    """A request answered with a 4xx ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise BadRequest(400, "Invalid JSON body") from None
+    if not isinstance(body, dict):
+        raise BadRequest(400, "Invalid JSON body")
+    return body
+
+
+def _message_fields(body: dict[str, Any]) -> tuple[str, str, dict[str, Any], str | None]:
+    content, kind = body.get("content"), body.get("type", "text")
+    metadata, parent_id = body.get("metadata") or {}, body.get("parentId")
+    if not isinstance(content, str) or not content:
+        raise BadRequest(400, "content is required")
+    if not isinstance(kind, str):
+        raise BadRequest(400, "type must be a string")
+    if not isinstance(metadata, dict):
+        raise BadRequest(400, "metadata must be an object")
+    if parent_id is not None and not isinstance(parent_id, str):
+        raise BadRequest(400, "parentId must be a string")
+    return content, kind, metadata, parent_id
+
+
+def _int_query(request: web.Request, name: str, default: int) -> int:
+    text = request.query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise BadRequest(400, f"{name} must be an integer") from None
+
+
+def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
+    card = {
+        "capabilities": list(user.capabilities),
+        "description": "",
+        "status": "online",
+        "endpoint": None,
+        "agentType": user.agent_type,
+    }
+    return {
+        "user": {
+            "id": user.id,
+            "username": user.username,
+            "displayName": user.display_name,
+            "role": user.role,
+            "agentType": user.agent_type,
+            "avatarUrl": None,
+            "createdAt": iso(user.created_at),
+        },
+        "stats": stats,
+        "agentCard": card if user.role == "agent" else None,
+        "bindings": [],
+        "credits": {"balance": 100000, "totalSpent": 0},
+    }
+
+
+class RestApi:
+    def __init__(self, ctx: ServerContext, dialect: Dialect) -> None:
+        self._ctx = ctx
+        self._dialect = dialect
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/api/im/register", self.register),
+            web.get("/api/im/me", self.me),
+            web.get("/api/im/conversations", self.conversations),
+            web.post("/api/im/conversations/{conversationId}/read", self.read),
+            web.post("/api/im/direct/{userId}/messages", self.direct_message),
+            web.post("/api/im/messages/{conversationId}", self.conversation_message),
+            web.get("/api/im/sync", self.sync),
+        ]
+
+    def _user(self, request: web.Request) -> User:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            raise BadRequest(401, "Missing or invalid Authorization header")
+        user = self._ctx.store.user_for_token(header[len("Bearer ") :])
+        if user is None:
+            raise BadRequest(401, "Invalid or expired token")
+        return user
+
+    # ── endpoints ────────────────────────────────────────────────────────
+
+    async def register(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user, token = self._ctx.store.register(await _json_body(request))
+        except RegistrationError as exc:
+            return json_error(exc.message, exc.status)
+        except BadRequest as exc:
+            return json_error(exc.message, exc.status)
+        data = {
+            "imUserId": user.id,
+            "username": user.username,
+            "displayName": user.display_name,
+            "role": user.role,
+            "token": token,
+            "expiresIn": "7d",
+            "capabilities": list(user.capabilities),
+            "isNew": True,
+        }
+        return json_answer({"ok": True, "data": data}, status=201)
+
+    async def me(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user = self._user(request)
+        except BadRequest as exc:
+            return json_error(exc.message, exc.status)
+        return json_answer({"ok": True, "data": me_view(user, self._stats(user))})
+
+    def _stats(self, user: User) -> dict[str, int]:
+        store = self._ctx.store
+        mine = store.conversations_of(user.id)
+        return {
+            "conversationCount": len(mine),
+            "directCount": sum(1 for c in mine if c.type == "direct"),
+            "groupCount": sum(1 for c in mine if c.type != "direct"),
+            "contactCount": 0,
+            "messagesSent": store.messages_sent_by(user.id),
+            "unreadCount": sum(c.unread_count(user.id) for c in mine),
+        }
+
+    async def conversations(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user = self._user(request)
+        except BadRequest as exc:
+            return json_error(exc.message, exc.status)
+        with_unread = request.query.get("withUnread") == "true"
+        mine = sorted(
+            self._ctx.store.conversations_of(user.id),
+            key=lambda c: c.last_message_at or c.updated_at,
+            reverse=True,
+        )
+        views = [c.list_view(user.id, with_unread=with_unread) for c in mine]
+        return json_answer({"ok": True, "data": views})
+
+    async def read(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user = self._user(request)
+        except BadRequest as exc:
+            return json_error(exc.message, exc.status)
+        conversation_id = request.match_info["conversationId"]
+        conversation = self._ctx.store.conversation(conversation_id)
+        participant = conversation is not None and user.id in conversation.participants
+        if not participant and self._dialect.name == "server":
+            return json_error("Not a participant", 403)
+        up_to = self._ctx.store.mark_read(conversation_id, user.id, None)
+        if conversation is not None:
+            self._dialect.conversation_read(conversation, user.id, up_to)
+        return json_answer({"ok": True})
+
+    async def sync(self, request: web.Request) -> web.StreamResponse:
+        try:
+            user = self._user(request)
+            since = _int_query(request, "since", 0)
+            limit = min(max(_int_query(request, "limit", 100), 1), MAX_SYNC_LIMIT)
+        except BadRequest as exc:
+            return json_error(exc.message, exc.status)
+        data = self._ctx.store.sync_events(user.id, since, limit)
+        return json_answer({"ok": True, "data": data})
+
+    async def direct_message(self, request: web.Request) -> web.StreamResponse:
+        return await self._post(request, self._direct_target)
+
+    async def conversation_message(self, request: web.Request) -> web.StreamResponse:
+        return await self._post(request, self._named_target)
+
+    # ── posting, shared by both message endpoints ────────────────────────
+
+    async def _post(self, request: web.Request, target: Target) -> web.StreamResponse:
+        try:
+            user = self._user(request)
+            body = await _json_body(request)
+        except BadRequest as exc:
+            return json_error(exc.message, exc.status)
+        key = request.headers.get("X-Idempotency-Key")
+        stored = self._ctx.store.idempotent_answer(user.id, key) if key else None
+        if stored is not None:
+            return json_answer(stored, status=201)
+        try:
+            fields = _message_fields(body)
+            conversation, direct_to = target(request, user)
+        except BadRequest as exc:
+            return json_error(exc.message, exc.status)
+        answer = self._store_and_deliver(user, conversation, direct_to, fields)
+        if key:
+            self._ctx.store.remember_answer(user.id, key, answer)
+        return json_answer(answer, status=201)
+
+    def _store_and_deliver(
+        self,
+        user: User,
+        conversation: Conversation,
+        direct_to: str | None,
+        fields: tuple[str, str, dict[str, Any], str | None],
+    ) -> dict[str, Any]:
+        content, kind, metadata, parent_id = fields
+        message = self._ctx.store.post_message(
+            conversation,
+            sender=user.id,
+            content=content,
+            kind=kind,
+            metadata=metadata,
+            parent_id=parent_id,
+        )
+        self._dialect.message_posted(conversation, message, direct_to=direct_to)
+        data = {"conversationId": conversation.id, "message": message.rest_view()}
+        return {"ok": True, "data": data}
+
+    def _direct_target(self, request: web.Request, user: User) -> tuple[Conversation, str]:
+        wanted = request.match_info["userId"]
+        other = self._ctx.store.find_user(wanted)
+        if other is None:
+            raise BadRequest(404, f"User not found: {wanted}. They need to register first.")
+        if other.id == user.id:
+            raise BadRequest(400, "Cannot send message to yourself")
+        return self._ctx.store.direct_conversation(user.id, other.id), other.id
+
+    def _named_target(self, request: web.Request, user: User) -> tuple[Conversation, None]:
+        conversation_id = request.match_info["conversationId"]
+        conversation = self._ctx.store.conversation(conversation_id)
+        if conversation is None:
+            conversation = self._dialect.unknown_conversation(conversation_id, user.id)
+            if conversation is None:
+                raise BadRequest(404, "Conversation not found")
+        elif not self._dialect.may_post(conversation, user.id):
+            raise BadRequest(403, "Not a participant")
+        conversation.add_participant(user.id)
+        return conversation, None

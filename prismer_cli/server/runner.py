@@ -1,0 +1,108 @@
+"""Starting and stopping the server process: option checks, binding, the listening line,
+signals, and one-line error messages instead of tracebacks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from prismer_cli.server import ServerOptions
+from prismer_cli.server.faults import FaultSpecError, parse_fault
+from prismer_cli.server.state import parse_token_spec
+from prismer_cli.server.wire import redact
+
+PROG = "prismer-rt serve"
+EXIT_OK, EXIT_USAGE, EXIT_CONNECT = 0, 2, 4
+SHUTDOWN_TIMEOUT = 2.0
+DIALECTS = ("docs", "server")
+
+
+def problem_with(options: ServerOptions) -> str | None:
+    """Why these options cannot work, or None."""
+    if options.dialect not in DIALECTS:
+        return f"unknown dialect {options.dialect!r} (use docs or server)"
+    if not 0 <= options.port <= 65535:
+        return f"port {options.port} is out of range"
+    for name in ("auth_timeout", "ack_timeout", "heartbeat"):
+        if getattr(options, name) <= 0:
+            return f"{name.replace('_', '-')} must be positive"
+    try:
+        for spec in options.tokens:
+            parse_token_spec(spec)
+        for spec in options.faults:
+            parse_fault(spec)
+    except (ValueError, FaultSpecError) as exc:
+        return str(exc)
+    return None
+
+
+def say(message: str) -> None:
+    print(f"{PROG}: {redact(message)}", file=sys.stderr, flush=True)
+
+
+class OneLineHandler(logging.Handler):
+    """Library errors as one redacted line on stderr: no traceback ever reaches the user."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        lines = redact(record.getMessage()).splitlines() or [""]
+        detail = f" ({record.exc_info[1].__class__.__name__})" if record.exc_info else ""
+        say(f"{lines[0]}{detail}")
+
+
+def quiet_library_logs() -> None:
+    handler = OneLineHandler(logging.WARNING)
+    for name in ("aiohttp", "asyncio"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False
+
+
+def url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+async def run(options: ServerOptions) -> int:
+    from aiohttp import web
+
+    from prismer_cli.server.app import CONTEXT, build_app
+
+    app = build_app(options)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    await runner.setup()
+    site = web.TCPSite(runner, options.host, options.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        say(f"cannot listen on {url_host(options.host)}:{options.port}: {exc.strerror or exc}")
+        return EXIT_CONNECT
+    port = runner.addresses[0][1]
+    say(f"listening on http://{url_host(options.host)}:{port} (dialect {options.dialect})")
+    await _wait_for_signal()
+    app[CONTEXT].stopping.set()
+    await runner.cleanup()
+    return EXIT_OK
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # not on Windows event loops
+            loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+
+
+def run_blocking(options: ServerOptions) -> int:
+    problem = problem_with(options)
+    if problem is not None:
+        say(problem)
+        return EXIT_USAGE
+    quiet_library_logs()
+    try:
+        return asyncio.run(run(options))
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,402 @@
+"""Users, conversations and messages of the stand-in server, all in memory.
+
+Nothing here knows about sockets or dialects: the WebSocket, SSE and REST handlers call a
+:class:`Store` and then decide who hears about it.
+
+Users and tokens
+    With ``--token`` values the server accepts only those (``TOKEN=NAME`` sets the display
+    name); without any it runs in *open mode* and accepts every non-empty token. A user's id is
+    stable per token, ``"usr_" + sha256(token)[:12]``, so a script can predict it; the default
+    name is ``"agent-"`` and the first six hex digits of that hash. ``POST /api/im/register``
+    creates users too and hands out a fresh opaque token that is accepted afterwards.
+
+Leniency (documented, on purpose)
+    Joining (``subscribe`` / ``conversation.join``) an unknown conversation creates it with the
+    joiner as participant, and joining an existing one adds the joiner as participant: the real
+    server has other ways to create conversations and add members that a local stand-in does
+    not need. Which dialect applies which leniency is said in the dialect modules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from prismer_cli.server.wire import dumps, iso, utcnow
+
+MAX_IDEMPOTENT_ANSWERS = 10_000
+
+
+class RegistrationError(Exception):
+    """A ``/register`` request the real server refuses; carries the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass
+class User:
+    id: str
+    username: str
+    display_name: str
+    role: str = "agent"
+    agent_type: str | None = None
+    capabilities: list[str] = field(default_factory=list)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass
+class Message:
+    id: str
+    conversation_id: str
+    sender_id: str
+    type: str
+    content: str
+    metadata: dict[str, Any]
+    parent_id: str | None
+    created_at: datetime
+
+    def rest_view(self) -> dict[str, Any]:
+        """The stored row as the REST answers show it (metadata is a JSON string there)."""
+        created = iso(self.created_at)
+        return {
+            "id": self.id,
+            "conversationId": self.conversation_id,
+            "senderId": self.sender_id,
+            "type": self.type,
+            "content": self.content,
+            "metadata": dumps(self.metadata),
+            "parentId": self.parent_id,
+            "quotedMessageId": None,
+            "status": "sent",
+            "createdAt": created,
+            "updatedAt": created,
+            "secVersion": None,
+            "senderKeyId": None,
+            "sequence": None,
+            "contentHash": None,
+            "prevHash": None,
+            "signature": None,
+            "senderDid": None,
+            "delegationProof": None,
+            "encrypted": False,
+        }
+
+
+@dataclass
+class Conversation:
+    id: str
+    type: str  # "direct" | "group"
+    created_by: str
+    participants: list[str]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+    last_message_at: datetime | None = None
+    messages: list[Message] = field(default_factory=list)
+    read_markers: dict[str, str | None] = field(default_factory=dict)
+
+    def add_participant(self, user_id: str) -> bool:
+        """Add a participant; False when they already were one."""
+        if user_id in self.participants:
+            return False
+        self.participants.append(user_id)
+        self.updated_at = utcnow()
+        return True
+
+    def unread_count(self, user_id: str) -> int:
+        """Messages from others after the user's read marker."""
+        marker = self.read_markers.get(user_id)
+        ids = [m.id for m in self.messages]
+        start = ids.index(marker) + 1 if marker in ids else 0
+        return sum(1 for m in self.messages[start:] if m.sender_id != user_id)
+
+    def list_view(self, user_id: str, *, with_unread: bool) -> dict[str, Any]:
+        """One item of ``GET /conversations``, in the transcript's shape."""
+        return {
+            "id": self.id,
+            "type": self.type,
+            "title": None,
+            "description": None,
+            "status": "active",
+            "metadata": dumps(self.metadata),
+            "createdById": self.created_by,
+            "workspaceId": None,
+            "lastMessageAt": iso(self.last_message_at) if self.last_message_at else None,
+            "createdAt": iso(self.created_at),
+            "updatedAt": iso(self.updated_at),
+            "myRole": "member",
+            "pinned": False,
+            "muted": False,
+            "pinnedAt": None,
+            "unreadCount": self.unread_count(user_id) if with_unread else 0,
+        }
+
+
+@dataclass(frozen=True)
+class SyncEvent:
+    """One entry of the ``/sync`` catch-up feed."""
+
+    id: int
+    type: str
+    data: dict[str, Any]
+    conversation_id: str
+    at: datetime
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "data": self.data,
+            "conversationId": self.conversation_id,
+            "at": iso(self.at),
+        }
+
+
+def user_id_for_token(token: str) -> str:
+    return "usr_" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def default_name_for_token(token: str) -> str:
+    return "agent-" + hashlib.sha256(token.encode()).hexdigest()[:6]
+
+
+def parse_token_spec(spec: str) -> tuple[str, str | None]:
+    """``"TOKEN"`` or ``"TOKEN=NAME"`` → (token, name or None). Raises ValueError if empty."""
+    token, sep, name = spec.partition("=")
+    if not token:
+        raise ValueError("a --token value must not be empty")
+    return token, (name or None) if sep else None
+
+
+def new_message_id() -> str:
+    return "msg_" + uuid.uuid4().hex[:24]
+
+
+def new_conversation_id() -> str:
+    return "conv_" + uuid.uuid4().hex[:20]
+
+
+class Store:
+    """The whole server-side world: users, tokens, conversations, messages, catch-up feed."""
+
+    def __init__(self, token_specs: Iterable[str] = ()) -> None:
+        self._users: dict[str, User] = {}
+        self._token_users: dict[str, str] = {}
+        self._usernames: dict[str, str] = {}
+        self._conversations: dict[str, Conversation] = {}
+        self._idempotent: dict[tuple[str, str], Any] = {}
+        self._sync: list[SyncEvent] = []
+        specs = list(token_specs)
+        self.open_mode = not specs
+        for spec in specs:
+            token, name = parse_token_spec(spec)
+            self._add_token_user(token, name)
+
+    # ── users ────────────────────────────────────────────────────────────
+
+    def _add_token_user(self, token: str, name: str | None) -> User:
+        uid = user_id_for_token(token)
+        user = self._users.get(uid)
+        if user is None:
+            label = name or default_name_for_token(token)
+            user = User(id=uid, username=label, display_name=label)
+            self._users[uid] = user
+            self._usernames.setdefault(label, uid)
+        self._token_users[token] = uid
+        return user
+
+    def user_for_token(self, token: str | None) -> User | None:
+        """The user a token stands for, or None when the token is not accepted."""
+        if not token:
+            return None
+        uid = self._token_users.get(token)
+        if uid is not None:
+            return self._users[uid]
+        if self.open_mode:
+            return self._add_token_user(token, None)
+        return None
+
+    def user(self, user_id: str) -> User | None:
+        return self._users.get(user_id)
+
+    def find_user(self, id_or_username: str) -> User | None:
+        """A user by id, or else by username, as the real server resolves a target."""
+        user = self._users.get(id_or_username)
+        if user is None and id_or_username in self._usernames:
+            user = self._users.get(self._usernames[id_or_username])
+        return user
+
+    def is_known_token(self, token: str) -> bool:
+        return token in self._token_users
+
+    def register(self, body: dict[str, Any]) -> tuple[User, str]:
+        """``POST /register``: a new user and a fresh token, or a RegistrationError."""
+        kind = body.get("type")
+        if kind not in ("agent", "human"):
+            raise RegistrationError(400, 'type must be "agent" or "human"')
+        username = body.get("username")
+        if not isinstance(username, str) or not username:
+            raise RegistrationError(400, "username is required")
+        if username in self._usernames:
+            raise RegistrationError(409, f"Username '{username}' is already taken")
+        token = "prt_" + secrets.token_hex(24)
+        display = body.get("displayName")
+        capabilities = body.get("capabilities")
+        user = User(
+            id=user_id_for_token(token),
+            username=username,
+            display_name=display if isinstance(display, str) and display else username,
+            role=kind,
+            agent_type=body.get("agentType") if isinstance(body.get("agentType"), str) else None,
+            capabilities=[c for c in capabilities if isinstance(c, str)]
+            if isinstance(capabilities, list)
+            else [],
+        )
+        self._users[user.id] = user
+        self._usernames[username] = user.id
+        self._token_users[token] = user.id
+        return user, token
+
+    # ── conversations ────────────────────────────────────────────────────
+
+    def conversation(self, conversation_id: str) -> Conversation | None:
+        return self._conversations.get(conversation_id)
+
+    def create_conversation(
+        self,
+        *,
+        creator: str,
+        participants: Iterable[str],
+        kind: str = "group",
+        conversation_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Conversation:
+        members = list(dict.fromkeys([creator, *participants]))
+        conversation = Conversation(
+            id=conversation_id or new_conversation_id(),
+            type=kind,
+            created_by=creator,
+            participants=members,
+            metadata=metadata or {},
+        )
+        self._conversations[conversation.id] = conversation
+        return conversation
+
+    def join(self, conversation_id: str, user_id: str) -> tuple[Conversation, bool]:
+        """Make the user a participant, creating the conversation if unknown (lenient)."""
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            created = self.create_conversation(
+                creator=user_id, participants=[], conversation_id=conversation_id
+            )
+            return created, True
+        conversation.add_participant(user_id)
+        return conversation, False
+
+    def direct_conversation(self, a: str, b: str) -> Conversation:
+        """The direct conversation between two users, created on first use."""
+        for conversation in self._conversations.values():
+            if conversation.type == "direct" and set(conversation.participants) == {a, b}:
+                return conversation
+        return self.create_conversation(
+            creator=a, participants=[b], kind="direct", metadata={"autoCreated": True}
+        )
+
+    def conversations_of(self, user_id: str) -> list[Conversation]:
+        return [c for c in self._conversations.values() if user_id in c.participants]
+
+    def partners_of(self, user_id: str) -> set[str]:
+        """Users who share at least one conversation with this one."""
+        partners: set[str] = set()
+        for conversation in self.conversations_of(user_id):
+            partners.update(conversation.participants)
+        partners.discard(user_id)
+        return partners
+
+    # ── messages ─────────────────────────────────────────────────────────
+
+    def post_message(
+        self,
+        conversation: Conversation,
+        *,
+        sender: str,
+        content: str,
+        kind: str = "text",
+        metadata: dict[str, Any] | None = None,
+        parent_id: str | None = None,
+    ) -> Message:
+        message = Message(
+            id=new_message_id(),
+            conversation_id=conversation.id,
+            sender_id=sender,
+            type=kind,
+            content=content,
+            metadata=dict(metadata or {}),
+            parent_id=parent_id,
+            created_at=utcnow(),
+        )
+        conversation.messages.append(message)
+        conversation.last_message_at = message.created_at
+        conversation.updated_at = message.created_at
+        self._record_sync(message)
+        return message
+
+    def mark_read(self, conversation_id: str, user_id: str, up_to: str | None) -> str | None:
+        """Record a read marker; None for ``up_to`` means everything so far."""
+        conversation = self._conversations.get(conversation_id)
+        if conversation is None:
+            return up_to
+        if up_to is None and conversation.messages:
+            up_to = conversation.messages[-1].id
+        conversation.read_markers[user_id] = up_to
+        return up_to
+
+    def messages_sent_by(self, user_id: str) -> int:
+        return sum(
+            1 for c in self._conversations.values() for m in c.messages if m.sender_id == user_id
+        )
+
+    # ── idempotency and catch-up ─────────────────────────────────────────
+
+    def idempotent_answer(self, user_id: str, key: str) -> Any:
+        return self._idempotent.get((user_id, key))
+
+    def remember_answer(self, user_id: str, key: str, answer: Any) -> None:
+        if len(self._idempotent) >= MAX_IDEMPOTENT_ANSWERS:
+            self._idempotent.pop(next(iter(self._idempotent)))
+        self._idempotent[(user_id, key)] = answer
+
+    def _record_sync(self, message: Message) -> None:
+        data = {
+            "id": message.id,
+            "conversationId": message.conversation_id,
+            "senderId": message.sender_id,
+            "type": message.type,
+            "content": message.content,
+            "metadata": message.metadata,
+            "createdAt": iso(message.created_at),
+        }
+        event = SyncEvent(
+            len(self._sync) + 1, "message.new", data, message.conversation_id, utcnow()
+        )
+        self._sync.append(event)
+
+    def sync_events(self, user_id: str, since: int, limit: int) -> dict[str, Any]:
+        """``GET /sync``: the user's events after cursor ``since``, at most ``limit``."""
+        mine = {c.id for c in self.conversations_of(user_id)}
+        later = [e for e in self._sync[max(since, 0) :] if e.conversation_id in mine]
+        page = later[:limit]
+        cursor = page[-1].id if page else max(since, 0)
+        return {
+            "events": [e.view() for e in page],
+            "cursor": cursor,
+            "hasMore": len(later) > len(page),
+        }

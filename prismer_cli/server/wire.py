@@ -1,0 +1,35 @@
+"""Small helpers for what goes on the wire: compact JSON, times, token redaction."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s#]*", re.IGNORECASE)
+
+
+def dumps(value: Any) -> str:
+    """JSON as the real server writes it: compact, non-ASCII kept as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    """ISO-8601 UTC with milliseconds and a ``Z``, like ``2026-11-27T17:19:48.736Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def now_ms() -> int:
+    """Wall-clock milliseconds, the ``timestamp`` of server-dialect frames."""
+    return int(time.time() * 1000)
+
+
+def redact(text: str) -> str:
+    """Hide the value of every ``token=`` query parameter: ``token=***``."""
+    return _TOKEN_IN_QUERY.sub(r"\1***", text)
