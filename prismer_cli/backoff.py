@@ -1,8 +1,8 @@
 """Reconnection policy: exponential backoff with jitter, a cap, and a bound on retries.
 
 Delays start at `initial` (1 s), double up to `cap` (30 s), and are drawn in [d/2, d] ("equal
-jitter"), so many clients restarted together spread out yet the delays never shrink from one
-attempt to the next. A server's Retry-After is a floor, never shortened.
+jitter"): clients restarted together spread out, and below the cap the shortest next delay is
+the longest previous one, so the delays still grow. A server's Retry-After is a floor.
 """
 
 from __future__ import annotations

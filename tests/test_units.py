@@ -1,0 +1,224 @@
+"""Unit tests for the pure parts: backoff, redaction, URLs, stdin parsing, de-duplication."""
+
+from __future__ import annotations
+
+import io
+import os
+
+import pytest
+
+from prismer_cli.backoff import Policy, wait_for
+from prismer_cli.commands import (
+    MARK_READ,
+    SEND,
+    SUBSCRIBE,
+    Command,
+    InvalidLine,
+    parse_batch,
+    read_lines,
+)
+from prismer_cli.dedupe import RecentKeys
+from prismer_cli.dialects import DOCS, SERVER, detect
+from prismer_cli.errors import UsageError
+from prismer_cli.redact import mask, redact
+from prismer_cli.transport.base import retry_after
+from prismer_cli.urls import http_base, ws_url
+
+
+def test_backoff_doubles_from_initial_to_cap() -> None:
+    """With no jitter drawn, delays go 0.5x of 1, 2, 4 ... and stop growing at the cap."""
+    policy = Policy(initial=1.0, cap=30.0)
+    ceilings = [policy.delay(n, rand=lambda: 1.0) for n in range(1, 9)]
+    assert ceilings == [1, 2, 4, 8, 16, 30, 30, 30]
+    floors = [policy.delay(n, rand=lambda: 0.0) for n in range(1, 9)]
+    assert floors == [0.5, 1, 2, 4, 8, 15, 15, 15]
+
+
+def test_backoff_jitter_ranges_do_not_overlap_below_the_cap() -> None:
+    """Equal jitter: below the cap, the shortest next delay is the longest previous one."""
+    policy = Policy(initial=1.0, cap=30.0)
+    for n in range(1, 5):
+        assert policy.delay(n + 1, rand=lambda: 0.0) == policy.delay(n, rand=lambda: 1.0)
+
+
+def test_backoff_retry_bound() -> None:
+    """max_retries=N allows retries 1..N; None retries for ever; 0 never."""
+    assert [Policy(max_retries=2).allows(n) for n in (1, 2, 3)] == [True, True, False]
+    assert Policy().allows(10**6)
+    assert not Policy(max_retries=0).allows(1)
+
+
+def test_retry_after_is_a_floor() -> None:
+    """A server's Retry-After lengthens the delay, never shortens it, and is bounded."""
+    assert wait_for(1.0, None) == 1.0
+    assert wait_for(1.0, 5.0) == 5.0
+    assert wait_for(8.0, 2.0) == 8.0
+    assert wait_for(1.0, 10_000.0) == 300.0
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        ({"Retry-After": "3"}, 3.0),
+        ({"retry-after": "0"}, 0.0),
+        ({}, None),
+        (None, None),
+        ({"Retry-After": "soon"}, None),
+    ],
+)
+def test_retry_after_header(headers: dict[str, str] | None, expected: float | None) -> None:
+    """Retry-After in seconds is read; garbage is ignored."""
+    assert retry_after(headers) == expected
+
+
+def test_redact_masks_token_everywhere() -> None:
+    """Query tokens, Bearer credentials and the literal secret are all masked."""
+    text = "GET wss://h/ws?token=abc.def.ghi&x=1 Authorization: Bearer abc.def.ghi and abc.def.ghi"
+    out = redact(text, "abc.def.ghi")
+    assert "abc.def.ghi" not in out
+    assert "token=***&x=1" in out
+    assert "Bearer ***" in out
+
+
+def test_mask_shows_only_the_ends() -> None:
+    """A masked token keeps four characters at each end of a long token, none of a short one."""
+    token = "eyJhbGciOiJIUzI1NiJ9.payload.sig"
+    assert mask(token) == f"eyJh….sig ({len(token)} chars)"
+    assert mask("short") == "***"
+    assert mask(None) == "(none)"
+
+
+@pytest.mark.parametrize(
+    ("given", "http", "ws"),
+    [
+        (
+            "https://cloud.prismer.dev",
+            "https://cloud.prismer.dev",
+            "wss://cloud.prismer.dev/ws?token=t%2Bk",
+        ),
+        ("http://127.0.0.1:8765/", "http://127.0.0.1:8765", "ws://127.0.0.1:8765/ws?token=t%2Bk"),
+        ("wss://h.example/ws", "https://h.example", "wss://h.example/ws?token=t%2Bk"),
+        ("ws://h:1/base/", "http://h:1/base", "ws://h:1/base/ws?token=t%2Bk"),
+    ],
+)
+def test_urls(given: str, http: str, ws: str) -> None:
+    """Any accepted base URL gives the same REST base and WebSocket address."""
+    assert http_base(given) == http
+    assert ws_url(given, "t+k") == ws
+
+
+@pytest.mark.parametrize("bad", ["ftp://x", "cloud.prismer.dev", "https://"])
+def test_bad_url_is_a_usage_error(bad: str) -> None:
+    """A URL without a usable scheme or host is refused before any connection."""
+    with pytest.raises(UsageError):
+        http_base(bad)
+
+
+def _parse(text: bytes, action: str = SEND) -> list[Command | InvalidLine]:
+    items: list[Command | InvalidLine] = []
+    for batch in read_lines(io.BytesIO(text)):
+        items.extend(parse_batch(batch, action))
+    return items
+
+
+def test_stdin_lines_valid_and_invalid() -> None:
+    """Every kind of bad line is reported with its number; valid ones become commands."""
+    text = b"\n".join(
+        [
+            b'{"conversationId":"c1","content":"hi"}',
+            b"",
+            b"not json",
+            b"[1,2]",
+            b'{"content":"no conversation"}',
+            b'{"conversationId":"c1"}',
+            b'{"conversationId":"c1","content":""}',
+            b'{"conversationId":"c1","content":5}',
+            b'{"action":"explode","conversationId":"c1"}',
+            b'{"action":"mark_read","conversationId":"c2","upToMessageId":"m1"}',
+            b'{"action":"subscribe","conversationId":"c3"}',
+            b'{"conversationId":"c1","content":"md","type":"markdown","metadata":{"k":"v"}}',
+            b"   ",
+        ]
+    )
+    items = _parse(text)
+    invalid = {i.line: i.reason for i in items if isinstance(i, InvalidLine)}
+    assert sorted(invalid) == [3, 4, 5, 6, 7, 8, 9]
+    assert "JSON" in invalid[3] and "object" in invalid[4] and "conversationId" in invalid[5]
+    commands = [i for i in items if isinstance(i, Command)]
+    assert [(c.action, c.conversation_id, c.line) for c in commands] == [
+        (SEND, "c1", 1),
+        (MARK_READ, "c2", 10),
+        (SUBSCRIBE, "c3", 11),
+        (SEND, "c1", 12),
+    ]
+    assert commands[1].up_to == "m1"
+    assert commands[3].message_type == "markdown" and commands[3].extra == {"metadata": {"k": "v"}}
+
+
+def test_last_line_without_newline_is_read() -> None:
+    """A final line with no newline still counts."""
+    items = _parse(b'{"conversationId":"a","content":"x"}\n{"conversationId":"b","content":"y"}')
+    assert [c.conversation_id for c in items if isinstance(c, Command)] == ["a", "b"]
+
+
+def test_stdin_from_a_pipe_batches_what_has_arrived() -> None:
+    """read_lines hands over every complete line available, keeping a partial one for later."""
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, b'{"a":1}\n{"b":2}\n{"c"')
+    with os.fdopen(read_fd, "rb") as stream:
+        batches = read_lines(stream)
+        assert next(batches) == [(1, b'{"a":1}'), (2, b'{"b":2}')]
+        os.write(write_fd, b":3}\n")
+        os.close(write_fd)
+        assert next(batches) == [(3, b'{"c":3}')]
+        assert list(batches) == []
+
+
+def test_mark_read_lines_default_to_mark_read() -> None:
+    """mark-read's stdin lines need no action."""
+    items = _parse(b'{"conversationId":"c","upToMessageId":"m"}', MARK_READ)
+    assert isinstance(items[0], Command) and items[0].action == MARK_READ
+
+
+def test_recent_keys_is_bounded() -> None:
+    """Old keys are forgotten once more than `size` newer ones were seen."""
+    keys = RecentKeys(size=3)
+    assert not keys.seen("a")
+    assert keys.seen("a")
+    for k in "bcd":
+        keys.seen(k)
+    assert len(keys) == 3
+    assert not keys.seen("a")  # forgotten, so new again
+
+
+@pytest.mark.parametrize(
+    ("frame", "dialect"),
+    [
+        ({"type": "auth_success"}, DOCS),
+        ({"type": "auth_error"}, DOCS),
+        ({"type": "authenticated"}, SERVER),
+        ({"type": "error"}, SERVER),
+        ({"type": "hello"}, None),
+    ],
+)
+def test_dialect_detection(frame: dict[str, str], dialect: object) -> None:
+    """The first frame decides the dialect."""
+    assert detect(frame, None) is dialect
+    assert detect(frame, DOCS) is DOCS
+
+
+def test_docs_commands_carry_exactly_the_pages_fields() -> None:
+    """A server built from the page may reject extra fields: none are sent."""
+    assert DOCS.send_message("c", "hi", "text", {"metadata": {"k": 1}}, "r1") == {
+        "action": "send_message",
+        "conversationId": "c",
+        "content": "hi",
+        "type": "text",
+    }
+    assert DOCS.subscribe("c", "r") == {"action": "subscribe", "conversationId": "c"}
+    assert SERVER.subscribe("c", "r") == {
+        "type": "conversation.join",
+        "payload": {"conversationId": "c"},
+        "requestId": "r",
+    }
+    assert SERVER.mark_read("c", "m", "r") is None
