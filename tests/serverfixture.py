@@ -1,0 +1,204 @@
+"""Run the project's own stand-in server (``python -m prismer_cli.server``) for tests.
+
+    from tests.serverfixture import server_factory  # a pytest fixture
+
+    def test_something(server_factory):
+        server = server_factory(dialect="server", tokens=["alice=Alice"])
+        ws = websocket.create_connection(server.ws_url + "/ws?token=alice")
+        ...
+        server.emit("task.updated", {"taskId": "t1", "status": "done"})
+        assert any(r["kind"] == "ws_connect" for r in server.log())
+
+The server is a real subprocess on a free loopback port, started with HOME and
+XDG_CONFIG_HOME in a temporary folder; :func:`start_server` waits (at most 10 s) for its
+listening line, and every server a test started is stopped after it. Timers
+(``auth_timeout``, ``ack_timeout``, ``heartbeat``) can be shortened to keep tests fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LISTENING = re.compile(r"listening on (http://\S+) \(dialect (\w+)\)")
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+HTTP_TIMEOUT = 5.0
+
+
+class ServerStartError(RuntimeError):
+    """The server exited or stayed silent instead of listening."""
+
+
+class _StderrReader(threading.Thread):
+    """Collects the server's stderr lines and notices the listening line."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(daemon=True)
+        self._stream = stream
+        self.lines: list[str] = []
+        self.url: str | None = None
+        self.listening = threading.Event()
+
+    def run(self) -> None:
+        for line in self._stream:
+            self.lines.append(line.rstrip("\n"))
+            match = LISTENING.search(line)
+            if match and self.url is None:
+                self.url = match.group(1)
+                self.listening.set()
+        self.listening.set()  # EOF: the process is gone
+
+
+class ServerProcess:
+    """A running stand-in server and helpers to drive its ``/_control`` endpoints."""
+
+    def __init__(self, process: subprocess.Popen[str], reader: _StderrReader, dialect: str) -> None:
+        self.process = process
+        self.dialect = dialect
+        self._reader = reader
+        url = reader.url or ""
+        self.url = url  # http://127.0.0.1:PORT
+        self.ws_url = "ws" + url[len("http") :]  # ws://127.0.0.1:PORT
+        self.port = int(url.rsplit(":", 1)[1]) if url else 0
+
+    @property
+    def stderr(self) -> str:
+        return "\n".join(self._reader.lines)
+
+    def log(self) -> list[dict[str, Any]]:
+        """``GET /_control/log``: what the server saw."""
+        response = requests.get(self.url + "/_control/log", timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        records: list[dict[str, Any]] = response.json()
+        return records
+
+    def emit(self, type: str, payload: Any = None, to: str | None = None) -> dict[str, Any]:
+        """``POST /_control/emit``: push an event through the normal delivery path."""
+        body = {"type": type, "payload": {} if payload is None else payload, "to": to}
+        response = requests.post(self.url + "/_control/emit", json=body, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def set_faults(self, faults: Iterable[str]) -> None:
+        """``POST /_control/faults``: replace the active faults."""
+        body = {"faults": list(faults)}
+        response = requests.post(self.url + "/_control/faults", json=body, timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+
+    def stop(self) -> int:
+        """SIGTERM, wait, kill on timeout; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(STOP_TIMEOUT)
+        self._reader.join(STOP_TIMEOUT)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+        return self.process.returncode
+
+
+def server_command(
+    *,
+    dialect: str = "docs",
+    tokens: Iterable[str] = (),
+    faults: Iterable[str] = (),
+    port: int = 0,
+    auth_timeout: float | None = None,
+    ack_timeout: float | None = None,
+    heartbeat: float | None = None,
+    extra_args: Iterable[str] = (),
+) -> list[str]:
+    args = [sys.executable, "-m", "prismer_cli.server", "--port", str(port), "--dialect", dialect]
+    for token in tokens:
+        args += ["--token", token]
+    for fault in faults:
+        args += ["--fault", fault]
+    timers = {
+        "--auth-timeout": auth_timeout,
+        "--ack-timeout": ack_timeout,
+        "--heartbeat": heartbeat,
+    }
+    for option, value in timers.items():
+        if value is not None:
+            args += [option, str(value)]
+    return [*args, *extra_args]
+
+
+def server_env(home: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["HOME"] = str(home)
+    env["XDG_CONFIG_HOME"] = str(home / ".config")
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def start_server(home: Path | None = None, **options: Any) -> ServerProcess:
+    """Start a server (see :func:`server_command` for the options) and wait until it listens."""
+    home = home or Path(tempfile.mkdtemp(prefix="prismer-rt-serve-"))
+    (home / ".config").mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen(
+        server_command(**options),
+        cwd=REPO_ROOT,
+        env=server_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    reader = _StderrReader(process.stderr)
+    reader.start()
+    reader.listening.wait(START_TIMEOUT)
+    server = ServerProcess(process, reader, options.get("dialect", "docs"))
+    if reader.url is None:
+        server.stop()
+        raise ServerStartError(f"the server did not start listening:\n{server.stderr}")
+    return server
+
+
+@contextlib.contextmanager
+def running_server(home: Path | None = None, **options: Any) -> Iterator[ServerProcess]:
+    """A server for the duration of a ``with`` block."""
+    server = start_server(home, **options)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+ServerFactory = Callable[..., ServerProcess]
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
+    """Start servers with ``server_factory(dialect=..., tokens=[...], faults=[...])``;
+    all of them are stopped when the test ends."""
+    started: list[ServerProcess] = []
+
+    def factory(**options: Any) -> ServerProcess:
+        server = start_server(tmp_path / f"server-home-{len(started)}", **options)
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
