@@ -89,7 +89,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except web.HTTPException as exc:
         response = _not_found(request, exc)
-    if request.path not in STREAM_PATHS or response.status >= 400:
+    if request.path not in STREAM_PATHS:  # sockets and streams have records of their own
         ctx.log.add(
             "rest",
             method=request.method,
@@ -103,6 +103,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 def _websocket_route(dialect: Dialect) -> Handler:
     async def websocket(request: web.Request) -> web.StreamResponse:
         if not is_upgrade(request):
+            ctx = request.app[CONTEXT]
+            ctx.log.add("ws_connect", path=logged_path(request), status=426, user=None)
             return json_error("Expected a WebSocket upgrade", 426)
         return await dialect.websocket(request)
 

@@ -12,16 +12,13 @@ import asyncio
 import itertools
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 from aiohttp.client_exceptions import ClientError
 
 from prismer_cli.server.eventlog import ControlLog
 from prismer_cli.server.faults import FaultState
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
 
 WRITE_ERRORS = (ConnectionError, ClientError, asyncio.TimeoutError)
 POLL_INTERVAL = 0.2
@@ -190,7 +187,6 @@ class Hub:
     def __init__(self) -> None:
         self._by_user: dict[str, list[Connection]] = {}
         self._ids = itertools.count(1)
-        self.unauthenticated: set[Connection] = set()
 
     def next_id(self) -> int:
         return next(self._ids)
@@ -198,14 +194,12 @@ class Hub:
     def add(self, conn: Connection, user_id: str) -> bool:
         """Register an authenticated connection; True when it is the user's first."""
         conn.user_id = user_id
-        self.unauthenticated.discard(conn)
         conns = self._by_user.setdefault(user_id, [])
         conns.append(conn)
         return len(conns) == 1
 
     def remove(self, conn: Connection) -> bool:
         """Forget a connection; True when it was its user's last one."""
-        self.unauthenticated.discard(conn)
         if conn.user_id is None:
             return False
         conns = self._by_user.get(conn.user_id, [])
@@ -222,8 +216,3 @@ class Hub:
 
     def users(self) -> list[str]:
         return list(self._by_user)
-
-    def __iter__(self) -> Iterator[Connection]:
-        for conns in list(self._by_user.values()):
-            yield from conns
-        yield from list(self.unauthenticated)

@@ -33,7 +33,8 @@ Choices of the stand-in, where the page says nothing
       and sends ``conversation.created`` to the sender; sending to an existing conversation
       one is not part of makes the sender a participant. ``subscribe`` to an unknown
       conversation creates it; ``mark_read`` of an unknown conversation is recorded silently.
-    - A REST post to an unknown conversation creates it the same way.
+    - A REST post to an unknown conversation creates it the same way, and
+      ``POST /conversations/{id}/read`` is accepted for any conversation.
     - ``message.edited``, ``message.deleted``, ``task.updated``, ``evolution.signal`` and
       anything else are produced with ``POST /_control/emit``.
 """

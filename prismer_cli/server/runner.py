@@ -69,6 +69,7 @@ async def run(options: ServerOptions) -> int:
 
     from prismer_cli.server.app import CONTEXT, build_app
 
+    stop = _stop_on_signals()  # before the listening line: a SIGTERM right after it is clean
     app = build_app(options)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     await runner.setup()
@@ -81,22 +82,31 @@ async def run(options: ServerOptions) -> int:
         return EXIT_CONNECT
     port = runner.addresses[0][1]
     say(f"listening on http://{url_host(options.host)}:{port} (dialect {options.dialect})")
-    await _wait_for_signal()
+    await stop.wait()
     app[CONTEXT].stopping.set()
     await runner.cleanup()
     return EXIT_OK
 
 
-async def _wait_for_signal() -> None:
+def _stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # not on Windows event loops
+        # Not on Windows event loops, nor outside the main thread.
+        with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):
             loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    return stop
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def run_blocking(options: ServerOptions) -> int:
+    # Until the event loop takes over, SIGTERM stops the start-up like Ctrl-C: exit 0.
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, _interrupt)
     problem = problem_with(options)
     if problem is not None:
         say(problem)

@@ -38,7 +38,6 @@ async def open_websocket(
     conn = Connection(
         ctx.hub.next_id(), "ws", request, WebSocketSink(ws, request), ctx.faults, ctx.log
     )
-    ctx.hub.unauthenticated.add(conn)
     return ws, conn
 
 
@@ -48,7 +47,6 @@ async def open_sse(
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
     conn = Connection(ctx.hub.next_id(), "sse", request, SseSink(response), ctx.faults, ctx.log)
-    ctx.hub.unauthenticated.add(conn)
     return response, conn
 
 
@@ -144,8 +142,14 @@ async def _finish_writer(conn: Connection, writer: asyncio.Task[None]) -> None:
 
 
 async def close_websocket(ctx: ServerContext, ws: web.WebSocketResponse, conn: Connection) -> None:
-    """Close what is left: going-away on shutdown, nothing if the peer is already gone."""
+    """Close what is left: going-away on shutdown, nothing if the peer is already gone.
+
+    A half-open connection stays silent to the end: it is dropped, not closed.
+    """
     if ws.closed or conn.transport_gone():
+        return
+    if conn.half_open.is_set():
+        conn.abort()
         return
     code = 1001 if ctx.stopping.is_set() else 1000
     await ws.close(code=code)

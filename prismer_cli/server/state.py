@@ -234,9 +234,6 @@ class Store:
             user = self._users.get(self._usernames[id_or_username])
         return user
 
-    def is_known_token(self, token: str) -> bool:
-        return token in self._token_users
-
     def register(self, body: dict[str, Any]) -> tuple[User, str]:
         """``POST /register``: a new user and a fresh token, or a RegistrationError."""
         kind = body.get("type")
