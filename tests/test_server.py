@@ -916,6 +916,8 @@ def test_tokens_never_appear_in_the_log_or_output(docs_server: ServerProcess, so
     ws = sockets(docs_server).ws(DOCS_TOKEN)
     recv_json(ws)
     send(ws, {"action": "subscribe", "conversationId": "c", "token": DOCS_TOKEN})
+    send(ws, '{"action": "subscribe", "token": "' + DOCS_TOKEN + '"')  # broken JSON
+    assert recv_json(ws)["type"] == "error"
     rest(docs_server, "GET", f"/api/im/events/stream?token={DOCS_TOKEN}x")
     assert_quiet(ws, 0.1)
     text = json.dumps(docs_server.log())

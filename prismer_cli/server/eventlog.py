@@ -13,7 +13,7 @@ Each record is a JSON object with at least ``t`` (monotonic seconds) and ``kind`
 
 ``headers`` holds ``Last-Event-ID`` and ``X-Idempotency-Key`` when the request had them.
 Tokens never appear: ``token=`` query values are ``***`` and so is every ``token`` field of a
-recorded frame.
+recorded frame, parsed or not.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class ControlLog:
     def add(self, kind: str, **fields: Any) -> None:
         record: dict[str, Any] = {"t": round(time.monotonic(), 6), "kind": kind}
         for name, value in fields.items():
-            if name == "path" and isinstance(value, str):
+            if name in ("path", "text") and isinstance(value, str):
                 value = redact(value)
             elif name == "frame":
                 value = redact_frame(value)

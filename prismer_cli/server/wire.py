@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 _TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s#]*", re.IGNORECASE)
+_TOKEN_IN_JSON = re.compile(r'("token"\s*:\s*")(?:[^"\\]|\\.)*', re.IGNORECASE)
 
 
 def dumps(value: Any) -> str:
@@ -31,5 +32,5 @@ def now_ms() -> int:
 
 
 def redact(text: str) -> str:
-    """Hide the value of every ``token=`` query parameter: ``token=***``."""
-    return _TOKEN_IN_QUERY.sub(r"\1***", text)
+    """Hide token values: ``token=***`` in URLs, ``"token":"***`` in (broken) JSON text."""
+    return _TOKEN_IN_JSON.sub(r"\1***", _TOKEN_IN_QUERY.sub(r"\1***", text))
