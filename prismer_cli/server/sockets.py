@@ -4,6 +4,7 @@ frames, answering WebSocket pings, going silent for ``half-open-after``, and cle
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
@@ -13,6 +14,7 @@ from prismer_cli.server.context import ServerContext
 from prismer_cli.server.wire import redact
 
 CLOSE_TIMEOUT = 2.0
+SHUTDOWN_CLOSE_GRACE = 0.3
 GARBAGE_TEXT_FRAMES = ("this is not json", "[1,2,3]", '"just a string"')
 GARBAGE_BINARY_FRAME = b"\x00\xffnot json\x01"
 GARBAGE_SSE = "data: not json\n\n"
@@ -151,8 +153,12 @@ async def close_websocket(ctx: ServerContext, ws: web.WebSocketResponse, conn: C
     if conn.half_open.is_set():
         conn.abort()
         return
-    code = 1001 if ctx.stopping.is_set() else 1000
-    await ws.close(code=code)
+    if not ctx.stopping.is_set():
+        await ws.close(code=1000)
+        return
+    # Going away: a client that does not answer the close quickly is not waited for.
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(ws.close(code=1001), SHUTDOWN_CLOSE_GRACE)
 
 
 async def stream_sse(ctx: ServerContext, conn: Connection, heartbeat: float | None) -> None:
