@@ -1,0 +1,1 @@
+complete --command prismer-rt --no-files --arguments "(env _PRISMER_RT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) prismer-rt)" --condition "env _PRISMER_RT_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) prismer-rt"

@@ -1,0 +1,225 @@
+"""The hand-written parts of the man page; docgen.py adds everything the app itself defines.
+
+Plain text: docgen escapes it for roff, so write `-`, quotes and backslashes as they are.
+Text in `backticks` is set in bold (commands, options, variables, files). After editing, run
+`python -m prismer_cli.docgen` to rewrite man/prismer-rt.1.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The man page's date is the release date of prismer_cli.__version__: add a line per release.
+RELEASE_DATES: Final[dict[str, str]] = {
+    "0.1.0": "2026-11-27",
+}
+
+SUMMARY: Final = "command-line client for the Prismer Cloud real-time API"
+
+DOCS_URL: Final = "https://prismer.cloud/docs/en/cookbook/realtime"
+
+DESCRIPTION: Final = (
+    "`prismer-rt` connects to Prismer Cloud over a WebSocket, or over Server-Sent Events and "
+    "the REST endpoints when no WebSocket can be had (a proxy, `--transport sse`). It speaks both "
+    "dialects of the protocol: the one the documentation page describes (docs) and the one the "
+    "open-source server implements (server), and tells them apart by itself.",
+    "`listen` and `subscribe` write every server event as one line of JSON (NDJSON) on stdout, "
+    "flushed at once: the envelope as the server sent it, with the keys `type` and `payload` "
+    "always present. Nothing else goes to stdout: logs and errors go to stderr. Authentication "
+    "frames and the answers to the client's own protocol traffic (pong, reconnect.ack) are "
+    "consumed, not printed; with `--meta`, lifecycle records such as prismer-rt.connected go to "
+    "stdout too. A text frame that is not a JSON object is reported on stderr and skipped. "
+    "Events the server delivers twice (the same payload.id, or isRetry) print once.",
+    "`--type` and `--conversation` are repeatable: OR within one option, AND across options. "
+    "`subscribe` subscribes again after every reconnect. Reconnecting is on by default, with a "
+    "backoff from 1 s doubling to 30 s with jitter, reset after each successful authentication; "
+    "`--max-retries` N bounds the consecutive failed attempts (N retries, N+1 attempts) and "
+    "`--no-reconnect` exits 4 when the connection is lost. A rejected token is never retried.",
+    "`send` CONVERSATION_ID CONTENT sends one message; `send` CONVERSATION_ID, or CONTENT `-`, "
+    "sends all of stdin as one message (one trailing newline removed). `send` with no arguments "
+    'reads JSON lines from stdin: {"conversationId", "content", "type"?}, or any command object '
+    "with an action (send_message, mark_read, subscribe) as on the documentation page; "
+    '`mark-read` with no arguments reads {"conversationId", "upToMessageId"} lines. Blank lines '
+    "are skipped, and all the commands of one stdin go over one connection, in order. A line that "
+    "is not valid is reported on stderr with its line number and skipped; the valid ones are still "
+    "sent, and the exit status is then 6. Each command gets one JSON result line on stdout, with "
+    'at least "ok": true or false, and the message where the server confirms it. Over REST, '
+    "every command carries an idempotency key, so a retry never posts twice.",
+    "A closed stdout (`prismer-rt listen | head -1`) ends the program quietly. The token never "
+    "appears in any output, log or error: it is shown as token=***.",
+)
+
+COMPLETION_NOTE: Final = (
+    "`--install-completion` writes Typer's completion script for the shell it runs in: "
+    "~/.bash_completions/prismer-rt.sh (sourced from ~/.bashrc), ~/.zfunc/_prismer-rt for zsh, "
+    "or ~/.config/fish/completions/prismer-rt.fish. The same scripts are in the completions "
+    "folder of the source tree."
+)
+
+CONNECTION: Final = (
+    "These options are accepted before or after the subcommand alike: `prismer-rt --profile "
+    "staging listen` and `prismer-rt listen --profile staging` are the same. Given in both "
+    "places, the one after the subcommand wins.",
+    "Each setting is taken from the first of: the command line; the environment (see "
+    "ENVIRONMENT); the selected profile of the config file (see FILES); the official SDK's login "
+    "in `~/.prismer/config.toml`; the defaults (URL https://cloud.prismer.dev, transport auto, "
+    "dialect auto). So a user who registered with `prismer-py register` needs no set-up. "
+    "`prismer-rt config show` prints each setting and where it came from.",
+)
+
+ENVIRONMENT: Final = (
+    ("PRISMER_URL", "The base URL, as `--url` (http(s):// or ws(s)://)."),
+    ("PRISMER_BASE_URL", "The base URL when PRISMER_URL is not set, as the official SDKs use it."),
+    ("PRISMER_TOKEN", "The token (a JWT), as `--token` but out of sight of ps(1)."),
+    ("AGENT_TOKEN", "The token when PRISMER_TOKEN is not set, as the documentation page uses it."),
+    (
+        "PRISMER_TOKEN_FILE",
+        "A file holding the token, as `--token-file`, when neither variable above is set.",
+    ),
+    ("PRISMER_TRANSPORT", "auto, ws or sse, as `--transport`."),
+    ("PRISMER_DIALECT", "auto, docs or server, as `--dialect`."),
+    ("PRISMER_PROFILE", "The profile of the config file to use, as `--profile`."),
+    ("XDG_CONFIG_HOME", "Where the config file is looked for; ~/.config when unset."),
+    (
+        "NO_COLOR",
+        "Respected, with nothing to turn off: `prismer-rt` writes no colour (stdout is JSON, "
+        "help, logs and errors are plain text).",
+    ),
+    (
+        "PRISMER_RT_CONNECT_TIMEOUT",
+        "Seconds to open a connection or complete a REST request (TCP, TLS, handshake). "
+        "Default 10.",
+    ),
+    (
+        "PRISMER_RT_PING_INTERVAL",
+        "Seconds of WebSocket silence before a keepalive ping is sent. Default 15.",
+    ),
+    (
+        "PRISMER_RT_PING_TIMEOUT",
+        "Seconds to wait for any frame after a ping before the connection counts as lost. "
+        "Default 10.",
+    ),
+    (
+        "PRISMER_RT_SSE_SILENCE",
+        "Seconds without data or heartbeat after which an SSE stream counts as dead. Default 75.",
+    ),
+    ("PRISMER_RT_BACKOFF_INITIAL", "The first reconnect delay, in seconds. Default 1."),
+    ("PRISMER_RT_BACKOFF_MAX", "The longest reconnect delay, in seconds. Default 30."),
+    (
+        "PRISMER_RT_DEBUG",
+        "When set and not empty, an unexpected error shows its Python traceback instead of a "
+        "one-line message (for bug reports).",
+    ),
+)
+
+ENVIRONMENT_NOTE: Final = (
+    "The PRISMER_RT_ timers take a positive number of seconds; anything else is a usage error "
+    "(exit 2)."
+)
+
+FILES: Final = (
+    (
+        "$XDG_CONFIG_HOME/prismer-rt/config.toml",
+        "The config file (~/.config/prismer-rt/config.toml by default). Its top-level keys url, "
+        "token, token_file, transport and dialect form the default profile; a [profiles.NAME] "
+        "table overrides them when NAME is selected with `--profile` or PRISMER_PROFILE. A config "
+        "file holding a token must be mode 0600: one that group or others can read is refused.",
+    ),
+    (
+        "~/.prismer/config.toml",
+        "The official SDK's login, written by `prismer-py register`: [auth] im_token and "
+        "[default] base_url are used when nothing else gives a token or URL. Since that command "
+        "writes it mode 0644, it is read anyway, with a warning to run chmod 600.",
+    ),
+    (
+        "token files",
+        "A token file (`--token-file`, PRISMER_TOKEN_FILE, token_file) holds the token on its "
+        "first line and must be mode 0600, as ssh(1) requires of keys: a file that group or others "
+        "can read is refused (exit 2) with the chmod command that fixes it.",
+    ),
+)
+
+CONFIG_EXAMPLE: Final = (
+    "A config file with a private token file, and a profile for the local server:",
+    (
+        'token_file = "~/.config/prismer-rt/token"',
+        "",
+        "[profiles.local]",
+        'url = "http://127.0.0.1:8765"',
+        'dialect = "server"',
+    ),
+)
+
+# One meaning per member of prismer_cli.status.ExitStatus (docgen refuses a missing one).
+EXIT_STATUS: Final[dict[str, str]] = {
+    "OK": "Success.",
+    "ERROR": "An unexpected error.",
+    "USAGE": "A usage error: a bad option or argument, or a bad configuration.",
+    "AUTH": "Authentication rejected (auth_error, AUTH_FAILED, HTTP 401 or 403).",
+    "CONNECTION": "Could not connect, the connection was lost with `--no-reconnect`, "
+    "or the retries were exhausted.",
+    "REJECTED": "The server rejected a command (an error frame or a 4xx answer to it).",
+    "INVALID_INPUT": "Some stdin lines were invalid; the valid ones were sent.",
+    "TIMEOUT": "`--timeout` elapsed before `--count` was reached.",
+    "INTERRUPTED": "Interrupted (Ctrl-C, SIGINT); the socket is closed with code 1000 first.",
+    "TERMINATED": "Terminated (SIGTERM); the socket is closed with code 1000 first.",
+}
+
+EXAMPLES: Final = (
+    (
+        "Print the text of every new message:",
+        ("prismer-rt listen --type message.new | jq -r '.payload.content'",),
+    ),
+    (
+        "Answer every message, as the documentation page's auto-reply does (`--ignore-self` "
+        "keeps the answers from being answered in turn):",
+        (
+            "prismer-rt listen --type message.new --ignore-self |",
+            "  jq -c '{conversationId: .payload.conversationId, content: \"Message received!\"}' |",
+            "  prismer-rt send",
+        ),
+    ),
+    (
+        "Wait up to a minute for one message in a conversation; exit 124 if none came:",
+        ("prismer-rt subscribe conv_123 --count 1 --timeout 60 | jq -r .payload.content",),
+    ),
+    (
+        "Count the events of the next hour by type:",
+        ("prismer-rt listen --timeout 3600 | jq -r .type | sort | uniq -c",),
+    ),
+    (
+        "Send a file as one message, then many messages over one connection, showing the "
+        "ones that failed:",
+        (
+            "prismer-rt send conv_123 - < notes.txt",
+            "jq -c '{conversationId: .id, content: .text}' in.json |",
+            "  prismer-rt send | jq -c 'select(.ok | not)'",
+        ),
+    ),
+    (
+        "Mark each conversation read up to its newest message as messages arrive:",
+        (
+            "prismer-rt listen --type message.new |",
+            "  jq -c '{conversationId: .payload.conversationId, upToMessageId: .payload.id}' |",
+            "  prismer-rt mark-read",
+        ),
+    ),
+    (
+        "Keep the token in a private file rather than on the command line:",
+        (
+            "mkdir -p ~/.config/prismer-rt",
+            "(umask 077; printf '%s\\n' \"$TOKEN\" > ~/.config/prismer-rt/token)",
+            "prismer-rt --token-file ~/.config/prismer-rt/token listen",
+        ),
+    ),
+    (
+        "Try everything offline against the local server:",
+        (
+            "prismer-rt serve --port 8765 &",
+            "export PRISMER_URL=http://127.0.0.1:8765 PRISMER_TOKEN=dev-token",
+            "prismer-rt subscribe demo --count 1 & sleep 1; prismer-rt send demo hello",
+        ),
+    ),
+)
+
+SEE_ALSO: Final = (("jq", "1"), ("websocat", "1"))
