@@ -36,7 +36,11 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+config_app = typer.Typer(
+    help="Inspect the configuration.",
+    epilog="Example: prismer-rt config show",
+    no_args_is_help=True,
+)
 app.add_typer(config_app, name="config")
 
 CONNECTION = "Connection options (also accepted before the subcommand)"
@@ -55,7 +59,7 @@ Token = Annotated[
     typer.Option(
         "--token",
         metavar="TOKEN",
-        help="JWT; env PRISMER_TOKEN, AGENT_TOKEN. Prefer --token-file (ps shows arguments).",
+        help="JWT; env PRISMER_TOKEN, AGENT_TOKEN. Others can see it in ps: prefer --token-file.",
         rich_help_panel=CONNECTION,
         show_default=False,
     ),
@@ -75,7 +79,7 @@ Transport = Annotated[
     typer.Option(
         "--transport",
         metavar="auto|ws|sse",
-        help="auto: WebSocket, falling back to SSE. [default: auto]",
+        help="auto: WebSocket, else SSE; ws or sse: only that one. [default: auto]",
         rich_help_panel=CONNECTION,
         show_default=False,
     ),
@@ -285,7 +289,7 @@ MaxRetriesOpt = Annotated[
         "--max-retries",
         min=0,
         metavar="N",
-        help="Give up (exit 4) after N consecutive failed retries. [default: unlimited]",
+        help="Give up (exit 4) after N consecutive failed retries; unlimited by default.",
         show_default=False,
     ),
 ]
@@ -469,8 +473,9 @@ def _run_commands(
 
 @app.command(
     epilog=(
-        "Examples: prismer-rt send conv_123 'hello' ; git log -1 | prismer-rt send conv_123 ; "
-        "jq -c '{conversationId: .id, content: .text}' in.json | prismer-rt send"
+        "Examples:\n\n\b\n  prismer-rt send conv_123 'hello'\n"
+        "  git log -1 | prismer-rt send conv_123\n"
+        "  jq -c '{conversationId: .id, content: .text}' in.json | prismer-rt send"
     )
 )
 def send(
@@ -575,9 +580,12 @@ def mark_read(
     epilog="Example: prismer-rt serve --dialect server --token dev-token --fault drop-after=3"
 )
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to bind.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to bind.")
+    ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option("--port", min=0, max=65535, help="Port (0: any free port).")
+        int,
+        typer.Option("--port", min=0, max=65535, metavar="PORT", help="Port (0: any free port)."),
     ] = 8765,
     dialect: Annotated[
         str, typer.Option("--dialect", metavar="docs|server", help="Protocol the server speaks.")

@@ -21,6 +21,8 @@ SSE_DOCS_PATH = "/api/im/events/stream"
 SSE_SERVER_PATH = "/sse"
 WS_PATH = "/ws"
 REST_PREFIX = "/api/im"
+# Every requestId the CLI sends starts with this, so answers to its own traffic are known.
+REQUEST_PREFIX = "prt-"
 
 
 @dataclass(frozen=True)
@@ -161,6 +163,12 @@ def detect(first_frame: JSON, forced: Dialect | None) -> Dialect | None:
     if kind in ("authenticated", "error"):
         return SERVER
     return None
+
+
+def answers_us(frame: JSON) -> bool:
+    """An error frame that answers one of the CLI's own commands (its requestId is ours)."""
+    request_id = frame.get("requestId")
+    return isinstance(request_id, str) and request_id.startswith(REQUEST_PREFIX)
 
 
 def error_message(frame: JSON) -> str:

@@ -14,6 +14,7 @@ import orjson
 
 from prismer_cli.backoff import Policy, wait_for
 from prismer_cli.dedupe import RecentKeys
+from prismer_cli.dialects import REQUEST_PREFIX, answers_us, error_message
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, TransportError
 from prismer_cli.log import Log
 from prismer_cli.output import Output
@@ -156,7 +157,10 @@ def _announce(
     if options.subscribe and conn.kind == "sse":
         log.info("an SSE stream cannot subscribe; the conversations only filter the events")
     if conn.kind == "ws":
-        frames = [dialect.subscribe(c, f"prt-sub-{i}") for i, c in enumerate(options.subscribe, 1)]
+        frames = [
+            dialect.subscribe(c, f"{REQUEST_PREFIX}sub-{i}")
+            for i, c in enumerate(options.subscribe, 1)
+        ]
         if progress.connections > 1:
             again = dialect.reconnect(resume.last_event_time)
             if again is not None:
@@ -197,6 +201,9 @@ def _pump(
             continue
         kind = frame.get("type")
         if kind in consumed:
+            continue
+        if kind == "error" and answers_us(frame):
+            log.warning(f"the server refused a command of ours: {error_message(frame)}")
             continue
         payload = frame.get("payload")
         if type(payload) is not dict or type(kind) is not str:

@@ -344,14 +344,7 @@ def test_mandoc_lint_is_clean() -> None:
 
 # -- the app itself -----------------------------------------------------------------------------
 def _help_example_params() -> list[object]:
-    cases: list[object] = []
-    for node in NODES:
-        marks = []
-        if node.path == ("config",):
-            reason = "cli.py: the config group's help has no Example line (reported)"
-            marks.append(pytest.mark.xfail(reason=reason, strict=True))
-        cases.append(pytest.param(list(node.path), id=node.name, marks=marks))
-    return cases
+    return [pytest.param(list(node.path), id=node.name) for node in NODES]
 
 
 @pytest.mark.parametrize("path", _help_example_params())

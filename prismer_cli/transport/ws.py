@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import orjson
 import websocket
 
-from prismer_cli.dialects import JSON, Dialect, Hello, detect, error_message
+from prismer_cli.dialects import JSON, REQUEST_PREFIX, Dialect, Hello, detect, error_message
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.urls import ws_url
@@ -194,7 +194,7 @@ class WebSocketConnection:
     def _ping(self) -> None:
         self._ping_id += 1
         frames = [encode_frame(OP_PING, b"prismer-rt")]
-        protocol_ping = self.dialect.ping(f"prt-ping-{self._ping_id}")
+        protocol_ping = self.dialect.ping(f"{REQUEST_PREFIX}ping-{self._ping_id}")
         if protocol_ping is not None:
             frames.append(encode_frame(OP_TEXT, orjson.dumps(protocol_ping)))
         self._write(b"".join(frames))
