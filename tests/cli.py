@@ -67,7 +67,10 @@ def run(
 class Background:
     """A long-running `prismer-rt` (listen, subscribe) with helpers to read its output."""
 
+    running: list[Background] = []
+
     def __init__(self, *args: str, env: Mapping[str, str], stdin: int | None = subprocess.DEVNULL):
+        Background.running.append(self)
         self.proc = subprocess.Popen(
             command(*args),
             stdin=stdin,
@@ -93,7 +96,13 @@ class Background:
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.communicate()
+        self.proc.communicate()
+
+    @classmethod
+    def reap(cls) -> None:
+        """Kill and collect every process a test left running (a failed test, say)."""
+        while cls.running:
+            cls.running.pop().kill()
 
 
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None:  # type: ignore[no-untyped-def]
@@ -103,3 +112,36 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02) -> None
             return
         time.sleep(interval)
     raise AssertionError("condition not met in time")
+
+
+def user_id(token: str) -> str:
+    """The stand-in server's user id for a token."""
+    import hashlib
+
+    return "usr_" + hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
+def accepted_connections(log: list[dict]) -> list[dict]:
+    """The server's records of WebSocket and SSE connections that it authenticated."""
+    return [
+        r
+        for r in log
+        if r["kind"] in ("ws_connect", "sse_connect")
+        and r.get("status") in (101, 200)
+        and r.get("auth", "ok") == "ok"
+        and r.get("user")
+    ]
+
+
+def wait_for_connections(server, count: int, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the server has authenticated `count` connections in all."""
+    wait_until(lambda: len(accepted_connections(server.log())) >= count, timeout)
+
+
+def frames_in(log: list[dict], conn: int | None = None) -> list[dict]:
+    """The client frames the server received (on one connection, if given)."""
+    return [
+        r["frame"]
+        for r in log
+        if r["kind"] == "ws_frame_in" and "frame" in r and (conn is None or r.get("conn") == conn)
+    ]

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli import Background
+
 SCRUBBED = (
     "PRISMER_URL",
     "PRISMER_BASE_URL",
@@ -38,3 +40,4 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     yield home
+    Background.reap()
