@@ -1,0 +1,114 @@
+"""The comparison clients: what a user would write instead of running prismer-rt.
+
+Each does the same work as `prismer-rt listen --count N`: receive an event, parse its JSON,
+write it as one line on stdout; it skips the docs dialect's auth_success frame and stops after
+N events. They are written the way each library's documentation shows, with the obvious
+speed-ups a careful user would make (bound methods, block-buffered stdout), nothing more.
+
+    python bench/clients.py websockets URL N        # websockets' sync client
+    python bench/clients.py websocket-client URL N  # websocket-client, default settings
+    python bench/clients.py sseclient URL N         # requests + sseclient-py, as its README
+    python bench/clients.py relay HOST PORT         # raw TCP -> stdout, the latency floor
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+
+
+def with_websockets(url: str, count: int) -> int:
+    from websockets.sync.client import connect
+
+    write = sys.stdout.write
+    loads = json.loads
+    seen = 0
+    with connect(url) as ws:
+        first = loads(ws.recv())
+        if first.get("type") != "auth_success":
+            return 3
+        for message in ws:
+            loads(message)
+            write(message + "\n")
+            seen += 1
+            if seen >= count:
+                break
+    sys.stdout.flush()
+    return 0 if seen == count else 4
+
+
+def with_websocket_client(url: str, count: int) -> int:
+    import websocket
+
+    write = sys.stdout.write
+    loads = json.loads
+    ws = websocket.create_connection(url)
+    first = loads(ws.recv())
+    if first.get("type") != "auth_success":
+        return 3
+    recv = ws.recv
+    for _ in range(count):
+        message = recv()
+        loads(message)
+        write(message + "\n")
+    ws.close()
+    sys.stdout.flush()
+    return 0
+
+
+def with_sseclient(url: str, count: int) -> int:
+    import requests
+    import sseclient
+
+    write = sys.stdout.write
+    loads = json.loads
+    dumps = json.dumps
+    seen = 0
+    response = requests.get(url, stream=True, headers={"Accept": "text/event-stream"})
+    client = sseclient.SSEClient(response)
+    for event in client.events():
+        loads(event.data)
+        # the same envelope prismer-rt prints: {"type": <event name>, "payload": <data>}
+        write('{"type":' + dumps(event.event) + ',"payload":' + event.data + "}\n")
+        seen += 1
+        if seen >= count:
+            break
+    client.close()
+    sys.stdout.flush()
+    return 0 if seen == count else 4
+
+
+def relay(host: str, port: int) -> int:
+    """Copy a TCP stream to stdout as it comes: the cheapest process in the path."""
+    sock = socket.create_connection((host, port))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    recv, write = sock.recv, os.write
+    while True:
+        data = recv(65536)
+        if not data:
+            return 0
+        write(1, data)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3:
+        print(__doc__, file=sys.stderr)
+        return 2
+    kind, target, number = argv
+    if kind == "relay":
+        return relay(target, int(number))
+    runner = {
+        "websockets": with_websockets,
+        "websocket-client": with_websocket_client,
+        "sseclient": with_sseclient,
+    }.get(kind)
+    if runner is None:
+        print(f"unknown client {kind!r}", file=sys.stderr)
+        return 2
+    return runner(target, int(number))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

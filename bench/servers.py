@@ -1,0 +1,339 @@
+"""The benchmark's local servers: prebuilt frames, written as fast as the kernel takes them.
+
+One process listens on 127.0.0.1 (port 0 unless --port) and serves, by path and token:
+
+- ``GET /ws?token=stream-N``: WebSocket (docs dialect): ``auth_success``, then N
+  ``message.new`` events, then a close frame (1000); then it reads the client's frames
+  until its close frame (or end of file) and closes the TCP connection.
+- ``GET /ws?token=discard``: WebSocket (docs dialect): ``auth_success``, then it reads
+  and discards the client's frames, counting them, and answers a close frame with one.
+- ``GET /api/im/events/stream?token=stream-N``: SSE (docs dialect, named events):
+  N blocks ``event: message.new`` + ``data: <payload>``, then the end of the stream.
+
+The bytes of a stream are built once per N (before the connection's clock starts) and
+written with one ``sendall``, so the server costs the kernel's copy and nothing more.
+Every event is a ~250-byte ``message.new`` envelope whose payload carries a unique ``id``
+and a sequence number ``seq`` (1..N).
+
+The handshake is hand-written (no WebSocket library on the server side). For each connection
+the process prints JSON lines on stdout, which bench/run.py reads:
+``{"ev": "start", "conn": K, "route": ..., "t": <perf_counter_ns before the 101/200 answer>}``
+and ``{"ev": "end", "conn": K, "frames_in": F, "t_last_in": ..., "t": ...}``
+(time.perf_counter_ns is CLOCK_MONOTONIC on Linux, the same clock in every process).
+
+Usage: python bench/servers.py [--prebuild ws:200000 sse:200000 ...] [--port P]
+It prints ``{"ev": "ready", "port": P}`` once it listens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import json
+import socket
+import struct
+import sys
+import threading
+import time
+from urllib.parse import parse_qs, urlsplit
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+CONTENT_PAD = 250  # target size in bytes of one WebSocket event (the envelope)
+
+# One event: the docs dialect's message.new envelope. Everything but the id and seq is fixed.
+_PAYLOAD = (
+    b'{"id":"msg-%09d","seq":%d,"conversationId":"conv-bench-0001",'
+    b'"senderId":"user-bench-0002","senderName":"Bench Bot","type":"text",'
+    b'"createdAt":"2025-01-01T00:00:00.000Z","content":"%s"}'
+)
+_ENVELOPE_HEAD = b'{"type":"message.new","payload":'
+AUTH_SUCCESS = (
+    b'{"type":"auth_success","payload":{"userId":"user-bench-0001",'
+    b'"name":"Bench","connectedAt":"2025-01-01T00:00:00.000Z"}}'
+)
+
+
+def _content_for(size: int) -> bytes:
+    """Content that makes the envelope of a 6-digit event `size` bytes long."""
+    probe = _ENVELOPE_HEAD + _PAYLOAD % (100_000, 100_000, b"") + b"}"
+    text = b"Benchmark message: the quick brown fox jumps over the lazy dog. " * 4
+    return text[: max(0, size - len(probe))]
+
+
+_CONTENT = _content_for(CONTENT_PAD)
+
+
+def payload(seq: int) -> bytes:
+    """The payload JSON of event number `seq` (1-based)."""
+    return _PAYLOAD % (seq, seq, _CONTENT)
+
+
+def envelope(seq: int) -> bytes:
+    return _ENVELOPE_HEAD + payload(seq) + b"}"
+
+
+_LATENCY_PAYLOAD = (
+    b'{"id":"lat-%09d","seq":%d,"sentNs":%d,"conversationId":"conv-bench-0001",'
+    b'"senderId":"user-bench-0002","senderName":"Bench Bot","type":"text",'
+    b'"content":"Latency probe: the quick brown fox jumps over the lazy dog."}'
+)
+
+
+def latency_event(seq: int, sent_ns: int) -> bytes:
+    """A message.new envelope carrying the time it was written (time.perf_counter_ns)."""
+    return _ENVELOPE_HEAD + _LATENCY_PAYLOAD % (seq, seq, sent_ns) + b"}"
+
+
+# -- WebSocket framing (server side: unmasked) ---------------------------------------------
+def ws_frame(data: bytes, opcode: int = 1) -> bytes:
+    n = len(data)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + data
+    if n < 0x10000:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n) + data
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + data
+
+
+CLOSE_1000 = ws_frame(b"\x03\xe8", 8)
+
+
+def ws_stream_bytes(n: int) -> bytes:
+    """auth_success, n events, close: the whole server side of a listen run."""
+    parts = [ws_frame(AUTH_SUCCESS)]
+    head16 = struct.Struct("!BBH").pack
+    for seq in range(1, n + 1):
+        body = _ENVELOPE_HEAD + _PAYLOAD % (seq, seq, _CONTENT) + b"}"
+        parts.append(head16(0x81, 126, len(body)) + body)
+    parts.append(CLOSE_1000)
+    return b"".join(parts)
+
+
+def sse_stream_bytes(n: int) -> bytes:
+    """n named events, docs dialect: `event: message.new` + `data: <payload>`."""
+    return b"".join(
+        b"event: message.new\ndata: " + _PAYLOAD % (seq, seq, _CONTENT) + b"\n\n"
+        for seq in range(1, n + 1)
+    )
+
+
+def accept_key(key: str) -> str:
+    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
+
+
+def read_request(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
+    """Read an HTTP request head; return (target, headers, bytes read past the head)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed before the request head ended")
+        data += chunk
+        if len(data) > 65536:
+            raise ConnectionError("request head too long")
+    head, _, rest = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    target = parts[1] if len(parts) > 1 else "/"
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return target, headers, rest
+
+
+def upgrade_response(headers: dict[str, str]) -> bytes:
+    return (
+        "HTTP/1.1 101 Switching Protocols\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        f"Sec-WebSocket-Accept: {accept_key(headers.get('sec-websocket-key', ''))}\r\n"
+        "\r\n"
+    ).encode()
+
+
+SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\n"
+    b"Content-Type: text/event-stream\r\n"
+    b"Cache-Control: no-cache\r\n"
+    b"Connection: close\r\n"
+    b"\r\n"
+)
+
+
+class ClientFrames:
+    """Count the client's (masked) frames without unmasking them; notice its close frame."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.frames = 0  # text and binary frames
+        self.closed = False
+        self.t_last = 0
+
+    def feed(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        pos, end = 0, len(buf)
+        frames = self.frames
+        while end - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            n = b1 & 0x7F
+            head = 2
+            if n == 126:
+                if end - pos < 4:
+                    break
+                n = buf[pos + 2] << 8 | buf[pos + 3]
+                head = 4
+            elif n == 127:
+                if end - pos < 10:
+                    break
+                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                head = 10
+            if b1 & 0x80:
+                head += 4
+            if end - pos < head + n:
+                break
+            opcode = b0 & 0x0F
+            if opcode in (1, 2):
+                frames += 1
+            elif opcode == 8:
+                self.closed = True
+            pos += head + n
+        del buf[:pos]
+        self.frames = frames
+        self.t_last = time.perf_counter_ns()
+
+
+class BenchServer:
+    """Threaded server; `report` is called with one dict per connection event."""
+
+    def __init__(self, report, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._report = report
+        self._blobs: dict[tuple[str, int], bytes] = {}
+        self._blob_lock = threading.Lock()
+        self._conn_ids = 0
+        self._ids_lock = threading.Lock()
+        self.sock = socket.create_server((host, port), backlog=128)
+        self.port = self.sock.getsockname()[1]
+
+    def blob(self, kind: str, n: int) -> bytes:
+        with self._blob_lock:
+            key = (kind, n)
+            if key not in self._blobs:
+                self._blobs[key] = ws_stream_bytes(n) if kind == "ws" else sse_stream_bytes(n)
+            return self._blobs[key]
+
+    def serve_forever(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self._ids_lock:
+                self._conn_ids += 1
+                conn_id = self._conn_ids
+            threading.Thread(target=self._handle, args=(conn, conn_id), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, conn_id: int) -> None:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        end: dict = {"ev": "end", "conn": conn_id, "frames_in": 0, "t_last_in": 0}
+        try:
+            target, headers, rest = read_request(conn)
+            url = urlsplit(target)
+            token = parse_qs(url.query).get("token", [""])[0]
+            n = int(token[len("stream-") :]) if token.startswith("stream-") else 0
+            if url.path == "/ws" and headers.get("upgrade", "").lower() == "websocket":
+                if token == "discard":
+                    self._ws_discard(conn, conn_id, headers, rest, end)
+                else:
+                    self._ws_stream(conn, conn_id, headers, rest, n, end)
+            elif url.path == "/api/im/events/stream" and token.startswith("stream-"):
+                body = self.blob("sse", n)
+                self._report(
+                    {
+                        "ev": "start",
+                        "conn": conn_id,
+                        "route": "sse",
+                        "n": n,
+                        "t": time.perf_counter_ns(),
+                    }
+                )
+                conn.sendall(SSE_HEAD + body)
+                conn.shutdown(socket.SHUT_WR)
+            else:
+                conn.sendall(
+                    b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+        except (OSError, ConnectionError, ValueError):
+            pass  # the client went away first: nothing to report but the end
+        finally:
+            end["t"] = time.perf_counter_ns()
+            with contextlib.suppress(OSError):
+                conn.close()
+            self._report(end)
+
+    def _ws_stream(self, conn, conn_id, headers, rest, n, end) -> None:
+        body = self.blob("ws", n)
+        self._report(
+            {"ev": "start", "conn": conn_id, "route": "ws", "n": n, "t": time.perf_counter_ns()}
+        )
+        conn.sendall(upgrade_response(headers) + body)
+        end["t_sent"] = time.perf_counter_ns()
+        self._drain_until_close(conn, rest, end, reply=False)
+
+    def _ws_discard(self, conn, conn_id, headers, rest, end) -> None:
+        self._report(
+            {"ev": "start", "conn": conn_id, "route": "discard", "t": time.perf_counter_ns()}
+        )
+        conn.sendall(upgrade_response(headers) + ws_frame(AUTH_SUCCESS))
+        self._drain_until_close(conn, rest, end, reply=True)
+
+    @staticmethod
+    def _drain_until_close(conn, rest, end, reply: bool) -> None:
+        frames = ClientFrames()
+        if rest:
+            frames.feed(rest)
+        conn.settimeout(30)
+        while not frames.closed:
+            data = conn.recv(1 << 18)
+            if not data:
+                break
+            frames.feed(data)
+        end["frames_in"] = frames.frames
+        end["t_last_in"] = frames.t_last
+        if frames.closed and reply:
+            with contextlib.suppress(OSError):
+                conn.sendall(CLOSE_1000)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="The benchmark's local WebSocket/SSE server.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument(
+        "--prebuild",
+        nargs="*",
+        default=[],
+        metavar="KIND:N",
+        help="streams to build before listening, e.g. ws:200000 sse:200000",
+    )
+    args = parser.parse_args()
+    lock = threading.Lock()
+
+    def report(record: dict) -> None:
+        line = json.dumps(record) + "\n"
+        with lock:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    server = BenchServer(report, port=args.port)
+    for spec in args.prebuild:
+        kind, _, n = spec.partition(":")
+        server.blob(kind, int(n))
+    report({"ev": "ready", "port": server.port})
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

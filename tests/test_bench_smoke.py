@@ -1,0 +1,98 @@
+"""A smoke run of the benchmark (bench/run.py --quick): the table comes out, prismer-rt's output
+is complete. No timing is asserted here: the benchmark checks its targets, tests never do."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = REPO / "bench" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    if not (Path(sys.executable).parent / "prismer-rt").exists():
+        pytest.skip("prismer-rt is not installed beside this interpreter")
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(RUN),
+            "--quick",
+            "--events",
+            "2000",
+            "--runs",
+            "1",
+            "--memory-events",
+            "4000",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    document = json.loads(out.read_text())
+    document["stdout"] = done.stdout
+    return document
+
+
+def test_prints_the_machine_and_the_table(smoke: dict) -> None:
+    stdout = smoke["stdout"]
+    assert stdout.startswith("Machine: ")
+    assert "| Benchmark | Client | Result | prismer-rt vs this |" in stdout
+    assert "| Target | Measured | Result |" in stdout
+    for section in ("WebSocket receive", "SSE receive", "Start-up", "Send", "Latency", "Memory"):
+        assert f"| {section}" in stdout, section
+    assert smoke["table"] == stdout.rstrip("\n")
+
+
+def test_prismer_rt_output_was_complete(smoke: dict) -> None:
+    checks = smoke["checks"]
+    assert set(checks) == {"ws.complete", "sse.complete", "send.complete", "latency.complete"}
+    assert all(check["ok"] for check in checks.values()), checks
+    assert smoke["complete"] is True
+
+
+def test_every_prismer_rt_figure_was_measured(smoke: dict) -> None:
+    results = smoke["results"]
+    for key in (
+        "ws.prismer",
+        "ws.prismer.pipe",
+        "sse.prismer",
+        "sse.prismer.pipe",
+        "startup.help",
+        "startup.version",
+        "startup.send",
+        "send.prismer",
+        "latency.prismer",
+        "latency.prismer.p99",
+        "memory.400",
+        "memory.4000",
+    ):
+        assert results[key]["samples"], (key, results[key]["errors"])
+        assert not results[key]["errors"], (key, results[key]["errors"])
+
+
+@pytest.mark.parametrize(
+    ("key", "tool"),
+    [
+        ("ws.websockets", "websockets"),
+        ("ws.websocat", "websocat"),
+        ("sse.curl", "curl"),
+        ("sse.sseclient", "sseclient-py"),
+        ("send.websocat", "websocat"),
+    ],
+)
+def test_comparison_ran_or_was_skipped(smoke: dict, key: str, tool: str) -> None:
+    row = smoke["results"][key]
+    if row["skipped"]:
+        pytest.skip(f"{tool}: {row['skipped']}")
+    assert row["samples"], row["errors"]
