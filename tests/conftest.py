@@ -10,6 +10,8 @@ import pytest
 
 from tests.cli import Background
 
+pytest_plugins = ["tests.serverfixture"]  # the server_factory fixture
+
 SCRUBBED = (
     "PRISMER_URL",
     "PRISMER_BASE_URL",
