@@ -167,8 +167,23 @@ def _announce(
                 frames.append(again)
         for frame in frames:
             conn.send(frame)
-    if options.filters.ignore_self and conn.hello.user_id is None:
-        log.warning("--ignore-self: the server did not say which user this is; nothing is dropped")
+    if options.filters.ignore_self and resume.user_id is None:
+        resume.user_id = conn.hello.user_id or _whoami(endpoint, log)
+        if resume.user_id is None:
+            log.warning(
+                "--ignore-self: the server did not say which user this is; nothing is dropped"
+            )
+
+
+def _whoami(endpoint: Endpoint, log: Log) -> str | None:
+    """The user behind the token, asked over REST (a docs-dialect SSE stream does not say)."""
+    from prismer_cli.transport.rest import RestClient
+
+    rest = RestClient(endpoint, log)
+    try:
+        return rest.whoami()
+    finally:
+        rest.close()
 
 
 def _pump(
@@ -188,7 +203,7 @@ def _pump(
     consumed = conn.hello.dialect.consumed
     filters = options.filters
     types, conversations = filters.types, filters.conversations
-    me = conn.hello.user_id if filters.ignore_self else None
+    me = resume.user_id if filters.ignore_self else None
     count = options.count
     is_seen = seen.seen
     for data in conn.messages(deadline):

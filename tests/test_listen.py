@@ -60,7 +60,7 @@ def token(request: pytest.FixtureRequest) -> Iterator[str]:
 TOKEN = ""
 
 
-def BOB_JOINS_AND_SAYS(conversation: str, content: str) -> str:
+def joins_and_says(conversation: str, content: str) -> str:
     """stdin for `send`: join the conversation (the server dialect needs it), then say something."""
     return (
         f'{{"action":"subscribe","conversationId":"{conversation}"}}\n'
@@ -202,7 +202,7 @@ def test_messages_sent_by_others_arrive(server: ServerProcess) -> None:
     proc = listen(server, "subscribe", "c-real", "--count", "1")
     time.sleep(0.3)  # let the subscription reach the server
     sent = run(
-        "send", env=env_for(server.url, OTHER), input=BOB_JOINS_AND_SAYS("c-real", "hello alice")
+        "send", env=env_for(server.url, OTHER), input=joins_and_says("c-real", "hello alice")
     )
     assert sent.code == 0, sent.err
     result = proc.wait()
@@ -210,12 +210,16 @@ def test_messages_sent_by_others_arrive(server: ServerProcess) -> None:
     assert result.lines[0]["payload"]["content"] == "hello alice"
 
 
-def test_ignore_self_drops_own_messages(server: ServerProcess) -> None:
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_ignore_self_drops_own_messages(server: ServerProcess, transport: str) -> None:
     """--ignore-self leaves out events whose senderId is the authenticated user."""
-    proc = listen(server, "subscribe", "c-self", "--ignore-self", "--count", "1")
+    proc = listen(
+        server, "subscribe", "c-self", "--ignore-self", "--count", "1", "--transport", transport
+    )
     time.sleep(0.3)
-    assert run("send", "c-self", "from me", env=env_for(server.url, TOKEN)).code == 0
-    bob = BOB_JOINS_AND_SAYS("c-self", "from bob")
+    me = joins_and_says("c-self", "from me")
+    assert run("send", env=env_for(server.url, TOKEN), input=me).code == 0
+    bob = joins_and_says("c-self", "from bob")
     assert run("send", env=env_for(server.url, OTHER), input=bob).code == 0
     result = proc.wait()
     assert [e["payload"]["content"] for e in result.lines] == ["from bob"]

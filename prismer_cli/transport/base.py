@@ -44,6 +44,7 @@ class Resume:
     last_event_id: str | None = None  # SSE Last-Event-ID
     retry_ms: int | None = None  # SSE retry: field
     last_event_time: int | None = None  # server dialect `timestamp` of the last event
+    user_id: str | None = None  # who the token is, for --ignore-self
 
 
 class Connection(Protocol):
