@@ -33,7 +33,7 @@ from prismer_cli.status import ExitStatus
 PROG = "prismer-rt"
 COMPLETE_VAR = "_PRISMER_RT_COMPLETE"  # what Typer derives from PROG: _{PROG}_COMPLETE
 COMPLETIONS = {
-    "bash": "completions/prismer-rt.bash",
+    "bash": "completions/prismer-rt",  # bash-completion looks files up by command name
     "zsh": "completions/_prismer-rt",
     "fish": "completions/prismer-rt.fish",
 }
