@@ -7,7 +7,7 @@ from collections.abc import Hashable
 
 
 class RecentKeys:
-    def __init__(self, size: int = 50_000) -> None:
+    def __init__(self, size: int = 10_000) -> None:
         self._size = size
         self._keys: set[Hashable] = set()
         self._order: deque[Hashable] = deque()

@@ -256,12 +256,15 @@ def _pump(
 
 
 def _duplicate(kind: str, payload: dict[str, Any], ack_id: Any, is_seen: Any) -> bool:
-    """A message event whose id was printed before, or a re-sent frame already seen."""
+    """A message event whose id was printed before, or a re-sent frame already seen.
+
+    The keys kept are hashes (small ints), not the ids: 10,000 of them cost well under 1 MiB.
+    """
     if kind.startswith("message."):
         message_id = payload.get("id")
-        if message_id is not None and is_seen((kind, message_id)):
+        if message_id is not None and is_seen(hash((kind, message_id))):
             return True
-    elif ack_id is not None and is_seen(("ack", ack_id)):
+    elif ack_id is not None and is_seen(hash(("ack", ack_id))):
         return True
     return False
 

@@ -21,7 +21,7 @@ class OutputClosed(Exception):
 
 class Output:
     def __init__(self, stream: BinaryIO | None = None) -> None:
-        self._stream = stream if stream is not None else sys.stdout.buffer
+        self._stream = stream if stream is not None else _stdout()
         self._write = self._stream.write
 
     def line(self, data: bytes) -> None:
@@ -39,6 +39,16 @@ class Output:
             self._stream.flush()
         except BrokenPipeError:
             raise OutputClosed from None
+
+
+def _stdout() -> BinaryIO:
+    """fd 1 with a buffer of our own: with PYTHONUNBUFFERED set (as many container images do),
+    sys.stdout.buffer would make one write() per line; we flush when the input runs dry."""
+    try:
+        sys.stdout.flush()
+        return open(sys.stdout.fileno(), "wb", buffering=1 << 16, closefd=False)
+    except (AttributeError, OSError, ValueError):  # no real fd: a test runner's stream
+        return sys.stdout.buffer
 
 
 def silence_stdout() -> None:

@@ -65,8 +65,18 @@ class _Alarm:
             raise _DeadlineReached
 
 
-def _envelope(event: SSEEvent) -> bytes:
-    return b'{"type":' + orjson.dumps(event.event) + b',"payload":' + event.data + b"}"
+class _Envelopes:
+    """Named SSE events as envelopes; the `{"type":<name>,"payload":` prefix is built once."""
+
+    def __init__(self) -> None:
+        self._prefixes: dict[str, bytes] = {}
+
+    def __call__(self, event: SSEEvent) -> bytes:
+        prefix = self._prefixes.get(event.event)
+        if prefix is None:
+            prefix = b'{"type":' + orjson.dumps(event.event) + b',"payload":'
+            self._prefixes[event.event] = prefix
+        return prefix + event.data + b"}"
 
 
 class SSEConnection:
@@ -117,6 +127,7 @@ class SSEConnection:
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
         resume = self._resume
         named = self.dialect is DOCS
+        envelope = _Envelopes()
         with _Alarm(deadline) as alarm:
             while True:
                 queue, index = self._queue, self._index
@@ -126,7 +137,7 @@ class SSEConnection:
                     self._index = index
                     if event.id is not None:
                         resume.last_event_id = event.id
-                    yield _envelope(event) if named else event.data
+                    yield envelope(event) if named else event.data
                 if alarm.fired:
                     return
                 self._fill(alarm)

@@ -8,6 +8,7 @@ reader thread may answer pings while the main thread writes commands.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -60,6 +61,21 @@ def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
         raise ConnectError(f"cannot connect: {exc}") from None
 
 
+class _MaskKeys:
+    """Masking keys from the OS 4 KiB at a time: one getrandom() per 1,024 frames, not per frame."""
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+    def __call__(self) -> bytes:
+        at = self._at
+        if at + 4 > len(self._pool):
+            self._pool, at = os.urandom(4096), 0
+        self._at = at + 4
+        return self._pool[at : at + 4]
+
+
 def _lost(exc: BaseException) -> ConnectionLost:
     if isinstance(exc, ConnectionClosedError):
         return ConnectionLost("the server closed the connection without a close frame")
@@ -79,6 +95,7 @@ class WebSocketConnection:
         self._timeouts = endpoint.timeouts
         self._lock = threading.Lock()
         self._acks: list[bytes] = []
+        self._mask_key = _MaskKeys()
         self._ping_id = 0
         self._last_rx = time.monotonic()
         self._last_ping = 0.0
@@ -204,13 +221,18 @@ class WebSocketConnection:
 
     # -- sending ---------------------------------------------------------------------------
     def send(self, frame: JSON) -> None:
-        self._write(encode_frame(OP_TEXT, orjson.dumps(frame)))
+        self._write(encode_frame(OP_TEXT, orjson.dumps(frame), mask_key=self._mask_key()))
 
     def send_many(self, frames: list[JSON]) -> None:
-        self._write(b"".join(encode_frame(OP_TEXT, orjson.dumps(f)) for f in frames))
+        self._write(
+            b"".join(
+                encode_frame(OP_TEXT, orjson.dumps(f), mask_key=self._mask_key()) for f in frames
+            )
+        )
 
     def ack(self, ack_id: str) -> None:
-        self._acks.append(encode_frame(OP_TEXT, orjson.dumps(self.dialect.ack(ack_id))))
+        frame = orjson.dumps(self.dialect.ack(ack_id))
+        self._acks.append(encode_frame(OP_TEXT, frame, mask_key=self._mask_key()))
 
     def flush_acks(self) -> None:
         if self._acks:
