@@ -7,7 +7,7 @@ frame's own bytes written back unchanged, acks batched and sent once the output 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -15,7 +15,7 @@ import orjson
 from prismer_cli.backoff import Policy, wait_for
 from prismer_cli.dedupe import RecentKeys
 from prismer_cli.dialects import REQUEST_PREFIX, answers_us, error_message
-from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, TransportError
+from prismer_cli.errors import ConnectError, ConnectionLost, TransportError
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.status import ExitStatus
@@ -76,9 +76,7 @@ def listen(endpoint: Endpoint, options: ListenOptions, out: Output, log: Log) ->
                 return _timed_out(options, progress)
         retry_after = None
         try:
-            conn = open_connection(endpoint, resume, log)
-        except AuthError:
-            raise
+            conn = open_connection(_within(endpoint, deadline), resume, log)
         except ConnectError as exc:
             retry, reason, retry_after = retry + 1, str(exc), exc.retry_after
             continue
@@ -98,6 +96,21 @@ def listen(endpoint: Endpoint, options: ListenOptions, out: Output, log: Log) ->
         return _timed_out(options, progress)
 
 
+def _within(endpoint: Endpoint, deadline: float | None) -> Endpoint:
+    """The endpoint with its waits (connect, auth, an SSE answer) cut short by --timeout."""
+    if deadline is None:
+        return endpoint
+    left = max(0.1, deadline - time.monotonic())
+    t = endpoint.timeouts
+    bounded = replace(
+        t,
+        connect=min(t.connect, left),
+        auth=min(t.auth, left),
+        sse_silence=min(t.sse_silence, left),
+    )
+    return endpoint if bounded == t else replace(endpoint, timeouts=bounded)
+
+
 def _give_up(retry: int, reason: str) -> str:
     if retry == 1:
         return f"{reason} (reconnecting is off)"
@@ -106,7 +119,7 @@ def _give_up(retry: int, reason: str) -> str:
 
 def _delay(policy: Policy, retry: int, resume: Resume, retry_after: float | None) -> float:
     delay = policy.delay(retry)
-    if retry == 1 and resume.transport == "sse" and resume.retry_ms is not None:
+    if retry == 1 and resume.retry_ms is not None:  # only an SSE stream sets it
         delay = resume.retry_ms / 1000  # the stream's own retry: field, as EventSource does
     return wait_for(delay, retry_after)
 

@@ -271,3 +271,19 @@ def test_server_dialect_unacked_frames_come_back_once(server_factory: ServerFact
     result = proc.wait()
     assert result.code == 0, result.err
     assert contents(result.lines) == ["#1", "#2", "#3"]
+
+
+def test_timeout_bounds_a_connection_attempt_that_hangs() -> None:
+    """--timeout holds even while the server accepts TCP but never answers the upgrade."""
+    import socket
+
+    silent = socket.create_server(("127.0.0.1", 0))  # listens, never accepts or answers
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        result = run("listen", "--timeout", "1", "--count", "1", env=env_for(url, TOKEN))
+        elapsed = time.monotonic() - start
+    finally:
+        silent.close()
+    assert result.code == 124
+    assert elapsed < 4
