@@ -287,3 +287,15 @@ def test_timeout_bounds_a_connection_attempt_that_hangs() -> None:
         silent.close()
     assert result.code == 124
     assert elapsed < 4
+
+
+def test_server_dialect_keepalive_uses_the_protocol_ping(server_factory: ServerFactory) -> None:
+    """On a quiet line the server dialect also gets the protocol's own ping (with a requestId);
+    its pong is consumed, not printed."""
+    server = server_factory(dialect="server")
+    env = env_for(server.url, TOKEN, PRISMER_RT_PING_INTERVAL="0.2")
+    result = run("listen", "--timeout", "1.2", env=env)
+    assert result.code == 0, result.err
+    assert result.out == ""
+    pings = [f for f in frames_in(server.log()) if f.get("type") == "ping"]
+    assert pings and all(f["requestId"].startswith("prt-") for f in pings)
