@@ -7,7 +7,16 @@ answers to the commands while the main thread keeps writing (never one round tri
   frame carrying the command's requestId; after --wait seconds it is reported unconfirmed;
 - docs dialect: nothing confirms a command, so it is reported as sent once written; an `error`
   frame, which names no command, is reported on stderr and makes the exit status 5.
+A command the socket cannot carry (the server dialect's mark_read, or any mark_read without a
+message id, which only REST can say) goes over REST in its place: the frames before it are
+written first and, where the dialect can ping, the server has answered a ping sent after them.
 Without a WebSocket (--transport sse, or none to be had) commands go over REST.
+
+Every command gets exactly one result. When the connection breaks while frames are written, the
+commands without a result are sent again on a new connection (bounded by the policy); REST
+requests are retried by the REST client itself with one idempotency key each, never re-posted
+from here. Once the retries are exhausted (or the token is refused) every later command of stdin
+gets a failed result without another attempt, and the error decides the exit status.
 """
 
 from __future__ import annotations
@@ -15,15 +24,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from prismer_cli.backoff import Policy
+from prismer_cli.backoff import Policy, wait_for
 from prismer_cli.commands import MARK_READ, SEND, SUBSCRIBE, Command, InvalidLine
-from prismer_cli.dialects import JSON, error_message
+from prismer_cli.dialects import JSON, REQUEST_PREFIX, error_message
 from prismer_cli.errors import (
     AuthError,
     CommandRejected,
@@ -38,7 +47,7 @@ from prismer_cli.status import ExitStatus
 from prismer_cli.transport import Endpoint, Resume, open_websocket
 from prismer_cli.transport.base import Connection
 
-TICK = 0.25  # how often the reader thread looks for commands past --wait
+TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,13 @@ class Ledger:
             if flush:
                 self._out.flush()
 
+    def discard(self, entries: list[_Entry]) -> None:
+        """Take back entries that have no result yet (their commands will be sent again)."""
+        with self._lock:
+            for entry in entries:
+                if entry.record is None:
+                    self._entries.remove(entry)
+
     def unsettled(self) -> list[_Entry]:
         with self._lock:
             return [e for e in self._entries if e.record is None]
@@ -108,6 +124,7 @@ def run(
     ledger = Ledger(out)
     invalid = False
     channel: _Channel | None = None
+    fatal: ConnectError | AuthError | None = None
     try:
         for batch in batches:
             commands = []
@@ -117,15 +134,38 @@ def run(
                     invalid = True
                 else:
                     commands.append(item)
-            if commands:
-                channel = _deliver(channel, commands, endpoint, ledger, log, options)
+            if not commands:
+                continue
+            if fatal is None:
+                channel, fatal = _deliver(channel, commands, endpoint, ledger, log, options)
+            else:  # retries exhausted: no more attempts, but a result for each command
+                _fail_all(ledger, commands, f"not sent: {fatal}", fatal.status)
+            ledger.emit()
     finally:
         if channel is not None:
             channel.finish()
         ledger.emit()
+    if fatal is not None:
+        raise fatal
     if ledger.status != ExitStatus.OK:
         return ledger.status
     return ExitStatus.INVALID_INPUT if invalid else ExitStatus.OK
+
+
+class _Stopped(Exception):
+    """submit() could not go on: `error` says why, `unsent` are the commands without a result.
+
+    `retryable`: the commands may be sent again on a new connection (the socket broke while they
+    were written); REST errors are not, since the REST client has already retried them.
+    """
+
+    def __init__(
+        self, error: ConnectError | AuthError, unsent: list[Command], *, retryable: bool
+    ) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.unsent = unsent
+        self.retryable = retryable
 
 
 def _deliver(
@@ -135,28 +175,40 @@ def _deliver(
     ledger: Ledger,
     log: Log,
     options: SendOptions,
-) -> _Channel:
-    """Submit one batch, opening (or re-opening) the channel with bounded retries."""
+) -> tuple[_Channel | None, ConnectError | AuthError | None]:
+    """Submit one batch, opening (or re-opening) the channel with bounded retries.
+
+    Returns the channel and, when the retries are exhausted or the token was refused, the error;
+    every command has a result either way.
+    """
+    pending = commands
     retry = 0
     while True:
+        error: ConnectError | AuthError
         try:
             if channel is None or channel.broken:
                 if channel is not None:
                     channel.finish()
+                    channel = None
                 channel = _open_channel(endpoint, ledger, log, options)
-            channel.submit(commands)
-            return channel
-        except ConnectError as exc:
-            retry += 1
-            if not options.policy.allows(retry):
-                _fail_all(ledger, commands, f"not sent: {exc}", ExitStatus.CONNECTION)
-                raise
-            delay = options.policy.delay(retry)
-            log.info(f"{exc}; retrying in {delay:.1f} s")
-            time.sleep(delay)
+            channel.submit(pending)
+            return channel, None
+        except _Stopped as stop:
+            error, pending, retryable = stop.error, stop.unsent, stop.retryable
+        except ConnectError as exc:  # could not open: nothing of `pending` went out
+            error, retryable = exc, True
         except AuthError as exc:
-            _fail_all(ledger, commands, f"not sent: {exc}", ExitStatus.AUTH)
-            raise
+            error, retryable = exc, False
+        if not pending and retryable:
+            return channel, None  # every command has its result; the next batch reconnects
+        retry += 1
+        if not retryable or not options.policy.allows(retry):
+            _fail_all(ledger, pending, f"not sent: {error}", error.status)
+            return channel, error
+        retry_after = error.retry_after if isinstance(error, ConnectError) else None
+        delay = wait_for(options.policy.delay(retry), retry_after)
+        log.info(f"{error}; retrying in {delay:.1f} s")
+        time.sleep(delay)
 
 
 def _fail_all(ledger: Ledger, commands: list[Command], error: str, status: ExitStatus) -> None:
@@ -178,30 +230,39 @@ def _open_channel(endpoint: Endpoint, ledger: Ledger, log: Log, options: SendOpt
             if endpoint.transport == "ws":
                 raise ConnectError(str(exc)) from None
             log.info(f"{exc}; sending over REST")
-    return _RestChannel(endpoint, ledger, log)
+    return _RestChannel(endpoint, ledger, log, options)
 
 
 class _Channel:
     broken = False
 
     def submit(self, commands: list[Command]) -> None:
+        """Send the commands in order; raises _Stopped when it cannot finish."""
         raise NotImplementedError
 
     def finish(self) -> None:
         raise NotImplementedError
 
 
-class _RestChannel(_Channel):
-    def __init__(self, endpoint: Endpoint, ledger: Ledger, log: Log) -> None:
-        from prismer_cli.transport.rest import RestClient
+def _rest_client(endpoint: Endpoint, log: Log, options: SendOptions) -> Any:
+    from prismer_cli.transport.rest import RestClient
 
-        self._rest = RestClient(endpoint, log)
+    return RestClient(endpoint, log, options.policy)
+
+
+class _RestChannel(_Channel):
+    def __init__(self, endpoint: Endpoint, ledger: Ledger, log: Log, options: SendOptions) -> None:
+        self._rest = _rest_client(endpoint, log, options)
         self._ledger = ledger
 
     def submit(self, commands: list[Command]) -> None:
-        for command in commands:
+        for index, command in enumerate(commands):
             entry = self._ledger.add(command, "")
-            rest_call(self._rest, self._ledger, entry)
+            try:
+                rest_call(self._rest, self._ledger, entry)
+            except (ConnectError, AuthError) as exc:
+                self._ledger.emit()
+                raise _Stopped(exc, commands[index + 1 :], retryable=False) from None
             self._ledger.emit()
 
     def finish(self) -> None:
@@ -240,12 +301,14 @@ class _SocketChannel(_Channel):
         self._endpoint = endpoint
         self._ledger = ledger
         self._log = log
+        self._options = options
         self._wait = options.wait
         self._dialect = conn.hello.dialect
         self._me = conn.hello.user_id
         self._lock = threading.Lock()
         self._by_request: dict[str, _Entry] = {}
         self._by_content: dict[tuple[Any, ...], deque[_Entry]] = {}
+        self._pongs: dict[str, threading.Event] = {}
         self._counter = 0
         self._finishing = False
         self._rest: Any = None
@@ -256,46 +319,63 @@ class _SocketChannel(_Channel):
 
     # -- main thread -----------------------------------------------------------------------
     def submit(self, commands: list[Command]) -> None:
-        frames: list[JSON] = []
-        settle_after_send: list[_Entry] = []
-        entries: list[_Entry] = []
-        with self._lock:
-            now = time.monotonic()
-            for command in commands:
-                self._counter += 1
-                entry = self._ledger.add(command, f"prt-{self._counter}")
-                entries.append(entry)
-                frame = self._frame(entry, now, settle_after_send)
-                if frame is not None:
+        """Write the frames in order, one write per run of socket commands; REST in its place."""
+        index = 0
+        while index < len(commands):
+            frames: list[JSON] = []
+            written: list[_Entry] = []  # settled once the write succeeded
+            entries: list[_Entry] = []
+            over_rest: _Entry | None = None
+            with self._lock:
+                now = time.monotonic()
+                for command in commands[index:]:
+                    index += 1
+                    entry = self._ledger.add(command, self._request_id())
+                    frame = self._frame(entry)
+                    if frame is None:
+                        over_rest = entry
+                        break
+                    entries.append(entry)
                     frames.append(frame)
-        try:
-            if frames:
-                self._conn.send_many(frames)
-        except ConnectionLost as exc:
-            self.broken = True
-            for entry in entries:
-                if entry.record is None:
-                    self._forget(entry)
-                    self._ledger.settle(
-                        entry, False, ExitStatus.CONNECTION, error=f"not sent: {exc}"
-                    )
+                    if command.action == SEND and self._dialect.confirms_sends:
+                        self._expect(entry, now)
+                    else:
+                        written.append(entry)
+            try:
+                if frames:
+                    self._conn.send_many(frames)
+            except ConnectionLost as exc:
+                self.broken = True
+                with self._lock:
+                    for entry in entries:
+                        self._forget(entry)
+                    unsent = [e for e in entries if e.record is None]
+                if over_rest is not None:
+                    unsent.append(over_rest)
+                self._ledger.discard(unsent)
+                self._ledger.emit()
+                rest = [e.command for e in unsent] + commands[index:]
+                raise _Stopped(ConnectError(str(exc)), rest, retryable=True) from None
+            for entry in written:
+                self._ledger.settle(entry, True, sent=True)
+            if over_rest is not None:
+                self._barrier()
+                try:
+                    self._rest_call(over_rest)
+                except (ConnectError, AuthError) as exc:
+                    self._ledger.emit()
+                    raise _Stopped(exc, commands[index:], retryable=False) from None
             self._ledger.emit()
-            raise ConnectError(str(exc)) from None
-        for entry in settle_after_send:
-            self._settle_after_send(entry)
-        self._ledger.emit()
 
-    def _frame(self, entry: _Entry, now: float, later: list[_Entry]) -> JSON | None:
+    def _request_id(self) -> str:
+        self._counter += 1
+        return f"{REQUEST_PREFIX}{self._counter}"
+
+    def _frame(self, entry: _Entry) -> JSON | None:
+        """The command's frame, or None for a command that only REST can carry."""
         command, dialect = entry.command, self._dialect
         if command.action == SEND:
             assert command.content is not None
-            if dialect.confirms_sends:
-                entry.sent_at = now
-                self._by_request[entry.request_id] = entry
-                key = (command.conversation_id, command.content, command.message_type)
-                self._by_content.setdefault(key, deque()).append(entry)
-            else:
-                later.append(entry)
             return dialect.send_message(
                 command.conversation_id,
                 command.content,
@@ -303,25 +383,48 @@ class _SocketChannel(_Channel):
                 command.extra,
                 entry.request_id,
             )
-        later.append(entry)
         if command.action == SUBSCRIBE:
             return dialect.subscribe(command.conversation_id, entry.request_id)
+        if command.up_to is None:
+            return None  # "everything read": only POST .../read says that, in both dialects
         return dialect.mark_read(command.conversation_id, command.up_to, entry.request_id)
 
-    def _settle_after_send(self, entry: _Entry) -> None:
-        """Commands that nothing will confirm: done once written (or once REST answered)."""
+    def _expect(self, entry: _Entry, now: float) -> None:
+        """Wait for the server's echo of this message (caller holds the lock)."""
         command = entry.command
-        if (
-            command.action == MARK_READ
-            and self._dialect.mark_read(command.conversation_id, None, "") is None
-        ):
-            if self._rest is None:
-                from prismer_cli.transport.rest import RestClient
+        entry.sent_at = now
+        self._by_request[entry.request_id] = entry
+        key = (command.conversation_id, command.content, command.message_type)
+        self._by_content.setdefault(key, deque()).append(entry)
 
-                self._rest = RestClient(self._endpoint, self._log)
-            rest_call(self._rest, self._ledger, entry)
-        else:
-            self._ledger.settle(entry, True, sent=True)
+    def _barrier(self) -> None:
+        """Wait (at most --wait) until the server has handled every frame written so far.
+
+        A ping is answered after the frames before it, so its pong says they are done; a
+        dialect without a protocol-level ping cannot say, and the REST call just follows.
+        """
+        self._counter += 1
+        request_id = f"{REQUEST_PREFIX}sync-{self._counter}"
+        ping = self._dialect.ping(request_id)
+        if ping is None or self.broken:
+            return
+        answered = threading.Event()
+        with self._lock:
+            self._pongs[request_id] = answered
+        try:
+            self._conn.send(ping)
+            if self._reader.is_alive():  # else nothing reads the answer
+                answered.wait(self._wait)
+        except ConnectionLost:
+            self.broken = True
+        finally:
+            with self._lock:
+                self._pongs.pop(request_id, None)
+
+    def _rest_call(self, entry: _Entry) -> None:
+        if self._rest is None:
+            self._rest = _rest_client(self._endpoint, self._log, self._options)
+        rest_call(self._rest, self._ledger, entry)
 
     def finish(self) -> None:
         """Wait for the outstanding confirmations (bounded by --wait), then close with 1000."""
@@ -355,6 +458,11 @@ class _SocketChannel(_Channel):
         except PrismerError as exc:
             self.broken = True
             self._fail_pending(str(exc))
+        finally:
+            with self._lock:
+                waiting = list(self._pongs.values())
+            for answered in waiting:  # nothing will answer them now
+                answered.set()
 
     def _handle(self, data: bytes) -> None:
         try:
@@ -367,30 +475,41 @@ class _SocketChannel(_Channel):
         if ack_id is not None:
             self._conn.ack(ack_id)
         kind = frame.get("type")
-        if kind == "error":
+        if kind == "pong" or (kind == "error" and frame.get("requestId") in self._pongs):
+            self._on_pong(frame)
+        elif kind == "error":
             self._on_error(frame)
         elif kind == "message.new":
             payload = frame.get("payload")
             if isinstance(payload, dict) and payload.get("senderId") == self._me:
                 self._on_echo(payload)
 
+    def _on_pong(self, frame: JSON) -> None:
+        with self._lock:
+            answered = self._pongs.get(frame.get("requestId") or "")
+        if answered is not None:
+            answered.set()
+
+    # Entries are settled while the lock is held, so that once submit() has taken an entry out
+    # of the lookup tables under the lock, its result is known: settled, or for it to send again.
     def _on_error(self, frame: JSON) -> None:
         payload = frame.get("payload")
         payload = payload if isinstance(payload, dict) else {}
+        fields = {"error": payload.get("message") or "rejected"}
+        if payload.get("code"):
+            fields["code"] = payload["code"]
         with self._lock:
             entry = self._by_request.get(frame.get("requestId") or "")
             if entry is not None:
                 self._forget(entry)
-        if entry is None:
-            self._log.error(f"the server answered with an error: {error_message(frame)}")
-            self._ledger.status = (
-                ExitStatus.REJECTED if self._ledger.status == ExitStatus.OK else self._ledger.status
-            )
-            return
-        fields = {"error": payload.get("message") or "rejected"}
-        if payload.get("code"):
-            fields["code"] = payload["code"]
-        self._ledger.settle(entry, False, ExitStatus.REJECTED, requestId=entry.request_id, **fields)
+                self._ledger.settle(
+                    entry, False, ExitStatus.REJECTED, requestId=entry.request_id, **fields
+                )
+                return
+        self._log.error(f"the server answered with an error: {error_message(frame)}")
+        self._ledger.status = (
+            ExitStatus.REJECTED if self._ledger.status == ExitStatus.OK else self._ledger.status
+        )
 
     def _on_echo(self, payload: JSON) -> None:
         key = (payload.get("conversationId"), payload.get("content"), payload.get("type", "text"))
@@ -400,7 +519,7 @@ class _SocketChannel(_Channel):
                 return
             entry = queue[0]
             self._forget(entry)
-        self._ledger.settle(entry, True, requestId=entry.request_id, message=payload)
+            self._ledger.settle(entry, True, requestId=entry.request_id, message=payload)
 
     def _forget(self, entry: _Entry) -> None:
         """Drop an entry from the lookup tables (caller holds the lock)."""
@@ -418,33 +537,24 @@ class _SocketChannel(_Channel):
 
     def _expire(self) -> None:
         limit = time.monotonic() - self._wait
+        error = (
+            f"not confirmed by the server within {self._wait:g} s; "
+            "it may or may not have been delivered"
+        )
         with self._lock:
             late = [e for e in self._by_request.values() if e.sent_at <= limit]
             for entry in late:
                 self._forget(entry)
-        for entry in late:
-            self._ledger.settle(
-                entry,
-                False,
-                ExitStatus.CONNECTION,
-                requestId=entry.request_id,
-                error=(
-                    f"not confirmed by the server within {self._wait:g} s; "
-                    "it may or may not have been delivered"
-                ),
-            )
+                self._ledger.settle(
+                    entry, False, ExitStatus.CONNECTION, requestId=entry.request_id, error=error
+                )
 
     def _fail_pending(self, error: str) -> None:
         with self._lock:
             entries = list(self._by_request.values())
             for entry in entries:
                 self._forget(entry)
-        for entry in entries:
-            self._ledger.settle(
-                entry, False, ExitStatus.CONNECTION, requestId=entry.request_id, error=error
-            )
+                self._ledger.settle(
+                    entry, False, ExitStatus.CONNECTION, requestId=entry.request_id, error=error
+                )
         self._ledger.emit()
-
-
-def commands_from_args(command: Command) -> Iterator[list[Command]]:
-    yield [command]
