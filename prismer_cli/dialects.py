@@ -101,7 +101,10 @@ class DocsDialect(Dialect):
         return {"action": "subscribe", "conversationId": conversation_id}
 
     def mark_read(self, conversation_id: str, up_to: str | None, request_id: str) -> JSON | None:
-        return {"action": "mark_read", "conversationId": conversation_id, "upToMessageId": up_to}
+        command: JSON = {"action": "mark_read", "conversationId": conversation_id}
+        if up_to is not None:
+            command["upToMessageId"] = up_to
+        return command
 
 
 class ServerDialect(Dialect):

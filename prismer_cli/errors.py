@@ -43,7 +43,9 @@ class NoWebSocket(ConnectError):
 
 
 class ConnectionLost(TransportError):
-    pass
+    def __init__(self, message: str, *, close_code: int | None = None) -> None:
+        super().__init__(message)
+        self.close_code = close_code  # the server's close code, when it sent a close frame
 
 
 class CommandRejected(PrismerError):

@@ -72,9 +72,10 @@ def _server_frame(text: str) -> bytes:
 class ReplayServer(threading.Thread):
     """Answers one WebSocket upgrade, sends the recorded frames, records what comes back."""
 
-    def __init__(self, frames: list[str]) -> None:
+    def __init__(self, frames: list[str], close: int | None = None) -> None:
         super().__init__(daemon=True)
         self.frames = frames
+        self.close = close  # send this close code right after the frames
         self.received: list[dict] = []
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
@@ -94,6 +95,8 @@ class ReplayServer(threading.Thread):
             b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
         )
         conn.sendall(b"".join(_server_frame(f) for f in self.frames))
+        if self.close is not None:
+            conn.sendall(bytes([0x88, 2]) + struct.pack("!H", self.close))
         for opcode, payload in _client_frames(conn):
             if opcode == 1:
                 self.received.append(orjson.loads(payload))
@@ -192,3 +195,13 @@ def test_recorded_sse_stream_prints_the_envelopes() -> None:
     expected = [c.decode()[len("data: ") : -2] for c in chunks[1:-1]]
     assert result.out.splitlines() == expected
     assert server.paths[:2] == ["/api/im/events/stream", "/sse"]
+
+
+@pytest.mark.parametrize(("code", "status"), [(4001, 3), (1008, 3), (1011, 4)])
+def test_close_before_authentication(ws_replay: type[ReplayServer], code: int, status: int) -> None:
+    """A close instead of an authentication frame: an auth code means exit 3, another exit 4."""
+    server = ws_replay([], close=code)
+    server.start()
+    result = run("listen", "--no-reconnect", env=env_for(server.url, "t"), timeout=8)
+    assert result.code == status, result.err
+    assert f"({code}" in result.err

@@ -222,3 +222,4 @@ def test_docs_commands_carry_exactly_the_pages_fields() -> None:
         "requestId": "r",
     }
     assert SERVER.mark_read("c", "m", "r") is None
+    assert DOCS.mark_read("c", None, "r") == {"action": "mark_read", "conversationId": "c"}

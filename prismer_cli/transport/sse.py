@@ -112,6 +112,12 @@ class SSEConnection:
 
     def _authenticate(self) -> None:
         """The server dialect's stream starts with an `authenticated` envelope."""
+        try:
+            self._first_envelope()
+        except ConnectionLost as exc:
+            raise ConnectError(str(exc)) from None
+
+    def _first_envelope(self) -> None:
         for data in self.messages():
             frame = orjson.loads(data)
             if not isinstance(frame, dict):

@@ -31,6 +31,8 @@ from prismer_cli.wsframes import (
 )
 
 OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
+# Close codes that, before any authentication frame, mean the token was refused.
+AUTH_CLOSE_CODES = frozenset({1008, 4001, 4003, 4401, 4403})
 
 
 def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
@@ -119,6 +121,10 @@ class WebSocketConnection:
             opcode, data = self._next_data_frame()
         except TimeoutError:
             raise ConnectError("no authentication frame from the server") from None
+        except ConnectionLost as exc:
+            if exc.close_code in AUTH_CLOSE_CODES:
+                raise AuthError(f"authentication refused: {exc}") from None
+            raise ConnectError(str(exc)) from None
         try:
             frame = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -157,7 +163,8 @@ class WebSocketConnection:
         elif opcode == OP_CLOSE:
             code, reason = decode_close(data)
             self._reply_close(code)
-            raise ConnectionLost(f"the server closed the connection ({code} {reason})".rstrip())
+            message = f"the server closed the connection ({code} {reason}".rstrip() + ")"
+            raise ConnectionLost(message, close_code=code)
 
     # -- receiving -------------------------------------------------------------------------
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
