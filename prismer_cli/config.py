@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from prismer_cli.errors import UsageError
+from prismer_cli.urls import http_base
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -135,9 +136,16 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     table = _profile_table(_load_toml(path), profile, path)
     where = f"{path}" + (f" [profiles.{profile}]" if profile else "")
     sdk_path = sdk_config_path(env)
-    sdk = _load_toml(sdk_path)
-    sdk_auth = sdk.get("auth", {}) if isinstance(sdk.get("auth"), dict) else {}
-    sdk_default = sdk.get("default", {}) if isinstance(sdk.get("default"), dict) else {}
+    sdk_file: dict[str, Any] | None = None
+
+    def sdk(section: str) -> dict[str, Any]:
+        """A table of the SDK's file, read only when nothing before it gave the setting."""
+        nonlocal sdk_file
+        if sdk_file is None:
+            sdk_file = _load_toml(sdk_path)
+        table = sdk_file.get(section)
+        return table if isinstance(table, dict) else {}
+
     warnings: list[str] = []
 
     if cli.token and cli.token_file:
@@ -157,18 +165,26 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     if token is None and isinstance(table.get("token_file"), str):
         name = table["token_file"]
         token = Setting(read_token_file(name, None), f"{where} token_file ({name})")
-    if token is None and isinstance(sdk_auth.get("im_token"), str) and sdk_auth["im_token"]:
+    if token is None and _str(sdk("auth").get("im_token")):
         if _readable_by_others(sdk_path):
             warnings.append(f"{sdk_path} is readable by other users; run: chmod 600 {sdk_path}")
-        token = Setting(sdk_auth["im_token"], f"{sdk_path} [auth] im_token")
+        token = Setting(sdk("auth")["im_token"], f"{sdk_path} [auth] im_token")
 
     url = _first(
         (cli.url, "--url"),
         (env.get("PRISMER_URL"), "env PRISMER_URL"),
         (env.get("PRISMER_BASE_URL"), "env PRISMER_BASE_URL"),
         (_str(table.get("url")), where),
-        (_str(sdk_default.get("base_url")), f"{sdk_path} [default] base_url"),
-    ) or Setting(DEFAULT_URL, "default")
+    )
+    if url is None:
+        url = _first(
+            (_str(sdk("default").get("base_url")), f"{sdk_path} [default] base_url")
+        ) or Setting(DEFAULT_URL, "default")
+    assert url.value is not None
+    try:
+        http_base(url.value)
+    except UsageError as exc:
+        raise UsageError(f"{exc} ({url.source})") from None
 
     transport = _choice("transport", TRANSPORTS, cli.transport, env, table, where)
     dialect = _choice("dialect", DIALECT_CHOICES, cli.dialect, env, table, where)
