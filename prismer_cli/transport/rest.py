@@ -3,7 +3,8 @@
     POST {base}/api/im/messages/{conversationId}   {type, content, metadata?, parentId?}
     POST {base}/api/im/conversations/{id}/read      (no body: marks everything read)
 Every message carries an X-Idempotency-Key that stays the same across retries, so a command
-retried after a timeout is never posted twice.
+retried after a timeout is never posted twice. 401 means the token was refused (exit 3); any
+other 4xx, 403 included, rejects that one command (exit 5).
 """
 
 from __future__ import annotations
@@ -78,8 +79,10 @@ class RestClient:
                 if answer.status_code < 300:
                     return _json(answer)
                 problem = _problem(answer)
-                if answer.status_code in (401, 403):
+                if answer.status_code == 401:
                     raise AuthError(f"the server rejected the token ({problem})")
+                # 403 on a command is about that command (e.g. "Not a participant"): it is
+                # rejected like any other 4xx, and the commands after it still go out.
                 if answer.status_code < 500 and answer.status_code != 429:
                     raise CommandRejected(problem)
                 wait = retry_after(answer.headers)
