@@ -397,6 +397,48 @@ def test_rejected_command_fails_alone(srv: ServerProcess) -> None:
     assert [s["content"] for s in client.stored(conv)] == ["before", "after"]
 
 
+def test_type_option_applies_to_json_lines(client: Client) -> None:
+    """`send --type T` sets the type of the JSON lines that do not give one."""
+    conv = new_conv()
+    if client.dialect == "server":
+        client.join(conv)
+    stdin = lines_of(
+        {"conversationId": conv, "content": "plain"},
+        {"conversationId": conv, "content": "own type", "type": "text"},
+    )
+    result = client.run("send", "--type", "markdown", input=stdin)
+    assert result.code == 0, result.err
+    assert sent_messages(client) == [msg(conv, "plain", "markdown"), msg(conv, "own type")]
+    assert [s["type"] for s in client.stored(conv)] == ["markdown", "text"]
+
+
+def test_forbidden_rest_command_is_rejected_not_auth(srv: ServerProcess) -> None:
+    """Server dialect: a 403 for one REST command (not a participant) rejects only it: exit 5."""
+    alice, bob = Client(srv), Client(srv)
+    theirs, mine = new_conv(), new_conv()
+    bob.join(theirs)
+    alice.join(mine)
+    stdin = lines_of({"conversationId": theirs}, {"conversationId": mine})
+    result = alice.run("mark-read", input=stdin)
+    assert result.code == 5, result.err
+    refused, done = result.lines
+    assert (refused["ok"], done["ok"]) == (False, True)
+    assert "403" in refused["error"]
+    assert "token" not in result.err
+    reads = [(r["path"], r["status"]) for r in alice.log() if r["kind"] == "rest"]
+    assert reads == [
+        (f"/api/im/conversations/{theirs}/read", 403),
+        (f"/api/im/conversations/{mine}/read", 200),
+    ]
+    stdin = lines_of(
+        {"conversationId": theirs, "content": "x"}, {"conversationId": mine, "content": "y"}
+    )
+    result = alice.run("send", "--transport", "sse", input=stdin)
+    assert result.code == 5, result.err
+    assert [r["ok"] for r in result.lines] == [False, True]
+    assert [s["content"] for s in alice.stored(mine)] == ["y"]
+
+
 # ── mark-read ────────────────────────────────────────────────────────────
 
 
