@@ -38,6 +38,7 @@ from prismer_cli.errors import (
     CommandRejected,
     ConnectError,
     ConnectionLost,
+    Interrupted,
     NoWebSocket,
     PrismerError,
 )
@@ -123,8 +124,9 @@ def run(
     """Send every valid command; report every invalid line; exit status per cli-contract.md."""
     ledger = Ledger(out)
     invalid = False
-    channel: _Channel | None = None
+    link = _Link()
     fatal: ConnectError | AuthError | None = None
+    interrupted = False
     try:
         for batch in batches:
             commands = []
@@ -137,19 +139,38 @@ def run(
             if not commands:
                 continue
             if fatal is None:
-                channel, fatal = _deliver(channel, commands, endpoint, ledger, log, options)
+                fatal = _deliver(link, commands, endpoint, ledger, log, options)
             else:  # retries exhausted: no more attempts, but a result for each command
                 _fail_all(ledger, commands, f"not sent: {fatal}", fatal.status)
             ledger.emit()
+    except (KeyboardInterrupt, Interrupted):
+        interrupted = True
+        raise
     finally:
-        if channel is not None:
-            channel.finish()
+        if link.channel is not None:
+            _finish(link.channel, abandon=interrupted)
         ledger.emit()
     if fatal is not None:
         raise fatal
     if ledger.status != ExitStatus.OK:
         return ledger.status
     return ExitStatus.INVALID_INPUT if invalid else ExitStatus.OK
+
+
+@dataclass
+class _Link:
+    """The open channel, known to run() the moment it exists: an interrupt may come any time."""
+
+    channel: _Channel | None = None
+
+
+def _finish(channel: _Channel, *, abandon: bool) -> None:
+    """Close the channel; interrupted (Ctrl-C, SIGTERM), it waits for no confirmation."""
+    try:
+        channel.finish(abandon=abandon)
+    except (KeyboardInterrupt, Interrupted):
+        channel.finish(abandon=True)
+        raise
 
 
 class _Stopped(Exception):
@@ -169,16 +190,16 @@ class _Stopped(Exception):
 
 
 def _deliver(
-    channel: _Channel | None,
+    link: _Link,
     commands: list[Command],
     endpoint: Endpoint,
     ledger: Ledger,
     log: Log,
     options: SendOptions,
-) -> tuple[_Channel | None, ConnectError | AuthError | None]:
+) -> ConnectError | AuthError | None:
     """Submit one batch, opening (or re-opening) the channel with bounded retries.
 
-    Returns the channel and, when the retries are exhausted or the token was refused, the error;
+    Returns the error when the retries are exhausted or the token was refused, else None;
     every command has a result either way.
     """
     pending = commands
@@ -186,13 +207,13 @@ def _deliver(
     while True:
         error: ConnectError | AuthError
         try:
-            if channel is None or channel.broken:
-                if channel is not None:
-                    channel.finish()
-                    channel = None
-                channel = _open_channel(endpoint, ledger, log, options)
-            channel.submit(pending)
-            return channel, None
+            if link.channel is not None and link.channel.broken:
+                link.channel.finish()
+                link.channel = None
+            if link.channel is None:
+                link.channel = _open_channel(endpoint, ledger, log, options)
+            link.channel.submit(pending)
+            return None
         except _Stopped as stop:
             error, pending, retryable = stop.error, stop.unsent, stop.retryable
         except ConnectError as exc:  # could not open: nothing of `pending` went out
@@ -200,11 +221,11 @@ def _deliver(
         except AuthError as exc:
             error, retryable = exc, False
         if not pending and retryable:
-            return channel, None  # every command has its result; the next batch reconnects
+            return None  # every command has its result; the next batch reconnects
         retry += 1
         if not retryable or not options.policy.allows(retry):
             _fail_all(ledger, pending, f"not sent: {error}", error.status)
-            return channel, error
+            return error
         retry_after = error.retry_after if isinstance(error, ConnectError) else None
         delay = wait_for(options.policy.delay(retry), retry_after)
         log.info(f"{error}; retrying in {delay:.1f} s")
@@ -240,7 +261,8 @@ class _Channel:
         """Send the commands in order; raises _Stopped when it cannot finish."""
         raise NotImplementedError
 
-    def finish(self) -> None:
+    def finish(self, *, abandon: bool = False) -> None:
+        """Close; `abandon`: fail what awaits confirmation instead of waiting for it."""
         raise NotImplementedError
 
 
@@ -265,7 +287,7 @@ class _RestChannel(_Channel):
                 raise _Stopped(exc, commands[index + 1 :], retryable=False) from None
             self._ledger.emit()
 
-    def finish(self) -> None:
+    def finish(self, *, abandon: bool = False) -> None:
         self._rest.close()
 
 
@@ -426,9 +448,14 @@ class _SocketChannel(_Channel):
             self._rest = _rest_client(self._endpoint, self._log, self._options)
         rest_call(self._rest, self._ledger, entry)
 
-    def finish(self) -> None:
+    def finish(self, *, abandon: bool = False) -> None:
         """Wait for the outstanding confirmations (bounded by --wait), then close with 1000."""
         self._finishing = True
+        if abandon:
+            self._fail_pending(
+                "interrupted before the server confirmed it; it may or may not have been delivered",
+                ExitStatus.INTERRUPTED,
+            )
         self._reader.join()
         if not self.broken:
             for data in self._conn.close():
@@ -549,12 +576,10 @@ class _SocketChannel(_Channel):
                     entry, False, ExitStatus.CONNECTION, requestId=entry.request_id, error=error
                 )
 
-    def _fail_pending(self, error: str) -> None:
+    def _fail_pending(self, error: str, status: ExitStatus = ExitStatus.CONNECTION) -> None:
         with self._lock:
             entries = list(self._by_request.values())
             for entry in entries:
                 self._forget(entry)
-                self._ledger.settle(
-                    entry, False, ExitStatus.CONNECTION, requestId=entry.request_id, error=error
-                )
+                self._ledger.settle(entry, False, status, requestId=entry.request_id, error=error)
         self._ledger.emit()
