@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import time
@@ -763,6 +764,56 @@ def test_connection_dropped_between_lines(client: Client) -> None:
         assert "connection lost" in second["error"]
         assert stored[0] == "first"
         assert len(client.connects()) >= 2  # one more if the write itself failed: sent again
+
+
+def test_interrupt_while_waiting_for_confirmation(srv: ServerProcess) -> None:
+    """Ctrl-C while the server has not confirmed: exit 130 at once, the message reported failed."""
+    client = Client(srv)
+    conv = new_conv()
+    client.join(conv)
+    srv.set_faults(["half-open-after=0"])  # no echo will ever come
+    producer = Producer("send", conv, "unconfirmed", env=env_for(srv.url, client.token))
+    try:
+        deadline = time.monotonic() + 10
+        while not client.connects() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.2)  # written, now waiting for the echo (--wait is 10 s)
+        started = time.monotonic()
+        producer.proc.send_signal(signal.SIGINT)
+        result = producer.finish(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        producer.kill()
+        srv.set_faults([])
+    assert_clean(result, client.token)
+    assert result.code == 130, result.err
+    assert elapsed < 3, elapsed
+    [line] = result.lines
+    assert line["ok"] is False and "interrupted" in line["error"]
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_closes_with_1000(client: Client, signum: int, code: int) -> None:
+    """Interrupted while reading stdin: the results so far, then a close 1000, exit 130/143."""
+    conv = new_conv()
+    if client.dialect == "server":
+        client.join(conv)
+    producer = Producer("send", env=env_for(client.server.url, client.token))
+    try:
+        producer.write({"conversationId": conv, "content": "before the signal"})
+        first = producer.result()
+        producer.proc.send_signal(signum)
+        assert producer.proc.stdin is not None
+        producer.proc.wait(10)
+        result = producer.finish()
+    finally:
+        producer.kill()
+    assert_clean(result, client.token)
+    assert result.code == code, result.err
+    assert first["ok"] is True and result.lines == []
+    [connect] = client.connects()
+    closes = [r for r in client.log() if r["kind"] == "ws_close" and r["conn"] == connect["conn"]]
+    assert [c["code"] for c in closes] == [1000]
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
