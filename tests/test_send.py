@@ -16,6 +16,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -88,6 +89,15 @@ def assert_clean(result: Result, token: str) -> None:
     assert token not in result.out, result.out
     assert token not in result.err, result.err
     assert "Traceback" not in result.err, result.err
+
+
+def run_all(jobs: list[tuple[list[str], dict[str, str], str | None]]) -> list[Result]:
+    """Run independent commands at the same time (they share no state); results in order."""
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = [
+            pool.submit(run, *args, env=env, input=stdin, timeout=30) for args, env, stdin in jobs
+        ]
+        return [f.result() for f in futures]
 
 
 def closed_port() -> int:
@@ -649,13 +659,14 @@ def test_unreachable_server(tmp_path: Any) -> None:
         {"action": "mark_read", "conversationId": "c1", "upToMessageId": "m1"},
         {"conversationId": "c2", "content": "b"},
     )
-    for args, count in [
+    cases = [
         (["send"], 3),
         (["send", "--transport", "sse"], 3),
         (["send", "c1", "hello"], 1),
         (["mark-read", "c1", "m1"], 1),
-    ]:
-        result = run(*args, env=env, input=stdin, timeout=30)
+    ]
+    results = run_all([(args, env, stdin) for args, _ in cases])
+    for (args, count), result in zip(cases, results, strict=True):
         assert_clean(result, token)
         assert result.code == 4, (args, result.err)
         assert [r["ok"] for r in result.lines] == [False] * count, (args, result.out)
@@ -820,17 +831,20 @@ def test_interrupt_closes_with_1000(client: Client, signum: int, code: int) -> N
 def test_bad_token(locked: dict[str, ServerProcess], dialect: str) -> None:
     """A token the server refuses: exit 3 at once, over WebSocket and over REST, no traceback."""
     client = Client(locked[dialect], token="bad-token-" + uuid.uuid4().hex)
-    for args, stdin in [
+    cases = [
         (["send", "c1", "hello"], None),
         (["send"], lines_of({"conversationId": "c1", "content": "a"})),
         (["send", "-v", "--transport", "sse", "c1", "hello"], None),
         (["mark-read", "-v", "c1", "m1"], None),
         (["mark-read", "--transport", "sse", "c1"], None),
-    ]:
-        started = time.monotonic()
-        result = client.run(*args, input=stdin)
+    ]
+    env = env_for(client.server.url, client.token)
+    started = time.monotonic()
+    results = run_all([(args, env, stdin) for args, stdin in cases])
+    assert time.monotonic() - started < 5  # AUTH_FAILED is final: no waiting for the close
+    for (args, _), result in zip(cases, results, strict=True):
+        assert_clean(result, client.token)
         assert result.code == 3, (args, result.err)
-        assert time.monotonic() - started < 5  # AUTH_FAILED is final: no waiting for the close
         assert "reject" in result.err, result.err
         assert all(r["ok"] is False for r in result.lines), result.out
     # nothing was sent on a socket the server had not authenticated
@@ -877,19 +891,20 @@ def test_token_never_printed_even_verbose(client: Client) -> None:
         {"conversationId": "", "content": "invalid"},
         {"conversationId": new_conv(), "content": "maybe refused"},
     )
-    for args in (
-        ["-v", "send", "--token", client.token],
-        ["send", "-v", "--token", client.token, "--transport", "sse"],
-        ["--token", client.token, "-v", "mark-read", conv, "m1"],
-    ):
-        result = run(*args, env=env, input=stdin, timeout=30)
+    url = f"http://127.0.0.1:{closed_port()}"
+    jobs = [
+        (["-v", "send", "--token", client.token], env, stdin),
+        (["send", "-v", "--token", client.token, "--transport", "sse"], env, stdin),
+        (["--token", client.token, "-v", "mark-read", conv, "m1"], env, stdin),
+        (["send", "-v", "--url", url, "--token", client.token, "c", "x"], env, None),
+    ]
+    results = run_all(jobs)
+    for (args, _, _), result in zip(jobs[:3], results, strict=False):
         assert_clean(result, client.token)
         assert result.code in (0, 5, 6), (args, result.err)
         assert result.err.strip()  # -v said something: it would have had a chance to leak
-    url = f"http://127.0.0.1:{closed_port()}"
-    result = run("send", "-v", "--url", url, "--token", client.token, "c", "x", env=env)
-    assert_clean(result, client.token)
-    assert result.code == 4
+    assert_clean(results[3], client.token)
+    assert results[3].code == 4
 
 
 def test_token_from_a_file_is_redacted_too(client: Client, tmp_path: Any) -> None:
