@@ -740,11 +740,9 @@ def test_unreachable_server_slow_producer() -> None:
 
 
 def test_connection_dropped_between_lines(client: Client) -> None:
-    """The server drops the socket after each echo: the next line goes on a new connection.
-
-    In the server dialect the unacknowledged echo is re-sent on that connection, which then
-    drops at once: the second message, written but never confirmed, must be reported failed.
-    """
+    """The server drops the socket after each echo: the next line goes on a new connection."""
+    # In the server dialect the unacknowledged echo is re-sent on that new connection, which
+    # then drops at once: the second message, written but never confirmed, is reported failed.
     conv = new_conv()
     if client.dialect == "server":
         client.join(conv)
