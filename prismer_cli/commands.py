@@ -71,6 +71,7 @@ def command_from(
         extra = {k: obj[k] for k in ("metadata", "parentId") if obj.get(k) is not None}
         if "metadata" in extra and not isinstance(extra["metadata"], dict):
             raise ValueError('"metadata" must be an object')
+        _text(obj, "parentId", required=False)  # a non-empty string when given
         message_type = _text(obj, "type", required=False) or default_type
         return Command(SEND, conversation, content, message_type, extra=extra, line=line)
     if action == MARK_READ:
