@@ -372,14 +372,16 @@ def test_invalid_lines_are_reported_and_the_rest_is_sent(client: Client) -> None
         {"conversationId": conv, "content": ""},  # 5: empty content
         {"action": "dance", "conversationId": conv},  # 6: unknown action
         {"content": "no conversation"},  # 7
-        {"conversationId": conv, "content": "second"},  # 8
+        {"conversationId": conv, "content": "bad metadata", "metadata": [1]},  # 8
+        {"conversationId": conv, "content": "bad parent", "parentId": 5},  # 9
+        {"conversationId": conv, "content": "second"},  # 10
     )
     result = client.run("send", input=stdin)
     assert result.code == 6, result.err
-    assert [(r["ok"], r["line"]) for r in result.lines] == [(True, 1), (True, 8)]
-    for number in range(2, 8):
+    assert [(r["ok"], r["line"]) for r in result.lines] == [(True, 1), (True, 10)]
+    for number in range(2, 10):
         assert f"line {number}:" in result.err, result.err
-    assert "line 1:" not in result.err and "line 8:" not in result.err
+    assert "line 1:" not in result.err and "line 10:" not in result.err
     assert sent_messages(client) == [msg(conv, "first"), msg(conv, "second")]
     assert [s["content"] for s in client.stored(conv)] == ["first", "second"]
 
