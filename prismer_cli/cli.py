@@ -7,6 +7,8 @@ Heavy modules (websocket-client, requests, aiohttp) are imported by the commands
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import signal
 import sys
@@ -135,6 +137,46 @@ class Globals:
         return replace(self, **fields)
 
 
+def _globals(ctx: typer.Context, own: Globals) -> Globals:
+    before = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+    return before.merged(own)
+
+
+CONNECTION_OPTIONS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+    for name, option, default in (
+        ("url", Url, None),
+        ("token", Token, None),
+        ("token_file", TokenFile, None),
+        ("transport", Transport, None),
+        ("dialect", Dialect, None),
+        ("profile", Profile, None),
+        ("verbose", Verbose, False),
+        ("quiet", Quiet, False),
+    )
+]
+
+
+def connection_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command (taking `ctx` and `g`) the connection options, declared once here.
+
+    They are accepted before the subcommand (the app's callback has them too) or after it; the
+    command receives both merged as `g`, its own values first.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    kept = [p for p in signature.parameters.values() if p.name != "g"]
+
+    @functools.wraps(command)
+    def with_options(*args: Any, **kwargs: Any) -> None:
+        own = Globals(**{p.name: kwargs.pop(p.name) for p in CONNECTION_OPTIONS})
+        command(*args, g=_globals(kwargs["ctx"], own), **kwargs)
+
+    with_options.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*kept, *CONNECTION_OPTIONS]
+    )
+    return with_options
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"prismer-rt {__version__}")
@@ -142,16 +184,10 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
+@connection_options
 def main_callback(
     ctx: typer.Context,
-    url: Url = None,
-    token: Token = None,
-    token_file: TokenFile = None,
-    transport: Transport = None,
-    dialect: Dialect = None,
-    profile: Profile = None,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
+    g: Globals,
     version: Annotated[
         bool,
         typer.Option(
@@ -159,12 +195,7 @@ def main_callback(
         ),
     ] = False,
 ) -> None:
-    ctx.obj = Globals(url, token, token_file, transport, dialect, profile, verbose, quiet)
-
-
-def _globals(ctx: typer.Context, own: Globals) -> Globals:
-    before = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
-    return before.merged(own)
+    ctx.obj = g
 
 
 # -- running a command ----------------------------------------------------------------------
@@ -306,8 +337,7 @@ IgnoreSelfOpt = Annotated[
 
 
 def _listen(
-    ctx: typer.Context,
-    own: Globals,
+    g: Globals,
     subscribe: tuple[str, ...],
     types: list[str] | None,
     conversations: list[str] | None,
@@ -318,8 +348,6 @@ def _listen(
     meta: bool,
     ignore_self: bool,
 ) -> NoReturn:
-    g = _globals(ctx, own)
-
     def job(log: Log) -> ExitStatus:
         from prismer_cli.backoff import Policy
         from prismer_cli.listen import Filters, ListenOptions, listen
@@ -346,8 +374,10 @@ def _listen(
 
 
 @app.command(epilog=EPILOG_LISTEN)
+@connection_options
 def listen(
     ctx: typer.Context,
+    g: Globals,
     type_: TypeOpt = None,
     conversation: ConvOpt = None,
     count: CountOpt = None,
@@ -356,24 +386,14 @@ def listen(
     max_retries: MaxRetriesOpt = None,
     meta: MetaOpt = False,
     ignore_self: IgnoreSelfOpt = False,
-    url: Url = None,
-    token: Token = None,
-    token_file: TokenFile = None,
-    transport: Transport = None,
-    dialect: Dialect = None,
-    profile: Profile = None,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
 ) -> None:
     """Print every event as one line of JSON (NDJSON) on stdout.
 
     Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) unless
     --no-reconnect; falls back to Server-Sent Events when no WebSocket can be had.
     """
-    own = Globals(url, token, token_file, transport, dialect, profile, verbose, quiet)
     _listen(
-        ctx,
-        own,
+        g,
         (),
         type_,
         conversation,
@@ -387,8 +407,10 @@ def listen(
 
 
 @app.command(epilog="Example: prismer-rt subscribe conv_123 --count 5 | jq -r .payload.content")
+@connection_options
 def subscribe(
     ctx: typer.Context,
+    g: Globals,
     conversation_ids: Annotated[
         list[str],
         typer.Argument(metavar="CONVERSATION_ID...", help="Conversations to subscribe to."),
@@ -401,20 +423,10 @@ def subscribe(
     max_retries: MaxRetriesOpt = None,
     meta: MetaOpt = False,
     ignore_self: IgnoreSelfOpt = False,
-    url: Url = None,
-    token: Token = None,
-    token_file: TokenFile = None,
-    transport: Transport = None,
-    dialect: Dialect = None,
-    profile: Profile = None,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
 ) -> None:
     """Subscribe to conversations (again after every reconnect) and print their events."""
-    own = Globals(url, token, token_file, transport, dialect, profile, verbose, quiet)
     _listen(
-        ctx,
-        own,
+        g,
         tuple(conversation_ids),
         type_,
         conversation,
@@ -478,8 +490,10 @@ def _run_commands(
         "  jq -c '{conversationId: .id, content: .text}' in.json | prismer-rt send"
     )
 )
+@connection_options
 def send(
     ctx: typer.Context,
+    g: Globals,
     conversation_id: Annotated[
         str | None,
         typer.Argument(
@@ -508,20 +522,11 @@ def send(
             help="Server dialect: how long to wait for the server to confirm each message.",
         ),
     ] = 10.0,
-    url: Url = None,
-    token: Token = None,
-    token_file: TokenFile = None,
-    transport: Transport = None,
-    dialect: Dialect = None,
-    profile: Profile = None,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
 ) -> None:
     """Send a message, all of stdin as one message, or JSON-line commands from stdin.
 
     Prints one JSON result line per command, with "ok": true|false.
     """
-    g = _globals(ctx, Globals(url, token, token_file, transport, dialect, profile, verbose, quiet))
     single = None
     if conversation_id is not None:
         from prismer_cli.commands import SEND, Command
@@ -538,8 +543,10 @@ def send(
     "mark-read",
     epilog="Example: prismer-rt mark-read conv_123 msg_456",
 )
+@connection_options
 def mark_read(
     ctx: typer.Context,
+    g: Globals,
     conversation_id: Annotated[
         str | None,
         typer.Argument(
@@ -554,17 +561,8 @@ def mark_read(
             metavar="[MESSAGE_ID]", help="Mark read up to this message.", show_default=False
         ),
     ] = None,
-    url: Url = None,
-    token: Token = None,
-    token_file: TokenFile = None,
-    transport: Transport = None,
-    dialect: Dialect = None,
-    profile: Profile = None,
-    verbose: Verbose = False,
-    quiet: Quiet = False,
 ) -> None:
     """Mark a conversation read, or each {"conversationId", "upToMessageId"} line of stdin."""
-    g = _globals(ctx, Globals(url, token, token_file, transport, dialect, profile, verbose, quiet))
     single = None
     if conversation_id is not None:
         from prismer_cli.commands import MARK_READ, Command
@@ -659,17 +657,12 @@ def serve(
 
 # -- config -----------------------------------------------------------------------------------
 @config_app.command("show", epilog="Example: PRISMER_PROFILE=staging prismer-rt config show")
+@connection_options
 def config_show(
     ctx: typer.Context,
-    url: Url = None,
-    token: Token = None,
-    token_file: TokenFile = None,
-    transport: Transport = None,
-    dialect: Dialect = None,
-    profile: Profile = None,
+    g: Globals,
 ) -> None:
     """Print each setting, where it came from, and the token masked."""
-    g = _globals(ctx, Globals(url, token, token_file, transport, dialect, profile))
 
     def job(log: Log) -> ExitStatus:
         from prismer_cli.config import CommandLine, config_path, resolve
