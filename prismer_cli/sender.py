@@ -477,19 +477,23 @@ class _SocketChannel(_Channel):
                 self._conn.flush_acks()
                 self._ledger.emit()
         except ConnectionLost as exc:
-            self.broken = True
-            self._fail_pending(f"connection lost before the server confirmed it: {exc}")
+            self._break(f"connection lost before the server confirmed it: {exc}")
         except OutputClosed:
-            self.broken = True
-            self._fail_pending("stdout closed")
+            self._break("stdout closed")
         except PrismerError as exc:
-            self.broken = True
-            self._fail_pending(str(exc))
+            self._break(str(exc))
         finally:
             with self._lock:
                 waiting = list(self._pongs.values())
             for answered in waiting:  # nothing will answer them now
                 answered.set()
+
+    def _break(self, error: str) -> None:
+        """The connection is unusable: fail what awaits confirmation, and drop the socket so
+        that a write blocked in the main thread fails now rather than at its stall timeout."""
+        self.broken = True
+        self._fail_pending(error)
+        self._conn.abort()
 
     def _handle(self, data: bytes) -> None:
         try:

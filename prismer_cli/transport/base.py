@@ -75,6 +75,10 @@ class Connection(Protocol):
         """Close with 1000; returns the text frames that arrived during the closing handshake."""
         ...
 
+    def abort(self) -> None:
+        """Drop the connection at once, without a closing handshake."""
+        ...
+
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or HTTP-date), or None."""

@@ -190,6 +190,9 @@ class SSEConnection:
         self._response.close()
         return []
 
+    def abort(self) -> None:
+        self._response.close()
+
 
 def _get(endpoint: Endpoint, dialect: Dialect, resume: Resume) -> requests.Response:
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}

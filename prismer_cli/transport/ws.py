@@ -8,8 +8,11 @@ reader thread may answer pings while the main thread writes commands.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -93,6 +96,7 @@ class WebSocketConnection:
         self._ws = ws
         assert ws.sock is not None
         self._sock: socket.socket = ws.sock
+        self._tls = isinstance(ws.sock, ssl.SSLSocket)
         self._reader = FrameReader(self._sock)
         self._timeouts = endpoint.timeouts
         self._lock = threading.Lock()
@@ -111,7 +115,7 @@ class WebSocketConnection:
         try:
             conn._authenticate(endpoint.dialect or resume.dialect)
         except BaseException:
-            conn._abort()
+            conn.abort()
             raise
         return conn
 
@@ -141,6 +145,10 @@ class WebSocketConnection:
         self.dialect = dialect
         self.hello = dialect.hello(frame)
         self._last_rx = time.monotonic()
+        # From here on the timeout never changes: waits for input use select(), so a reader
+        # thread cannot shorten the main thread's writes. It only bounds a stall: a write, or a
+        # frame's remaining bytes, that makes no progress while a live peer would have answered.
+        self._sock.settimeout(self._timeouts.ping_interval + self._timeouts.ping_timeout)
 
     def _next_data_frame(self) -> tuple[int, bytes]:
         while True:
@@ -168,16 +176,15 @@ class WebSocketConnection:
 
     # -- receiving -------------------------------------------------------------------------
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
-        read = self._reader.read
+        read, buffered, readable = self._reader.read, self._reader.buffered, self._readable
         clock = time.monotonic
-        self._sock.settimeout(self._next_wakeup(clock(), deadline))
         while True:
-            try:
-                opcode, data = read()
-            except TimeoutError:
+            if not buffered() and not readable(self._next_wakeup(clock(), deadline)):
                 if self._idle(deadline):
                     return
                 continue
+            try:
+                opcode, data = read()  # a frame stalled midway trips the socket's stall timeout
             except (ConnectionClosedError, FrameError, OSError) as exc:
                 raise _lost(exc) from None
             self._last_rx = clock()
@@ -203,8 +210,13 @@ class WebSocketConnection:
         if quiet >= timeouts.ping_interval and self._last_ping <= self._last_rx:
             self._ping()
             self._last_ping = now
-        self._sock.settimeout(self._next_wakeup(now, deadline))
         return False
+
+    def _readable(self, timeout: float) -> bool:
+        """Wait for input without touching the socket's timeout, which writes share."""
+        if self._tls and self._sock.pending():  # type: ignore[attr-defined]
+            return True
+        return bool(select.select((self._sock,), (), (), timeout)[0])
 
     def _next_wakeup(self, now: float, deadline: float | None) -> float:
         timeouts = self._timeouts
@@ -262,7 +274,7 @@ class WebSocketConnection:
         except OSError:
             return  # the peer is already gone; the close frame has no one to reach
         finally:
-            self._abort()
+            self.abort()
 
     def close(self, linger: float = 1.0) -> list[bytes]:
         """Send close 1000; wait `linger` s for the server's close; return frames seen meanwhile."""
@@ -273,7 +285,7 @@ class WebSocketConnection:
         except ConnectionLost:
             return seen  # the peer vanished first: it has nothing more to say
         finally:
-            self._abort()
+            self.abort()
         return seen
 
     def _drain_until_close(self, linger: float, seen: list[bytes]) -> None:
@@ -289,8 +301,8 @@ class WebSocketConnection:
         except (ConnectionClosedError, FrameError, OSError):
             return  # timed out or gone: closing anyway
 
-    def _abort(self) -> None:
-        try:
-            self._sock.close()
-        except OSError:
-            return
+    def abort(self) -> None:
+        """Drop the connection at once, waking any thread blocked on the socket."""
+        with contextlib.suppress(OSError):  # already disconnected: closing is all that is left
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
