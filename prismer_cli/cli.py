@@ -533,6 +533,8 @@ def send(
 
         def single() -> Command:
             text = _read_all_stdin() if content in (None, "-") else content
+            if not text:
+                raise UsageError("nothing to send: the message is empty")
             return Command(SEND, conversation_id, text, type_)
 
         single.reads_stdin = content in (None, "-")  # type: ignore[attr-defined]
@@ -671,12 +673,14 @@ def config_show(
         cli = CommandLine(g.url, g.token, g.token_file, g.transport, g.dialect, g.profile)
         settings = resolve(cli, os.environ, stdin=sys.stdin.buffer)
         log.secret = settings.token.value
+        for warning in settings.warnings:
+            log.warning(warning)
         rows = [
             ("url", settings.url.value, settings.url.source),
             ("token", mask(settings.token.value), settings.token.source),
             ("transport", settings.transport.value, settings.transport.source),
             ("dialect", settings.dialect.value, settings.dialect.source),
-            ("profile", settings.profile or "(none)", "--profile / PRISMER_PROFILE"),
+            ("profile", settings.profile or "(none)", _profile_source(g)),
             ("config file", str(config_path(os.environ)), ""),
         ]
         for name, value, source in rows:
@@ -684,6 +688,12 @@ def config_show(
         return ExitStatus.OK
 
     _execute(job, g)
+
+
+def _profile_source(g: Globals) -> str:
+    if g.profile:
+        return "--profile"
+    return "env PRISMER_PROFILE" if os.environ.get("PRISMER_PROFILE") else ""
 
 
 def main() -> None:

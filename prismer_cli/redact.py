@@ -13,8 +13,8 @@ def redact(text: str, *secrets: str | None) -> str:
     text = _TOKEN_IN_URL.sub(r"\1***", text)
     text = _BEARER.sub(r"\1***", text)
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        if secret:  # the whole token only: a short one must not eat into ordinary words
+            text = re.sub(rf"(?<![\w-])(?<!\w\.){re.escape(secret)}(?![\w-]|\.\w)", "***", text)
     return text
 
 

@@ -535,3 +535,16 @@ def test_profile_from_command_line_beats_environment(tmp_path: Path) -> None:
     assert resolve(CommandLine(profile="b"), env).url.value == "http://b.test"
     with pytest.raises(UsageError, match="known: a, b"):
         resolve(CommandLine(profile="c"), env)
+
+
+def test_config_show_warns_and_names_the_profile_source(isolated_home: Path) -> None:
+    """`config show` repeats the warnings a command would give, and where the profile came from."""
+    path = sdk_file(isolated_home, "sdk-token-for-show", None, 0o644)
+    config_file(isolated_home, '[profiles.work]\nurl = "http://127.0.0.1:1"\n')
+    result = run("config", "show", env=clean_env(PRISMER_PROFILE="work"), timeout=15)
+    assert result.code == 0, result.err
+    assert f"chmod 600 {path}" in result.err
+    assert show(result)["profile"] == ("work", "env PRISMER_PROFILE")
+    result = run("config", "show", "--profile", "work", "-q", env=clean_env(), timeout=15)
+    assert result.err == ""
+    assert show(result)["profile"] == ("work", "--profile")

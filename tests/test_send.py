@@ -917,3 +917,11 @@ def test_token_from_a_file_is_redacted_too(client: Client, tmp_path: Any) -> Non
     result = run("send", "-v", "--token-file", str(path), conv, "hi", env=env)
     assert_clean(result, client.token)
     assert result.code in (0, 5)
+
+
+def test_empty_message_argument_is_a_usage_error(client: Client) -> None:
+    """`send C ""` sends nothing: exit 2, no connection."""
+    before = len(client.server.log())
+    result = client.run("send", new_conv(), "")
+    assert result.code == 2 and "empty" in result.err
+    assert not [r for r in client.server.log()[before:] if r["kind"] == "ws_connect"]

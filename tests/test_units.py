@@ -80,6 +80,12 @@ def test_redact_masks_token_everywhere() -> None:
     assert "Bearer ***" in out
 
 
+def test_redact_masks_a_short_token_only_as_a_whole() -> None:
+    """A short token is masked where it stands alone (end of sentence too), not inside words."""
+    assert redact("expected x, got x. (x)", "x") == "expected ***, got ***. (***)"
+    assert redact("a.x x.b xx", "x") == "a.x x.b xx"
+
+
 def test_mask_shows_only_the_ends() -> None:
     """A masked token keeps four characters at each end of a long token, none of a short one."""
     token = "eyJhbGciOiJIUzI1NiJ9.payload.sig"
