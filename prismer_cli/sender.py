@@ -48,6 +48,7 @@ from prismer_cli.status import ExitStatus
 from prismer_cli.transport import Endpoint, Resume, open_websocket
 from prismer_cli.transport.base import Connection
 
+_GRAVITY = {ExitStatus.REJECTED: 1, ExitStatus.CONNECTION: 2, ExitStatus.AUTH: 3}
 TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
 
 
@@ -91,8 +92,17 @@ class Ledger:
         record.update(fields)
         with self._lock:
             entry.record, entry.status = record, status
-            if status != ExitStatus.OK and self.status in (ExitStatus.OK, ExitStatus.REJECTED):
-                self.status = status
+            self._worsen(status)
+
+    def fail(self, status: ExitStatus) -> None:
+        """A failure that belongs to no command (an error frame naming none)."""
+        with self._lock:
+            self._worsen(status)
+
+    def _worsen(self, status: ExitStatus) -> None:
+        """Keep the gravest status seen: 3 (token refused) over 4 (connection) over 5 (rejected)."""
+        if _GRAVITY.get(status, 0) > _GRAVITY.get(self.status, 0):
+            self.status = status
 
     def emit(self, *, flush: bool = True) -> None:
         with self._lock:
@@ -538,9 +548,7 @@ class _SocketChannel(_Channel):
                 )
                 return
         self._log.error(f"the server answered with an error: {error_message(frame)}")
-        self._ledger.status = (
-            ExitStatus.REJECTED if self._ledger.status == ExitStatus.OK else self._ledger.status
-        )
+        self._ledger.fail(ExitStatus.REJECTED)
 
     def _on_echo(self, payload: JSON) -> None:
         key = (payload.get("conversationId"), payload.get("content"), payload.get("type", "text"))
