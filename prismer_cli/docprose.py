@@ -155,7 +155,7 @@ EXIT_STATUS: Final[dict[str, str]] = {
     "OK": "Success.",
     "ERROR": "An unexpected error.",
     "USAGE": "A usage error: a bad option or argument, or a bad configuration.",
-    "AUTH": "Authentication rejected (auth_error, AUTH_FAILED, HTTP 401 or 403).",
+    "AUTH": "Authentication rejected (auth_error, AUTH_FAILED, HTTP 401 or 403 on connecting).",
     "CONNECTION": "Could not connect, the connection was lost with `--no-reconnect`, "
     "or the retries were exhausted.",
     "REJECTED": "The server rejected a command (an error frame or a 4xx answer to it).",
