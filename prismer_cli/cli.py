@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from types import FrameType
 from typing import Annotated, Any, NoReturn
 
@@ -22,6 +21,7 @@ import typer
 from prismer_cli import __version__
 from prismer_cli.errors import Interrupted, PrismerError, UsageError
 from prismer_cli.log import Log
+from prismer_cli.options import CommandLine
 from prismer_cli.status import ExitStatus
 
 EPILOG_LISTEN = "Example: prismer-rt listen --type message.new | jq -r '.payload.content'"
@@ -120,25 +120,8 @@ Quiet = Annotated[
 ]
 
 
-@dataclass(frozen=True)
-class Globals:
-    url: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    transport: str | None = None
-    dialect: str | None = None
-    profile: str | None = None
-    verbose: bool = False
-    quiet: bool = False
-
-    def merged(self, other: Globals) -> Globals:
-        """This command's own options, falling back to those given before the subcommand."""
-        fields = {k: v for k, v in vars(other).items() if v not in (None, False)}
-        return replace(self, **fields)
-
-
-def _globals(ctx: typer.Context, own: Globals) -> Globals:
-    before = ctx.obj if isinstance(ctx.obj, Globals) else Globals()
+def _globals(ctx: typer.Context, own: CommandLine) -> CommandLine:
+    before = ctx.obj if isinstance(ctx.obj, CommandLine) else CommandLine()
     return before.merged(own)
 
 
@@ -168,7 +151,7 @@ def connection_options(command: Callable[..., None]) -> Callable[..., None]:
 
     @functools.wraps(command)
     def with_options(*args: Any, **kwargs: Any) -> None:
-        own = Globals(**{p.name: kwargs.pop(p.name) for p in CONNECTION_OPTIONS})
+        own = CommandLine(**{p.name: kwargs.pop(p.name) for p in CONNECTION_OPTIONS})
         command(*args, g=_globals(kwargs["ctx"], own), **kwargs)
 
     with_options.__signature__ = signature.replace(  # type: ignore[attr-defined]
@@ -187,7 +170,7 @@ def _version(value: bool) -> None:
 @connection_options
 def main_callback(
     ctx: typer.Context,
-    g: Globals,
+    g: CommandLine,
     version: Annotated[
         bool,
         typer.Option(
@@ -203,7 +186,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
-def _execute(job: Callable[[Log], ExitStatus], g: Globals) -> NoReturn:
+def _execute(job: Callable[[Log], ExitStatus], g: CommandLine) -> NoReturn:
     """Run a command; turn every expected failure into a message and an exit status."""
     from prismer_cli.output import OutputClosed, silence_stdout
 
@@ -229,14 +212,13 @@ def _execute(job: Callable[[Log], ExitStatus], g: Globals) -> NoReturn:
     raise typer.Exit(int(status))
 
 
-def _endpoint(g: Globals, log: Log, *, stdin_free: bool) -> Any:
+def _endpoint(g: CommandLine, log: Log, *, stdin_free: bool) -> Any:
     """Resolve settings into an Endpoint; warns about a token typed on the command line."""
-    from prismer_cli.config import CommandLine, resolve, tuning
+    from prismer_cli.config import resolve, tuning
     from prismer_cli.dialects import DIALECTS
     from prismer_cli.transport import Endpoint, Timeouts
 
-    cli = CommandLine(g.url, g.token, g.token_file, g.transport, g.dialect, g.profile)
-    settings = resolve(cli, os.environ, stdin=sys.stdin.buffer if stdin_free else None)
+    settings = resolve(g, os.environ, stdin=sys.stdin.buffer if stdin_free else None)
     log.secret = settings.token.value
     for warning in settings.warnings:
         log.warning(warning)
@@ -337,7 +319,7 @@ IgnoreSelfOpt = Annotated[
 
 
 def _listen(
-    g: Globals,
+    g: CommandLine,
     subscribe: tuple[str, ...],
     types: list[str] | None,
     conversations: list[str] | None,
@@ -377,7 +359,7 @@ def _listen(
 @connection_options
 def listen(
     ctx: typer.Context,
-    g: Globals,
+    g: CommandLine,
     type_: TypeOpt = None,
     conversation: ConvOpt = None,
     count: CountOpt = None,
@@ -410,7 +392,7 @@ def listen(
 @connection_options
 def subscribe(
     ctx: typer.Context,
-    g: Globals,
+    g: CommandLine,
     conversation_ids: Annotated[
         list[str],
         typer.Argument(metavar="CONVERSATION_ID...", help="Conversations to subscribe to."),
@@ -456,7 +438,7 @@ def _read_all_stdin() -> str:
 
 
 def _run_commands(
-    g: Globals, single: Any, default_action: str, message_type: str, wait: float
+    g: CommandLine, single: Any, default_action: str, message_type: str, wait: float
 ) -> NoReturn:
     """Send one command (`single`, a callable building it) or the JSON lines of stdin."""
 
@@ -493,7 +475,7 @@ def _run_commands(
 @connection_options
 def send(
     ctx: typer.Context,
-    g: Globals,
+    g: CommandLine,
     conversation_id: Annotated[
         str | None,
         typer.Argument(
@@ -548,7 +530,7 @@ def send(
 @connection_options
 def mark_read(
     ctx: typer.Context,
-    g: Globals,
+    g: CommandLine,
     conversation_id: Annotated[
         str | None,
         typer.Argument(
@@ -654,7 +636,7 @@ def serve(
         )
         return ExitStatus(run_server(options))
 
-    _execute(job, Globals())
+    _execute(job, CommandLine())
 
 
 # -- config -----------------------------------------------------------------------------------
@@ -662,16 +644,15 @@ def serve(
 @connection_options
 def config_show(
     ctx: typer.Context,
-    g: Globals,
+    g: CommandLine,
 ) -> None:
     """Print each setting, where it came from, and the token masked."""
 
     def job(log: Log) -> ExitStatus:
-        from prismer_cli.config import CommandLine, config_path, resolve
+        from prismer_cli.config import config_path, resolve
         from prismer_cli.redact import mask
 
-        cli = CommandLine(g.url, g.token, g.token_file, g.transport, g.dialect, g.profile)
-        settings = resolve(cli, os.environ, stdin=sys.stdin.buffer)
+        settings = resolve(g, os.environ, stdin=sys.stdin.buffer)
         log.secret = settings.token.value
         for warning in settings.warnings:
             log.warning(warning)
@@ -690,7 +671,7 @@ def config_show(
     _execute(job, g)
 
 
-def _profile_source(g: Globals) -> str:
+def _profile_source(g: CommandLine) -> str:
     if g.profile:
         return "--profile"
     return "env PRISMER_PROFILE" if os.environ.get("PRISMER_PROFILE") else ""

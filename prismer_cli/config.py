@@ -22,12 +22,8 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from prismer_cli.errors import UsageError
+from prismer_cli.options import CommandLine
 from prismer_cli.urls import http_base
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 DEFAULT_URL = "https://cloud.prismer.dev"
 TRANSPORTS = ("auto", "ws", "sse")
@@ -38,16 +34,6 @@ DIALECT_CHOICES = ("auto", "docs", "server")
 class Setting:
     value: str | None
     source: str  # where it came from, for `config show` and error messages
-
-
-@dataclass(frozen=True)
-class CommandLine:
-    url: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    transport: str | None = None
-    dialect: str | None = None
-    profile: str | None = None
 
 
 @dataclass
@@ -84,13 +70,22 @@ def _refuse_open_file(path: Path, what: str) -> None:
 
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
-        with path.open("rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
+        handle = path.open("rb")
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc}") from exc
+    # Imported here, where a file exists: --help and --version never pay for the parser.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    with handle:
+        try:
+            data: dict[str, Any] = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read {path}: {exc}") from exc
+    return data
 
 
 def read_token_file(name: str, stdin: BinaryIO | None = None) -> str:

@@ -99,21 +99,6 @@ def error_frame(message: str, code: str | None = None, request_id: Any = None) -
     return frame("error", payload, request_id)
 
 
-def message_new_payload(message: Message) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "id": message.id,
-        "conversationId": message.conversation_id,
-        "senderId": message.sender_id,
-        "type": message.type,
-        "content": message.content,
-        "metadata": message.metadata,
-    }
-    if message.parent_id is not None:
-        payload["parentId"] = message.parent_id
-    payload["createdAt"] = iso(message.created_at)
-    return payload
-
-
 def js_string(value: Any) -> str:
     """How a template string would show a value: ``undefined`` for a missing one."""
     if value is None:
@@ -343,7 +328,7 @@ class ServerDialect:
             metadata=metadata,
             parent_id=parent_id,
         )
-        self.broadcast_room(conversation.id, frame("message.new", message_new_payload(message)))
+        self.broadcast_room(conversation.id, frame("message.new", message.event_view()))
 
     def _typing(
         self, conn: Connection, name: str, payload: dict[str, Any], request_id: Any
@@ -421,7 +406,7 @@ class ServerDialect:
     def message_posted(
         self, conversation: Conversation, message: Message, *, direct_to: str | None
     ) -> None:
-        envelope = frame("message.new", message_new_payload(message))
+        envelope = frame("message.new", message.event_view())
         targets = [message.sender_id, direct_to] if direct_to else conversation.participants
         for user_id in dict.fromkeys(targets):
             self.send_to_user(user_id, envelope)

@@ -63,6 +63,21 @@ class Message:
     parent_id: str | None
     created_at: datetime
 
+    def event_view(self) -> dict[str, Any]:
+        """The payload of the server dialect's ``message.new`` (and of ``/sync``)."""
+        payload: dict[str, Any] = {
+            "id": self.id,
+            "conversationId": self.conversation_id,
+            "senderId": self.sender_id,
+            "type": self.type,
+            "content": self.content,
+            "metadata": self.metadata,
+        }
+        if self.parent_id is not None:
+            payload["parentId"] = self.parent_id
+        payload["createdAt"] = iso(self.created_at)
+        return payload
+
     def rest_view(self) -> dict[str, Any]:
         """The stored row as the REST answers show it (metadata is a JSON string there)."""
         created = iso(self.created_at)
@@ -372,17 +387,12 @@ class Store:
         self._idempotent[(user_id, key)] = answer
 
     def _record_sync(self, message: Message) -> None:
-        data = {
-            "id": message.id,
-            "conversationId": message.conversation_id,
-            "senderId": message.sender_id,
-            "type": message.type,
-            "content": message.content,
-            "metadata": message.metadata,
-            "createdAt": iso(message.created_at),
-        }
         event = SyncEvent(
-            len(self._sync) + 1, "message.new", data, message.conversation_id, utcnow()
+            len(self._sync) + 1,
+            "message.new",
+            message.event_view(),
+            message.conversation_id,
+            utcnow(),
         )
         self._sync.append(event)
 
