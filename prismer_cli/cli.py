@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -23,6 +23,9 @@ from prismer_cli.errors import Interrupted, PrismerError, UsageError
 from prismer_cli.log import Log
 from prismer_cli.options import CommandLine
 from prismer_cli.status import ExitStatus
+
+if TYPE_CHECKING:
+    from prismer_cli.transport import Endpoint
 
 EPILOG_LISTEN = "Example: prismer-rt listen --type message.new | jq -r '.payload.content'"
 
@@ -212,7 +215,7 @@ def _execute(job: Callable[[Log], ExitStatus], g: CommandLine) -> NoReturn:
     raise typer.Exit(int(status))
 
 
-def _endpoint(g: CommandLine, log: Log, *, stdin_free: bool) -> Any:
+def _endpoint(g: CommandLine, log: Log, *, stdin_free: bool) -> tuple[Endpoint, dict[str, float]]:
     """Resolve settings into an Endpoint; warns about a token typed on the command line."""
     from prismer_cli.config import resolve, tuning
     from prismer_cli.dialects import DIALECTS
@@ -239,9 +242,6 @@ def _endpoint(g: CommandLine, log: Log, *, stdin_free: bool) -> Any:
         sse_silence=knobs["sse_silence"],
     )
     assert settings.url.value is not None and settings.transport.value and settings.dialect.value
-    from prismer_cli.urls import http_base
-
-    http_base(settings.url.value)  # a bad URL is a usage error before anything connects
     return Endpoint(
         url=settings.url.value,
         token=settings.token.value,
