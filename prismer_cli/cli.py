@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, NoReturn
 
 import typer
 
@@ -25,6 +25,7 @@ from prismer_cli.options import CommandLine
 from prismer_cli.status import ExitStatus
 
 if TYPE_CHECKING:
+    from prismer_cli.commands import Command
     from prismer_cli.transport import Endpoint
 
 EPILOG_LISTEN = "Example: prismer-rt listen --type message.new | jq -r '.payload.content'"
@@ -143,24 +144,34 @@ CONNECTION_OPTIONS = [
 ]
 
 
-def connection_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command (taking `ctx` and `g`) the connection options, declared once here.
+def _adding(
+    params: list[inspect.Parameter], into: str, gather: Callable[[dict[str, Any], Any], Any]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator that appends `params` to a command's signature (Typer reads the signature)
+    and hands the command their values gathered into its parameter `into`."""
 
-    They are accepted before the subcommand (the app's callback has them too) or after it; the
-    command receives both merged as `g`, its own values first.
-    """
-    signature = inspect.signature(command, eval_str=True)
-    kept = [p for p in signature.parameters.values() if p.name != "g"]
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        kept = [p for p in signature.parameters.values() if p.name != into]
 
-    @functools.wraps(command)
-    def with_options(*args: Any, **kwargs: Any) -> None:
-        own = CommandLine(**{p.name: kwargs.pop(p.name) for p in CONNECTION_OPTIONS})
-        command(*args, g=_globals(kwargs["ctx"], own), **kwargs)
+        @functools.wraps(command)
+        def with_options(*args: Any, **kwargs: Any) -> None:
+            values = {p.name: kwargs.pop(p.name) for p in params}
+            command(*args, **{into: gather(values, kwargs.get("ctx"))}, **kwargs)
 
-    with_options.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*kept, *CONNECTION_OPTIONS]
-    )
-    return with_options
+        with_options.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*kept, *params]
+        )
+        return with_options
+
+    return decorate
+
+
+# Connection options, declared once: accepted before the subcommand (the app's callback has
+# them) or after it; a command receives both merged as `g`, its own values first.
+connection_options = _adding(
+    CONNECTION_OPTIONS, "g", lambda values, ctx: _globals(ctx, CommandLine(**values))
+)
 
 
 def _version(value: bool) -> None:
@@ -318,37 +329,55 @@ IgnoreSelfOpt = Annotated[
 ]
 
 
-def _listen(
-    g: CommandLine,
-    subscribe: tuple[str, ...],
-    types: list[str] | None,
-    conversations: list[str] | None,
-    count: int | None,
-    timeout: float | None,
-    no_reconnect: bool,
-    max_retries: int | None,
-    meta: bool,
-    ignore_self: bool,
-) -> NoReturn:
+class ListenFlags(NamedTuple):
+    type_: list[str] | None
+    conversation: list[str] | None
+    stop_after: int | None  # --count (a NamedTuple cannot have a field named count)
+    timeout: float | None
+    no_reconnect: bool
+    max_retries: int | None
+    meta: bool
+    ignore_self: bool
+
+
+listen_options = _adding(
+    [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=option, default=default)
+        for name, option, default in (
+            ("type_", TypeOpt, None),
+            ("conversation", ConvOpt, None),
+            ("stop_after", CountOpt, None),
+            ("timeout", TimeoutOpt, None),
+            ("no_reconnect", NoReconnectOpt, False),
+            ("max_retries", MaxRetriesOpt, None),
+            ("meta", MetaOpt, False),
+            ("ignore_self", IgnoreSelfOpt, False),
+        )
+    ],
+    "flags",
+    lambda values, ctx: ListenFlags(**values),
+)
+
+
+def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> NoReturn:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.backoff import Policy
         from prismer_cli.listen import Filters, ListenOptions, listen
         from prismer_cli.output import Output
 
         endpoint, knobs = _endpoint(g, log, stdin_free=True)
+        retries = 0 if flags.no_reconnect else flags.max_retries
         options = ListenOptions(
             filters=Filters(
-                frozenset(types or ()),
-                frozenset(conversations or []) | frozenset(subscribe),
-                ignore_self,
+                frozenset(flags.type_ or ()),
+                frozenset(flags.conversation or ()) | frozenset(subscribe),
+                flags.ignore_self,
             ),
             subscribe=subscribe,
-            count=count,
-            timeout=timeout,
-            policy=Policy(
-                knobs["backoff_initial"], knobs["backoff_max"], 0 if no_reconnect else max_retries
-            ),
-            meta=meta,
+            count=flags.stop_after,
+            timeout=flags.timeout,
+            policy=Policy(knobs["backoff_initial"], knobs["backoff_max"], retries),
+            meta=flags.meta,
         )
         return listen(endpoint, options, Output(), log)
 
@@ -357,68 +386,30 @@ def _listen(
 
 @app.command(epilog=EPILOG_LISTEN)
 @connection_options
-def listen(
-    ctx: typer.Context,
-    g: CommandLine,
-    type_: TypeOpt = None,
-    conversation: ConvOpt = None,
-    count: CountOpt = None,
-    timeout: TimeoutOpt = None,
-    no_reconnect: NoReconnectOpt = False,
-    max_retries: MaxRetriesOpt = None,
-    meta: MetaOpt = False,
-    ignore_self: IgnoreSelfOpt = False,
-) -> None:
+@listen_options
+def listen(ctx: typer.Context, g: CommandLine, flags: ListenFlags) -> None:
     """Print every event as one line of JSON (NDJSON) on stdout.
 
     Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) unless
     --no-reconnect; falls back to Server-Sent Events when no WebSocket can be had.
     """
-    _listen(
-        g,
-        (),
-        type_,
-        conversation,
-        count,
-        timeout,
-        no_reconnect,
-        max_retries,
-        meta,
-        ignore_self,
-    )
+    _listen(g, (), flags)
 
 
 @app.command(epilog="Example: prismer-rt subscribe conv_123 --count 5 | jq -r .payload.content")
 @connection_options
+@listen_options
 def subscribe(
     ctx: typer.Context,
     g: CommandLine,
+    flags: ListenFlags,
     conversation_ids: Annotated[
         list[str],
         typer.Argument(metavar="CONVERSATION_ID...", help="Conversations to subscribe to."),
     ],
-    type_: TypeOpt = None,
-    conversation: ConvOpt = None,
-    count: CountOpt = None,
-    timeout: TimeoutOpt = None,
-    no_reconnect: NoReconnectOpt = False,
-    max_retries: MaxRetriesOpt = None,
-    meta: MetaOpt = False,
-    ignore_self: IgnoreSelfOpt = False,
 ) -> None:
     """Subscribe to conversations (again after every reconnect) and print their events."""
-    _listen(
-        g,
-        tuple(conversation_ids),
-        type_,
-        conversation,
-        count,
-        timeout,
-        no_reconnect,
-        max_retries,
-        meta,
-        ignore_self,
-    )
+    _listen(g, tuple(conversation_ids), flags)
 
 
 # -- send / mark-read -----------------------------------------------------------------------
@@ -438,9 +429,19 @@ def _read_all_stdin() -> str:
 
 
 def _run_commands(
-    g: CommandLine, single: Any, default_action: str, message_type: str, wait: float
+    g: CommandLine,
+    single: Callable[[], Command] | None,
+    *,
+    reads_stdin: bool,
+    default_action: str,
+    message_type: str = "text",
+    wait: float = 10.0,
 ) -> NoReturn:
-    """Send one command (`single`, a callable building it) or the JSON lines of stdin."""
+    """Send one command or the JSON lines of stdin.
+
+    `single` builds the one command; it is called only once the settings are read, since
+    `--token-file -` takes its line of stdin first.
+    """
 
     def job(log: Log) -> ExitStatus:
         from prismer_cli import sender
@@ -448,7 +449,6 @@ def _run_commands(
         from prismer_cli.commands import parse_batch, read_lines
         from prismer_cli.output import Output
 
-        reads_stdin = single is None or getattr(single, "reads_stdin", False)
         endpoint, knobs = _endpoint(g, log, stdin_free=not reads_stdin)
         if single is not None:
             batches: Any = [[single()]]
@@ -519,8 +519,14 @@ def send(
                 raise UsageError("nothing to send: the message is empty")
             return Command(SEND, conversation_id, text, type_)
 
-        single.reads_stdin = content in (None, "-")  # type: ignore[attr-defined]
-    _run_commands(g, single, "send_message", type_, wait)
+    _run_commands(
+        g,
+        single,
+        reads_stdin=conversation_id is None or content in (None, "-"),
+        default_action="send_message",
+        message_type=type_,
+        wait=wait,
+    )
 
 
 @app.command(
@@ -554,7 +560,7 @@ def mark_read(
         def single() -> Command:
             return Command(MARK_READ, conversation_id, up_to=message_id)
 
-    _run_commands(g, single, "mark_read", "text", 10.0)
+    _run_commands(g, single, reads_stdin=conversation_id is None, default_action="mark_read")
 
 
 # -- serve ------------------------------------------------------------------------------------
