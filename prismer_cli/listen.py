@@ -209,41 +209,43 @@ def _pump(
     resume: Resume,
     deadline: float | None,
 ) -> None:
-    """Print every new event that passes the filters; raises _Done at --count."""
+    """Print every new event that passes the filters; raises _Done at --count.
+
+    Whatever became of a frame (printed, filtered, consumed, skipped), once the transport has
+    nothing more buffered the output is flushed, and only then are the acks sent.
+    """
     loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    write, flush = out.line, out.flush
-    pending, ack, flush_acks = conn.pending, conn.ack, conn.flush_acks
     consumed = conn.hello.dialect.consumed
     filters = options.filters
     types, conversations = filters.types, filters.conversations
     me = resume.user_id if filters.ignore_self else None
-    count = options.count
-    is_seen = seen.seen
-    for data in conn.messages(deadline):
+    ack, is_seen = conn.ack, seen.seen
+
+    def line_for(data: bytes) -> bytes | None:
+        """The line to print for one frame, or None; acknowledges and de-duplicates."""
         try:
             frame = loads(data)
         except decode_error:
             frame = None
         if type(frame) is not dict:
             log.warning(f"skipped a frame that is not a JSON object: {_preview(data)}")
-            continue
-        kind = frame.get("type")
-        if kind in consumed:
-            continue
-        if kind == "error" and answers_us(frame):
-            log.warning(f"the server refused a command of ours: {error_message(frame)}")
-            continue
-        payload = frame.get("payload")
-        if type(payload) is not dict or type(kind) is not str:
+            return None
+        kind, payload = frame.get("type"), frame.get("payload")
+        if type(kind) is not str or type(payload) is not dict:
             frame, payload, data = _normalise(frame, log)
             if frame is None:
-                continue
+                return None
             kind = frame["type"]
+        if kind in consumed:
+            return None
+        if kind == "error" and answers_us(frame):
+            log.warning(f"the server refused a command of ours: {error_message(frame)}")
+            return None
         ack_id = frame.get("ackId")
         if ack_id is not None:
             ack(ack_id)
         if _duplicate(kind, payload, ack_id, is_seen):
-            continue
+            return None
         stamp = frame.get("timestamp")
         if stamp is not None:
             resume.last_event_time = stamp
@@ -252,15 +254,20 @@ def _pump(
             or (conversations and payload.get("conversationId") not in conversations)
             or (me is not None and payload.get("senderId") == me)
         ):
-            if not pending():
+            return None
+        return data if b"\n" not in data else orjson.dumps(frame)
+
+    write, flush, pending, flush_acks = out.line, out.flush, conn.pending, conn.flush_acks
+    count = options.count
+    for data in conn.messages(deadline):
+        line = line_for(data)
+        if line is not None:
+            write(line)
+            progress.printed += 1
+            if count is not None and progress.printed >= count:
+                flush()
                 flush_acks()
-            continue
-        write(data if b"\n" not in data else orjson.dumps(frame))
-        progress.printed += 1
-        if count is not None and progress.printed >= count:
-            flush()
-            flush_acks()
-            raise _Done
+                raise _Done
         if not pending():
             flush()
             flush_acks()

@@ -205,3 +205,48 @@ def test_close_before_authentication(ws_replay: type[ReplayServer], code: int, s
     result = run("listen", "--no-reconnect", env=env_for(server.url, "t"), timeout=8)
     assert result.code == status, result.err
     assert f"({code}" in result.err
+
+
+AUTH = '{"type":"auth_success","payload":{"userId":"u1","name":"me","connectedAt":"x"}}'
+
+
+def test_a_printed_line_is_flushed_when_a_skipped_frame_follows(
+    ws_replay: type[ReplayServer],
+) -> None:
+    """An event followed at once by a frame that is not printed (here one that is not JSON)
+    still reaches stdout before the command waits again, not when the next event comes."""
+    import select
+    import subprocess
+
+    from tests.cli import command
+
+    event = '{"type":"task.updated","payload":{"taskId":"t1"}}'
+    server = ws_replay([AUTH, event, "this is not json"])
+    server.start()
+    proc = subprocess.Popen(
+        command("listen", "--timeout", "6"),
+        env=env_for(server.url, "t"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], 2.5)
+        assert ready, "the event was not flushed while the server was quiet"
+        assert proc.stdout.readline().decode().strip() == event
+    finally:
+        proc.kill()
+        proc.communicate()
+    server.join(5)
+
+
+def test_a_frame_whose_type_is_not_a_string_is_skipped(ws_replay: type[ReplayServer]) -> None:
+    """`{"type": [1]}` is reported and skipped; the stream goes on."""
+    event = '{"type":"task.updated","payload":{"taskId":"t2"}}'
+    server = ws_replay([AUTH, '{"type":[1],"payload":{}}', '{"type":{"a":1}}', event])
+    server.start()
+    result = run("listen", "--count", "1", env=env_for(server.url, "t"), timeout=8)
+    server.join(5)
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [event]
+    assert result.err.count("without a string 'type'") == 2
