@@ -197,7 +197,7 @@ def test_recorded_sse_stream_prints_the_envelopes() -> None:
     assert server.paths[:2] == ["/api/im/events/stream", "/sse"]
 
 
-@pytest.mark.parametrize(("code", "status"), [(4001, 3), (1008, 3), (1011, 4)])
+@pytest.mark.parametrize(("code", "status"), [(4001, 3), (1008, 3), (1011, 4), (1015, 4)])
 def test_close_before_authentication(ws_replay: type[ReplayServer], code: int, status: int) -> None:
     """A close instead of an authentication frame: an auth code means exit 3, another exit 4."""
     server = ws_replay([], close=code)

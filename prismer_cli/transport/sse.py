@@ -24,7 +24,7 @@ import orjson
 import requests
 import urllib3
 
-from prismer_cli.dialects import DOCS, SERVER, Dialect, Hello, detect, error_message
+from prismer_cli.dialects import DOCS, SERVER, Dialect, Hello, error_message
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost
 from prismer_cli.redact import redact
 from prismer_cli.sseparse import SSEEvent, SSEParser
@@ -119,10 +119,13 @@ class SSEConnection:
 
     def _first_envelope(self) -> None:
         for data in self.messages():
-            frame = orjson.loads(data)
+            try:
+                frame = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                break
             if not isinstance(frame, dict):
                 break
-            if detect(frame, SERVER) is SERVER and SERVER.is_auth_failure(frame):
+            if SERVER.is_auth_failure(frame):
                 raise AuthError(f"the server rejected the token: {error_message(frame)}")
             if frame.get("type") == SERVER.auth_ok:
                 self.hello = SERVER.hello(frame)
@@ -187,7 +190,7 @@ class SSEConnection:
         return
 
     def close(self) -> list[bytes]:
-        self._response.close()
+        self.abort()  # a read-only stream has no closing handshake
         return []
 
     def abort(self) -> None:

@@ -25,6 +25,11 @@ from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSoc
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.urls import ws_url
 from prismer_cli.wsframes import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
     ConnectionClosedError,
     FrameError,
     FrameReader,
@@ -33,7 +38,6 @@ from prismer_cli.wsframes import (
     encode_frame,
 )
 
-OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 1, 2, 8, 9, 10
 # Close codes that, before any authentication frame, mean the token was refused.
 AUTH_CLOSE_CODES = frozenset({1008, 4001, 4003, 4401, 4403})
 
@@ -51,7 +55,7 @@ def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
         status = exc.status_code
         if status in (401, 403):
             raise AuthError(f"the server rejected the token (HTTP {status})") from None
-        if status in (429, 503) or status >= 500:
+        if status == 429 or status >= 500:
             raise ConnectError(
                 f"the server answered HTTP {status}", retry_after=retry_after(exc.resp_headers)
             ) from None
@@ -170,7 +174,7 @@ class WebSocketConnection:
             self._write(encode_frame(OP_PONG, data))
         elif opcode == OP_CLOSE:
             code, reason = decode_close(data)
-            self._reply_close(code)
+            self._reply_close()
             message = f"the server closed the connection ({code} {reason}".rstrip() + ")"
             raise ConnectionLost(message, close_code=code)
 
@@ -267,10 +271,12 @@ class WebSocketConnection:
             raise ConnectionLost(f"connection lost while sending: {exc}") from None
 
     # -- closing ---------------------------------------------------------------------------
-    def _reply_close(self, code: int | None) -> None:
+    def _reply_close(self) -> None:
+        """Answer the server's close with 1000: echoing its code could be one (1005, 1006,
+        1015) that may not be sent."""
         try:
             with self._lock:
-                self._sock.sendall(encode_close(1000 if code in (None, 1005) else code))
+                self._sock.sendall(encode_close(1000))
         except OSError:
             return  # the peer is already gone; the close frame has no one to reach
         finally:
