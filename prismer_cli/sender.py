@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -47,6 +47,9 @@ from prismer_cli.output import Output, OutputClosed
 from prismer_cli.status import ExitStatus
 from prismer_cli.transport import Endpoint, Resume, open_websocket
 from prismer_cli.transport.base import Connection
+
+if TYPE_CHECKING:  # imported where used: requests costs ~60 ms and most sends never need it
+    from prismer_cli.transport.rest import RestClient
 
 _GRAVITY = {ExitStatus.REJECTED: 1, ExitStatus.CONNECTION: 2, ExitStatus.AUTH: 3}
 TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
@@ -276,7 +279,7 @@ class _Channel:
         raise NotImplementedError
 
 
-def _rest_client(endpoint: Endpoint, log: Log, options: SendOptions) -> Any:
+def _rest_client(endpoint: Endpoint, log: Log, options: SendOptions) -> RestClient:
     from prismer_cli.transport.rest import RestClient
 
     return RestClient(endpoint, log, options.policy)
@@ -301,7 +304,7 @@ class _RestChannel(_Channel):
         self._rest.close()
 
 
-def rest_call(rest: Any, ledger: Ledger, entry: _Entry) -> None:
+def rest_call(rest: RestClient, ledger: Ledger, entry: _Entry) -> None:
     """Run one command over REST and settle its result (AuthError and ConnectError propagate)."""
     from prismer_cli.transport.rest import message_of
 
@@ -343,7 +346,7 @@ class _SocketChannel(_Channel):
         self._pongs: dict[str, threading.Event] = {}
         self._counter = 0
         self._finishing = False
-        self._rest: Any = None
+        self._rest: RestClient | None = None
         self._reader = threading.Thread(
             target=self._read_loop, name="prismer-rt-reader", daemon=True
         )
@@ -581,7 +584,11 @@ class _SocketChannel(_Channel):
             "it may or may not have been delivered"
         )
         with self._lock:
-            late = [e for e in self._by_request.values() if e.sent_at <= limit]
+            late = []
+            for entry in self._by_request.values():  # in the order sent: stop at the first
+                if entry.sent_at > limit:  # one still in time, not scan them all every tick
+                    break
+                late.append(entry)
             for entry in late:
                 self._forget(entry)
                 self._ledger.settle(
