@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import Background
+from tests.support.cli import Background
 
-pytest_plugins = ["tests.serverfixture"]  # the server_factory fixture
+pytest_plugins = ["tests.support.serverfixture"]  # the server_factory fixture
 
 SCRUBBED = (
     "PRISMER_URL",

@@ -22,8 +22,8 @@ import pytest
 from prismer_cli.config import DEFAULT_URL, CommandLine, resolve
 from prismer_cli.errors import UsageError
 from prismer_cli.server.state import user_id_for_token
-from tests.cli import FAST, Background, Result, run
-from tests.serverfixture import ServerProcess, start_server
+from tests.support.cli import FAST, Background, Result, run
+from tests.support.serverfixture import ServerProcess, start_server
 
 
 @pytest.fixture(scope="module")

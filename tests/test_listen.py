@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.cli import (
+from tests.support.cli import (
     Background,
     accepted_connections,
     command,
@@ -24,7 +24,7 @@ from tests.cli import (
     wait_for_connections,
     wait_until,
 )
-from tests.serverfixture import ServerProcess, running_server
+from tests.support.serverfixture import ServerProcess, running_server
 
 OTHER = "bob-token"
 

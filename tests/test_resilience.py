@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.cli import (
+from tests.support.cli import (
     Background,
     accepted_connections,
     env_for,
@@ -18,7 +18,7 @@ from tests.cli import (
     wait_for_connections,
     wait_until,
 )
-from tests.serverfixture import ServerFactory, ServerProcess
+from tests.support.serverfixture import ServerFactory, ServerProcess
 
 TOKEN = "resilient-token"
 ME = user_id(TOKEN)

@@ -24,8 +24,8 @@ import requests
 import websocket
 
 from prismer_cli.server.state import user_id_for_token
-from tests.cli import Result, command, env_for, run
-from tests.serverfixture import ServerProcess, start_server
+from tests.support.cli import Result, command, env_for, run
+from tests.support.serverfixture import ServerProcess, start_server
 
 DIALECTS = ("docs", "server")
 HTTP = 5.0

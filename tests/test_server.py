@@ -23,7 +23,7 @@ import websocket
 
 from prismer_cli.server.faults import FaultSpecError, parse_fault
 from prismer_cli.server.state import Store, user_id_for_token
-from tests.serverfixture import (
+from tests.support.serverfixture import (
     ServerFactory,
     ServerProcess,
     running_server,

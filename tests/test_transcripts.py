@@ -16,7 +16,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.cli import env_for, run
+from tests.support.cli import env_for, run
 
 TRANSCRIPTS = Path(__file__).parent / "transcripts"
 LINE = re.compile(r"^\[\+[\d.]+s\] <<< (WS|SSE) (\S+) (.*)$")
@@ -218,7 +218,7 @@ def test_a_printed_line_is_flushed_when_a_skipped_frame_follows(
     import select
     import subprocess
 
-    from tests.cli import command
+    from tests.support.cli import command
 
     event = '{"type":"task.updated","payload":{"taskId":"t1"}}'
     server = ws_replay([AUTH, event, "this is not json"])

@@ -8,7 +8,7 @@ import time
 
 from prismer_cli.errors import ConnectionLost
 from prismer_cli.transport import Endpoint, Resume, Timeouts, open_websocket
-from tests.serverfixture import ServerFactory
+from tests.support.serverfixture import ServerFactory
 
 
 def test_waiting_for_input_leaves_the_write_timeout_alone(server_factory: ServerFactory) -> None:

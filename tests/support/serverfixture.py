@@ -1,6 +1,6 @@
 """Run the project's own stand-in server (``python -m prismer_cli.server``) for tests.
 
-    from tests.serverfixture import server_factory  # a pytest fixture
+    from tests.support.serverfixture import server_factory  # a pytest fixture
 
     def test_something(server_factory):
         server = server_factory(dialect="server", tokens=["alice=Alice"])
@@ -32,7 +32,7 @@ from typing import IO, Any
 import pytest
 import requests
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LISTENING = re.compile(r"listening on (http://\S+) \(dialect (\w+)\)")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
