@@ -1094,3 +1094,38 @@ def test_bad_options_are_one_line_and_exit_2(tmp_path: Any) -> None:
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "explode" in result.stderr
     assert "s3cret" not in result.stderr and sys.executable not in result.stderr
+
+
+def test_options_are_declared_once_for_both_entry_points(tmp_path: Any) -> None:
+    """``prismer-rt serve`` and ``python -m prismer_cli.server`` print the same option help."""
+    helps = []
+    for command in (
+        [sys.executable, "-m", "prismer_cli", "serve", "--help"],
+        [sys.executable, "-m", "prismer_cli.server", "--help"],
+    ):
+        result = subprocess.run(
+            command, env=server_env(tmp_path), capture_output=True, text=True, timeout=20
+        )
+        assert result.returncode == 0, result.stderr
+        helps.append(result.stdout.split("\n", 1)[1])  # past the "Usage: PROG" line
+    assert helps[0] == helps[1]
+    assert "--token-ttl SECONDS" in helps[0] and "604800" in helps[0]
+
+
+def test_the_server_imports_nothing_from_the_client(tmp_path: Any) -> None:
+    """The server package stands alone: no client module is loaded to run it."""
+    probe = (
+        "import sys, prismer_cli.server.command, prismer_cli.server.app, "
+        "prismer_cli.server.runner\n"
+        "print(sorted(m for m in sys.modules if m.startswith('prismer_cli') "
+        "and m != 'prismer_cli' and not m.startswith('prismer_cli.server')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=server_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

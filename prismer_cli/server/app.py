@@ -8,19 +8,19 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from prismer_cli.server import ServerOptions
-from prismer_cli.server.context import Dialect, ServerContext
+from prismer_cli.server.context import DialectHandlers, ServerContext
 from prismer_cli.server.control import ControlApi
-from prismer_cli.server.docs import DocsDialect
-from prismer_cli.server.eventlog import logged_headers
+from prismer_cli.server.control_log import logged_headers
+from prismer_cli.server.dialect_docs import DocsDialect
+from prismer_cli.server.dialect_server import ServerDialect
 from prismer_cli.server.faults import FaultState, Refusal
 from prismer_cli.server.responses import json_error
 from prismer_cli.server.rest import RestApi
-from prismer_cli.server.serverdialect import ServerDialect
 from prismer_cli.server.sockets import logged_path
 from prismer_cli.server.state import Store
 
 CONTEXT = web.AppKey("context", ServerContext)
-DIALECT = web.AppKey("dialect", Dialect)
+DIALECT = web.AppKey("dialect", DialectHandlers)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -100,7 +100,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def _websocket_route(dialect: Dialect) -> Handler:
+def _websocket_route(dialect: DialectHandlers) -> Handler:
     async def websocket(request: web.Request) -> web.StreamResponse:
         if not is_upgrade(request):
             ctx = request.app[CONTEXT]
@@ -120,7 +120,7 @@ def build_app(options: ServerOptions) -> web.Application:
     ctx = ServerContext(
         options=options, store=Store(options.tokens), faults=FaultState(options.faults)
     )
-    dialect: Dialect = DocsDialect(ctx) if options.dialect == "docs" else ServerDialect(ctx)
+    dialect: DialectHandlers = DocsDialect(ctx) if options.dialect == "docs" else ServerDialect(ctx)
     app = web.Application(middlewares=[guard])
     app[CONTEXT] = ctx
     app[DIALECT] = dialect

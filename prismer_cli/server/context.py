@@ -1,4 +1,5 @@
-"""What every handler of one running server shares, and what a dialect must provide."""
+"""What every handler of one running server shares (:class:`ServerContext`), and what a
+dialect must provide (:class:`DialectHandlers`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from prismer_cli.server import ServerOptions
-from prismer_cli.server.connection import Hub
-from prismer_cli.server.eventlog import ControlLog
+from prismer_cli.server.control_log import ControlLog
 from prismer_cli.server.faults import FaultState
+from prismer_cli.server.links import Hub
 from prismer_cli.server.state import Conversation, Message, Store
 
 
@@ -27,7 +28,7 @@ class ServerContext:
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class Dialect(Protocol):
+class DialectHandlers(Protocol):
     """The dialect-specific half of the server: sockets, event shapes, REST leniency."""
 
     name: str

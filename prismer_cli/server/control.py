@@ -4,7 +4,7 @@
   event through the normal delivery path (so SSE ids and ackIds apply), to one user's
   connections or, with ``to`` null, to every connected user. Answers
   ``{"ok": true, "delivered": <connections>}``.
-- ``GET /_control/log``: the list of records of :mod:`~prismer_cli.server.eventlog`.
+- ``GET /_control/log``: the list of records of :mod:`~prismer_cli.server.control_log`.
 - ``POST /_control/faults`` ``{"faults": [SPEC, ...]}`` replaces the active faults (see
   :mod:`~prismer_cli.server.faults`); ``GET /_control/faults`` shows them.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from prismer_cli.server.context import Dialect, ServerContext
+from prismer_cli.server.context import DialectHandlers, ServerContext
 from prismer_cli.server.faults import FaultSpecError
 from prismer_cli.server.responses import json_answer, json_error
 
@@ -29,7 +29,7 @@ async def _json_object(request: web.Request) -> dict[str, Any] | None:
 
 
 class ControlApi:
-    def __init__(self, ctx: ServerContext, dialect: Dialect) -> None:
+    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
         self._ctx = ctx
         self._dialect = dialect
 

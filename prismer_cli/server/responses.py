@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from prismer_cli.server.wire import dumps
+from prismer_cli.server.formats import dumps
 
 
 def json_answer(

@@ -29,10 +29,10 @@ from typing import Any
 
 from aiohttp import web
 
-from prismer_cli.server.context import Dialect, ServerContext
+from prismer_cli.server.context import DialectHandlers, ServerContext
+from prismer_cli.server.formats import iso
 from prismer_cli.server.responses import json_answer, json_error
 from prismer_cli.server.state import Conversation, RegistrationError, User
-from prismer_cli.server.wire import iso
 
 MAX_SYNC_LIMIT = 500
 
@@ -108,7 +108,7 @@ def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
 
 
 class RestApi:
-    def __init__(self, ctx: ServerContext, dialect: Dialect) -> None:
+    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
         self._ctx = ctx
         self._dialect = dialect
 

@@ -10,33 +10,12 @@ import signal
 import sys
 
 from prismer_cli.server import ServerOptions
-from prismer_cli.server.faults import FaultSpecError, parse_fault
-from prismer_cli.server.state import parse_token_spec
-from prismer_cli.server.wire import redact
+from prismer_cli.server.options import problem_with
+from prismer_cli.server.redaction import redact
 
 PROG = "prismer-rt serve"
 EXIT_OK, EXIT_USAGE, EXIT_CONNECT = 0, 2, 4
 SHUTDOWN_TIMEOUT = 2.0
-DIALECTS = ("docs", "server")
-
-
-def problem_with(options: ServerOptions) -> str | None:
-    """Why these options cannot work, or None."""
-    if options.dialect not in DIALECTS:
-        return f"unknown dialect {options.dialect!r} (use docs or server)"
-    if not 0 <= options.port <= 65535:
-        return f"port {options.port} is out of range"
-    for name in ("auth_timeout", "ack_timeout", "heartbeat"):
-        if getattr(options, name) <= 0:
-            return f"{name.replace('_', '-')} must be positive"
-    try:
-        for spec in options.tokens:
-            parse_token_spec(spec)
-        for spec in options.faults:
-            parse_fault(spec)
-    except (ValueError, FaultSpecError) as exc:
-        return str(exc)
-    return None
 
 
 def say(message: str) -> None:

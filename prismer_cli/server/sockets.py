@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from aiohttp import WSMsgType, web
 
-from prismer_cli.server.connection import Connection, SseSink, WebSocketSink
 from prismer_cli.server.context import ServerContext
-from prismer_cli.server.wire import redact
+from prismer_cli.server.links import ClientLink, SseSink, WebSocketSink
+from prismer_cli.server.redaction import redact
 
 CLOSE_TIMEOUT = 2.0
 SHUTDOWN_CLOSE_GRACE = 0.3
@@ -25,19 +25,19 @@ SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 
-TextHandler = Callable[[Connection, str], None]
-Detach = Callable[[Connection], None]
+TextHandler = Callable[[ClientLink, str], None]
+Detach = Callable[[ClientLink], None]
 
 
 async def open_websocket(
     ctx: ServerContext, request: web.Request
-) -> tuple[web.WebSocketResponse, Connection]:
+) -> tuple[web.WebSocketResponse, ClientLink]:
     """Accept the upgrade (pings and closes are answered by :func:`pump`, not by aiohttp)."""
     ws = web.WebSocketResponse(
         autoping=False, autoclose=False, timeout=CLOSE_TIMEOUT, max_msg_size=4 * 2**20
     )
     await ws.prepare(request)
-    conn = Connection(
+    conn = ClientLink(
         ctx.hub.next_id(), "ws", request, WebSocketSink(ws, request), ctx.faults, ctx.log
     )
     return ws, conn
@@ -45,14 +45,14 @@ async def open_websocket(
 
 async def open_sse(
     ctx: ServerContext, request: web.Request
-) -> tuple[web.StreamResponse, Connection]:
+) -> tuple[web.StreamResponse, ClientLink]:
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
-    conn = Connection(ctx.hub.next_id(), "sse", request, SseSink(response), ctx.faults, ctx.log)
+    conn = ClientLink(ctx.hub.next_id(), "sse", request, SseSink(response), ctx.faults, ctx.log)
     return response, conn
 
 
-def push_ws_garbage(ctx: ServerContext, conn: Connection) -> None:
+def push_ws_garbage(ctx: ServerContext, conn: ClientLink) -> None:
     """The ``garbage`` fault, right after the auth frame."""
     if not ctx.faults.garbage:
         return
@@ -62,7 +62,7 @@ def push_ws_garbage(ctx: ServerContext, conn: Connection) -> None:
     conn.push_binary(GARBAGE_BINARY_FRAME)
 
 
-def push_sse_garbage(ctx: ServerContext, conn: Connection) -> None:
+def push_sse_garbage(ctx: ServerContext, conn: ClientLink) -> None:
     if not ctx.faults.garbage:
         return
     ctx.log.add("fault", fault="garbage", conn=conn.id, user=conn.user_id)
@@ -70,7 +70,7 @@ def push_sse_garbage(ctx: ServerContext, conn: Connection) -> None:
 
 
 async def _read_frames(
-    ws: web.WebSocketResponse, conn: Connection, handle: TextHandler, detach: Detach
+    ws: web.WebSocketResponse, conn: ClientLink, handle: TextHandler, detach: Detach
 ) -> None:
     while True:
         msg = await ws.receive()
@@ -100,7 +100,7 @@ def close_reply_code(code: object) -> int:
 async def pump(
     ctx: ServerContext,
     ws: web.WebSocketResponse,
-    conn: Connection,
+    conn: ClientLink,
     handle: TextHandler,
     detach: Detach,
 ) -> None:
@@ -130,20 +130,20 @@ class _Once:
     def __init__(self, action: Detach) -> None:
         self._action: Detach | None = action
 
-    def __call__(self, conn: Connection) -> None:
+    def __call__(self, conn: ClientLink) -> None:
         action, self._action = self._action, None
         if action is not None:
             action(conn)
 
 
-async def _finish_writer(conn: Connection, writer: asyncio.Task[None]) -> None:
+async def _finish_writer(conn: ClientLink, writer: asyncio.Task[None]) -> None:
     if conn.closing and not writer.done():
         await asyncio.wait({writer}, timeout=CLOSE_TIMEOUT)
     writer.cancel()
     await asyncio.gather(writer, return_exceptions=True)
 
 
-async def close_websocket(ctx: ServerContext, ws: web.WebSocketResponse, conn: Connection) -> None:
+async def close_websocket(ctx: ServerContext, ws: web.WebSocketResponse, conn: ClientLink) -> None:
     """Close what is left: going-away on shutdown, nothing if the peer is already gone.
 
     A half-open connection stays silent to the end: it is dropped, not closed.
@@ -161,7 +161,7 @@ async def close_websocket(ctx: ServerContext, ws: web.WebSocketResponse, conn: C
         await asyncio.wait_for(ws.close(code=1001), SHUTDOWN_CLOSE_GRACE)
 
 
-async def stream_sse(ctx: ServerContext, conn: Connection, heartbeat: float | None) -> None:
+async def stream_sse(ctx: ServerContext, conn: ClientLink, heartbeat: float | None) -> None:
     """Run an SSE connection until the client leaves, the server stops or a fault ends it."""
     writer = asyncio.create_task(conn.run_writer())
     beats = asyncio.create_task(_heartbeats(conn, heartbeat)) if heartbeat else None
@@ -174,7 +174,7 @@ async def stream_sse(ctx: ServerContext, conn: Connection, heartbeat: float | No
         await _finish_writer(conn, writer)
 
 
-async def _heartbeats(conn: Connection, interval: float) -> None:
+async def _heartbeats(conn: ClientLink, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
         conn.push_reply(": heartbeat\n\n")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from prismer_cli.server.wire import dumps, iso, utcnow
+from prismer_cli.server.formats import dumps, iso, utcnow
 
 MAX_IDEMPOTENT_ANSWERS = 10_000
 

@@ -23,19 +23,10 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from prismer_cli.server.wire import redact
+from prismer_cli.server.redaction import redact, redact_frame
 
 LOGGED_HEADERS = ("Last-Event-ID", "X-Idempotency-Key")
 MAX_RECORDS = 10_000
-
-
-def redact_frame(value: Any) -> Any:
-    """A copy of a parsed frame with every ``token`` field replaced by ``***``."""
-    if isinstance(value, dict):
-        return {k: "***" if k == "token" else redact_frame(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact_frame(v) for v in value]
-    return value
 
 
 def logged_headers(headers: Mapping[str, str]) -> dict[str, str]:

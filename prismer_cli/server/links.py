@@ -1,4 +1,5 @@
-"""Open WebSocket and SSE connections, and the writer that feeds each one.
+"""Client links: each open WebSocket or SSE connection, the writer that feeds it, and the
+:class:`Hub` of all of them by user.
 
 Everything a connection sends goes through its outbox, one writer task per connection, so
 frames keep their order and a slow client never blocks the code that delivers an event. The
@@ -17,7 +18,7 @@ from typing import Protocol
 from aiohttp import WSMsgType, web
 from aiohttp.client_exceptions import ClientError
 
-from prismer_cli.server.eventlog import ControlLog
+from prismer_cli.server.control_log import ControlLog
 from prismer_cli.server.faults import FaultState
 
 WRITE_ERRORS = (ConnectionError, ClientError, asyncio.TimeoutError)
@@ -82,7 +83,7 @@ class Outgoing:
     close_reason: str = ""
 
 
-class Connection:
+class ClientLink:
     """One client connection, its user once authenticated, and its outbox."""
 
     def __init__(
@@ -185,20 +186,20 @@ class Hub:
     """All authenticated connections, by user."""
 
     def __init__(self) -> None:
-        self._by_user: dict[str, list[Connection]] = {}
+        self._by_user: dict[str, list[ClientLink]] = {}
         self._ids = itertools.count(1)
 
     def next_id(self) -> int:
         return next(self._ids)
 
-    def add(self, conn: Connection, user_id: str) -> bool:
+    def add(self, conn: ClientLink, user_id: str) -> bool:
         """Register an authenticated connection; True when it is the user's first."""
         conn.user_id = user_id
         conns = self._by_user.setdefault(user_id, [])
         conns.append(conn)
         return len(conns) == 1
 
-    def remove(self, conn: Connection) -> bool:
+    def remove(self, conn: ClientLink) -> bool:
         """Forget a connection; True when it was its user's last one."""
         if conn.user_id is None:
             return False
@@ -211,7 +212,7 @@ class Hub:
         del self._by_user[conn.user_id]
         return True
 
-    def of(self, user_id: str) -> list[Connection]:
+    def of(self, user_id: str) -> list[ClientLink]:
         return list(self._by_user.get(user_id, ()))
 
     def users(self) -> list[str]:

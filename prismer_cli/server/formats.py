@@ -1,15 +1,11 @@
-"""Small helpers for what goes on the wire: compact JSON, times, token redaction."""
+"""How values are written on the wire: compact JSON, ISO-8601 times, millisecond timestamps."""
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any
-
-_TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s#]*", re.IGNORECASE)
-_TOKEN_IN_JSON = re.compile(r'("token"\s*:\s*")(?:[^"\\]|\\.)*', re.IGNORECASE)
 
 
 def dumps(value: Any) -> str:
@@ -29,8 +25,3 @@ def iso(moment: datetime) -> str:
 def now_ms() -> int:
     """Wall-clock milliseconds, the ``timestamp`` of server-dialect frames."""
     return int(time.time() * 1000)
-
-
-def redact(text: str) -> str:
-    """Hide token values: ``token=***`` in URLs, ``"token":"***`` in (broken) JSON text."""
-    return _TOKEN_IN_JSON.sub(r"\1***", _TOKEN_IN_QUERY.sub(r"\1***", text))

@@ -50,9 +50,10 @@ from typing import Any
 from aiohttp import web
 
 from prismer_cli.server.acks import AckTracker
-from prismer_cli.server.connection import Connection
 from prismer_cli.server.context import ServerContext
-from prismer_cli.server.eventlog import logged_headers
+from prismer_cli.server.control_log import logged_headers
+from prismer_cli.server.formats import dumps, iso, now_ms, utcnow
+from prismer_cli.server.links import ClientLink
 from prismer_cli.server.responses import json_error
 from prismer_cli.server.sockets import (
     close_websocket,
@@ -65,7 +66,6 @@ from prismer_cli.server.sockets import (
     stream_sse,
 )
 from prismer_cli.server.state import Conversation, Message
-from prismer_cli.server.wire import dumps, iso, now_ms, utcnow
 
 MAX_CONNECTIONS_PER_USER = 5
 IGNORED_TYPES = frozenset(
@@ -78,7 +78,7 @@ IGNORED_TYPES = frozenset(
     }
 )
 
-Handler = Callable[[Connection, str, dict[str, Any], Any], None]
+EventHandler = Callable[[ClientLink, str, dict[str, Any], Any], None]
 
 
 class CommandFailed(Exception):
@@ -110,7 +110,7 @@ def js_string(value: Any) -> str:
     return dumps(value)
 
 
-def wire_text(conn: Connection, text: str) -> str:
+def wire_text(conn: ClientLink, text: str) -> str:
     return text if conn.kind == "ws" else f"data: {text}\n\n"
 
 
@@ -121,7 +121,7 @@ class ServerDialect:
         self._ctx = ctx
         self._acks = AckTracker(ctx.options.ack_timeout)
         self._left: dict[str, set[str]] = {}
-        self._handlers: dict[str, Handler] = {
+        self._handlers: dict[str, EventHandler] = {
             "message.send": self._message_send,
             "typing.start": self._typing,
             "typing.stop": self._typing,
@@ -133,7 +133,7 @@ class ServerDialect:
 
     # ── delivery ─────────────────────────────────────────────────────────
 
-    def _reply(self, conn: Connection, envelope: dict[str, Any]) -> None:
+    def _reply(self, conn: ClientLink, envelope: dict[str, Any]) -> None:
         conn.push_reply(wire_text(conn, dumps(envelope)))
 
     def send_to_user(self, user_id: str, envelope: dict[str, Any]) -> int:
@@ -173,7 +173,7 @@ class ServerDialect:
 
     # ── connections ──────────────────────────────────────────────────────
 
-    def _attach(self, conn: Connection, user_id: str) -> None:
+    def _attach(self, conn: ClientLink, user_id: str) -> None:
         """Register an authenticated connection, evicting the oldest beyond five."""
         hub = self._ctx.hub
         if conn.user_id is not None:
@@ -184,14 +184,14 @@ class ServerDialect:
         hub.add(conn, user_id)
         self._left.pop(user_id, None)  # auto-join every conversation again
 
-    def _evict(self, oldest: Connection) -> None:
+    def _evict(self, oldest: ClientLink) -> None:
         notice = {"type": "error", "data": {"message": "Connection replaced by newer client"}}
         oldest.push_reply(wire_text(oldest, dumps(notice)))
         oldest.push_close(None)
         self._ctx.hub.remove(oldest)
         self._ctx.log.add("evicted", conn=oldest.id, user=oldest.user_id)
 
-    def _detach(self, conn: Connection) -> None:
+    def _detach(self, conn: ClientLink) -> None:
         user_id = conn.user_id
         self._ctx.hub.remove(conn)
         if user_id is not None:
@@ -224,12 +224,12 @@ class ServerDialect:
         await close_websocket(ctx, ws, conn)
         return ws
 
-    def _auth_timeout(self, conn: Connection) -> None:
+    def _auth_timeout(self, conn: ClientLink) -> None:
         if conn.user_id is None:
             self._reply(conn, error_frame("Authentication timeout"))
             conn.push_close(4001, "Authentication timeout")
 
-    def _authenticate(self, conn: Connection, token: Any, request_id: Any) -> None:
+    def _authenticate(self, conn: ClientLink, token: Any, request_id: Any) -> None:
         user = self._ctx.store.user_for_token(token) if isinstance(token, str) else None
         if user is None:
             self._reply(conn, error_frame("Invalid token", "AUTH_FAILED", request_id))
@@ -239,11 +239,11 @@ class ServerDialect:
         push_ws_garbage(self._ctx, conn)
         self._send_retries(conn, user.id)
 
-    def _send_retries(self, conn: Connection, user_id: str) -> None:
+    def _send_retries(self, conn: ClientLink, user_id: str) -> None:
         for envelope in self._acks.take_retries(user_id):
             conn.push_event(wire_text(conn, dumps(envelope)))
 
-    def _handle_text(self, conn: Connection, text: str) -> None:
+    def _handle_text(self, conn: ClientLink, text: str) -> None:
         try:
             message = json.loads(text)
         except ValueError:
@@ -258,7 +258,7 @@ class ServerDialect:
             message = {}
         self._dispatch(conn, message.get("type"), message.get("payload"), message.get("requestId"))
 
-    def _dispatch(self, conn: Connection, event_type: Any, payload: Any, request_id: Any) -> None:
+    def _dispatch(self, conn: ClientLink, event_type: Any, payload: Any, request_id: Any) -> None:
         if event_type in ("authenticate", "ack") and payload is None:
             self._reply(conn, error_frame("Invalid JSON"))  # `const {x} = undefined` throws
         elif event_type == "authenticate":
@@ -275,7 +275,7 @@ class ServerDialect:
         else:
             self._run(conn, event_type, payload, request_id)
 
-    def _run(self, conn: Connection, event_type: Any, payload: Any, request_id: Any) -> None:
+    def _run(self, conn: ClientLink, event_type: Any, payload: Any, request_id: Any) -> None:
         name = js_string(event_type)
         handler = self._handlers.get(event_type) if isinstance(event_type, str) else None
         if handler is None and event_type in IGNORED_TYPES:
@@ -296,14 +296,14 @@ class ServerDialect:
 
     # ── commands ─────────────────────────────────────────────────────────
 
-    def _pong(self, conn: Connection, payload: Any, request_id: Any) -> None:
+    def _pong(self, conn: ClientLink, payload: Any, request_id: Any) -> None:
         body: dict[str, Any] = {}
         if isinstance(payload, dict) and "requestId" in payload:
             body["requestId"] = payload["requestId"]  # what Prismer's Python SDK waits for
         self._reply(conn, frame("pong", body, request_id))
 
     def _message_send(
-        self, conn: Connection, name: str, payload: dict[str, Any], request_id: Any
+        self, conn: ClientLink, name: str, payload: dict[str, Any], request_id: Any
     ) -> None:
         user_id = conn.user_id or ""
         conversation = self._ctx.store.conversation(_text(payload, "conversationId"))
@@ -331,7 +331,7 @@ class ServerDialect:
         self.broadcast_room(conversation.id, frame("message.new", message.event_view()))
 
     def _typing(
-        self, conn: Connection, name: str, payload: dict[str, Any], request_id: Any
+        self, conn: ClientLink, name: str, payload: dict[str, Any], request_id: Any
     ) -> None:
         conversation_id = _text(payload, "conversationId")
         indicator = {
@@ -342,7 +342,7 @@ class ServerDialect:
         self.broadcast_room(conversation_id, frame("typing.indicator", indicator), conn.user_id)
 
     def _presence_update(
-        self, conn: Connection, name: str, payload: dict[str, Any], request_id: Any
+        self, conn: ClientLink, name: str, payload: dict[str, Any], request_id: Any
     ) -> None:
         changed: dict[str, Any] = {"userId": conn.user_id}
         if payload.get("status") is not None:
@@ -350,19 +350,19 @@ class ServerDialect:
         changed["lastSeen"] = now_ms()
         self.broadcast_global(frame("presence.changed", changed))
 
-    def _join(self, conn: Connection, name: str, payload: dict[str, Any], request_id: Any) -> None:
+    def _join(self, conn: ClientLink, name: str, payload: dict[str, Any], request_id: Any) -> None:
         conversation_id = _text(payload, "conversationId")
         if conversation_id and conn.user_id:
             self._ctx.store.join(conversation_id, conn.user_id)
             self._left.get(conn.user_id, set()).discard(conversation_id)
 
-    def _leave(self, conn: Connection, name: str, payload: dict[str, Any], request_id: Any) -> None:
+    def _leave(self, conn: ClientLink, name: str, payload: dict[str, Any], request_id: Any) -> None:
         conversation_id = _text(payload, "conversationId")
         if conversation_id and conn.user_id:
             self._left.setdefault(conn.user_id, set()).add(conversation_id)
 
     def _reconnect(
-        self, conn: Connection, name: str, payload: dict[str, Any], request_id: Any
+        self, conn: ClientLink, name: str, payload: dict[str, Any], request_id: Any
     ) -> None:
         user_id = conn.user_id or ""
         self._send_retries(conn, user_id)

@@ -49,9 +49,10 @@ from typing import Any
 
 from aiohttp import web
 
-from prismer_cli.server.connection import Connection
 from prismer_cli.server.context import ServerContext
-from prismer_cli.server.eventlog import logged_headers
+from prismer_cli.server.control_log import logged_headers
+from prismer_cli.server.formats import dumps, iso, utcnow
+from prismer_cli.server.links import ClientLink
 from prismer_cli.server.responses import json_answer
 from prismer_cli.server.sockets import (
     close_websocket,
@@ -64,11 +65,10 @@ from prismer_cli.server.sockets import (
     stream_sse,
 )
 from prismer_cli.server.state import Conversation, Message, User
-from prismer_cli.server.wire import dumps, iso, utcnow
 
 SSE_REPLAY_LIMIT = 1000
 
-Command = Callable[[User, dict[str, Any]], None]
+ActionHandler = Callable[[User, dict[str, Any]], None]
 
 
 class CommandError(Exception):
@@ -141,7 +141,7 @@ class DocsDialect:
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
         self._buffers: dict[str, SseBuffer] = {}
-        self._commands: dict[str, Command] = {
+        self._commands: dict[str, ActionHandler] = {
             "send_message": self._send_message,
             "mark_read": self._mark_read,
             "subscribe": self._subscribe,
@@ -167,11 +167,11 @@ class DocsDialect:
         payload = {"userId": user.id, "name": user.display_name, "status": status}
         self.deliver(sorted(self._ctx.store.partners_of(user.id)), "presence.update", payload)
 
-    def _connected(self, conn: Connection, user: User) -> None:
+    def _connected(self, conn: ClientLink, user: User) -> None:
         if self._ctx.hub.add(conn, user.id):
             self._presence(user, "online")
 
-    def _disconnected(self, conn: Connection, user: User) -> None:
+    def _disconnected(self, conn: ClientLink, user: User) -> None:
         if self._ctx.hub.remove(conn):
             self._presence(user, "offline")
 
@@ -200,27 +200,27 @@ class DocsDialect:
         await close_websocket(ctx, ws, conn)
         return ws
 
-    def _forget(self, conn: Connection) -> None:
+    def _forget(self, conn: ClientLink) -> None:
         self._ctx.hub.remove(conn)
 
-    def _detach(self, conn: Connection) -> None:
+    def _detach(self, conn: ClientLink) -> None:
         user = self._ctx.store.user(conn.user_id or "")
         if user is None:
             self._forget(conn)
         else:
             self._disconnected(conn, user)
 
-    def _greet(self, conn: Connection, user: User) -> None:
+    def _greet(self, conn: ClientLink, user: User) -> None:
         self._connected(conn, user)
         hello = {"userId": user.id, "name": user.display_name, "connectedAt": iso(utcnow())}
         conn.push_reply(dumps({"type": "auth_success", "payload": hello}))
         push_ws_garbage(self._ctx, conn)
 
-    def _log_only(self, conn: Connection, text: str) -> None:
+    def _log_only(self, conn: ClientLink, text: str) -> None:
         with contextlib.suppress(CommandError):
             self._log_frame(conn, text)
 
-    def _log_frame(self, conn: Connection, text: str) -> Any:
+    def _log_frame(self, conn: ClientLink, text: str) -> Any:
         try:
             frame = json.loads(text)
         except ValueError:
@@ -229,13 +229,13 @@ class DocsDialect:
         self._ctx.log.add("ws_frame_in", conn=conn.id, user=conn.user_id, frame=frame)
         return frame
 
-    def _handle_text(self, conn: Connection, text: str) -> None:
+    def _handle_text(self, conn: ClientLink, text: str) -> None:
         try:
             self._run_command(conn, self._log_frame(conn, text))
         except CommandError as exc:
             conn.push_reply(dumps({"type": "error", "payload": {"message": str(exc)}}))
 
-    def _run_command(self, conn: Connection, frame: Any) -> None:
+    def _run_command(self, conn: ClientLink, frame: Any) -> None:
         if not isinstance(frame, dict):
             raise CommandError("Expected a JSON object with an action")
         action = frame.get("action")
