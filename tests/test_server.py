@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +25,7 @@ import websocket
 from prismer_cli.server.faults import FaultSpecError, parse_fault
 from prismer_cli.server.state import Store, user_id_for_token
 from tests.support.serverfixture import (
+    BlackHole,
     ServerFactory,
     ServerProcess,
     running_server,
@@ -1110,6 +1112,7 @@ def test_options_are_declared_once_for_both_entry_points(tmp_path: Any) -> None:
         helps.append(result.stdout.split("\n", 1)[1])  # past the "Usage: PROG" line
     assert helps[0] == helps[1]
     assert "--token-ttl SECONDS" in helps[0] and "604800" in helps[0]
+    assert "--max-message-bytes BYTES" in helps[0] and "104857600" in helps[0]
 
 
 def test_the_server_imports_nothing_from_the_client(tmp_path: Any) -> None:
@@ -1129,3 +1132,211 @@ def test_the_server_imports_nothing_from_the_client(tmp_path: Any) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# ── what the delivery and deadline tests of the client need ──────────────
+
+
+def wait_for_record(server: ServerProcess, kind: str, seconds: float = TIMEOUT) -> dict[str, Any]:
+    """The first ``/_control/log`` record of this kind, waiting for it a little."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = [r for r in server.log() if r["kind"] == kind]
+        if found or time.monotonic() > deadline:
+            assert found, f"no {kind!r} record in the log"
+            return found[0]
+        time.sleep(0.05)
+
+
+def test_restart_on_the_same_port_numbers_ack_ids_from_ack_1_again(
+    server_factory: ServerFactory, sockets: Any
+) -> None:
+    """restart() SIGKILLs the server and starts a new process on the same port; the new one
+    numbers its ackIds from ack_1 again, as the real server's per-process counter does."""
+    server = server_factory(dialect="server", tokens=[SERVER_TOKEN])
+    port, user = server.port, user_id_for_token(SERVER_TOKEN)
+    first = sockets(server).ws(SERVER_TOKEN)
+    assert recv_json(first)["type"] == "authenticated"
+    server.emit("task.updated", {"n": 1}, to=user)
+    server.emit("task.updated", {"n": 2}, to=user)
+    assert [recv_json(first)["ackId"] for _ in range(2)] == ["ack_1", "ack_2"]
+    old_process = server.process
+    server.restart()
+    assert old_process.returncode == -9 and server.process is not old_process
+    assert server.port == port and server.process.poll() is None
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        first.recv_data(control_frame=True)  # the killed process's socket is gone
+    second = sockets(server).ws(SERVER_TOKEN)
+    assert recv_json(second)["type"] == "authenticated"
+    server.emit("task.updated", {"n": 3}, to=user)
+    frame = recv_json(second)
+    assert (frame["ackId"], frame["payload"]) == ("ack_1", {"n": 3})
+    assert server.stderr.count("listening on") == 2
+
+
+@pytest.mark.parametrize(
+    ("dialect", "edit", "status"),
+    [("server", "message.edit", "message.updated"), ("docs", "message.edited", "message.status")],
+)
+def test_repeated_events_about_one_message_are_all_delivered(
+    server_factory: ServerFactory, sockets: Any, dialect: str, edit: str, status: str
+) -> None:
+    """Three edits and three status changes of one message id are six events, each delivered,
+    each with a new ackId (server dialect) or SSE id (docs dialect)."""
+    server = server_factory(dialect=dialect)
+    token = new_token()
+    user = user_id_for_token(token)
+    opener = sockets(server)
+    ws = opener.ws(token)
+    recv_json(ws)
+    stream = None
+    if dialect == "docs":
+        stream = opener.sse(f"/api/im/events/stream?token={token}")
+        stream.block()  # retry: 1000
+    sent = [(edit, {"id": "msg_1", "conversationId": "c1", "content": f"v{n}"}) for n in (1, 2, 3)]
+    sent += [(status, {"id": "msg_1", "conversationId": "c1", "status": s}) for s in STATUSES]
+    for event_type, payload in sent:
+        connections = 2 if dialect == "docs" else 1
+        assert server.emit(event_type, payload, to=user) == {"ok": True, "delivered": connections}
+    frames = [recv_json(ws) for _ in sent]
+    assert [(f["type"], f["payload"]) for f in frames] == sent
+    if dialect == "server":
+        assert len({f["ackId"] for f in frames}) == len(sent)
+    else:
+        assert stream is not None
+        events = [stream.event() for _ in sent]
+        assert [(e["event"], json.loads(e["data"])) for e in events] == sent
+        assert len({e["id"] for e in events}) == len(sent)
+
+
+STATUSES = ("sent", "delivered", "read")
+
+
+def _send_message_frame(dialect: str, conversation_id: str, content: str) -> str:
+    if dialect == "docs":
+        frame: dict[str, Any] = {
+            "action": "send_message",
+            "conversationId": conversation_id,
+            "content": content,
+        }
+    else:
+        payload = {"conversationId": conversation_id, "content": content}
+        frame = {"type": "message.send", "payload": payload}
+    return json.dumps(frame)
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_a_pong_confirms_every_frame_sent_before_the_ping(
+    server_factory: ServerFactory, sockets: Any, dialect: str
+) -> None:
+    """N sends then a WebSocket ping: when the pong arrives all N are stored, and every echo
+    of them came before it on that connection."""
+    server = server_factory(dialect=dialect)
+    token, conversation = new_token(), "conv-" + uuid.uuid4().hex[:8]
+    ws = sockets(server).ws(token)
+    recv_json(ws)
+    if dialect == "server":
+        send(ws, {"type": "conversation.join", "payload": {"conversationId": conversation}})
+    count = 300
+    for n in range(count):
+        ws.send(_send_message_frame(dialect, conversation, f"m{n}"))
+    ws.ping(b"batch-1")
+    echoes = 0
+    while True:
+        opcode, data = ws.recv_data(control_frame=True)
+        if opcode == websocket.ABNF.OPCODE_PONG:
+            assert data == b"batch-1"
+            break
+        if json.loads(data)["type"] == "message.new":
+            echoes += 1
+    assert echoes == count
+    stored = server.messages(conversation)
+    assert [m["content"] for m in stored] == [f"m{n}" for n in range(count)]
+    counts = requests.get(server.url + "/_control/messages", timeout=TIMEOUT).json()
+    assert counts["ok"] is True and counts["counts"][conversation] == count
+    assert server.messages("no-such-conversation") == []
+
+
+def test_message_size_limit_closes_with_1009_and_bounds_rest_bodies(
+    server_factory: ServerFactory, sockets: Any
+) -> None:
+    """--max-message-bytes: a message of exactly the limit is taken; one byte more gets a
+    close frame 1009 with no reason (Node's ws), nothing after it is read; REST gets 413."""
+    limit = 1000
+    server = server_factory(dialect="docs", max_message_bytes=limit)
+    token, conversation = new_token(), "big-" + uuid.uuid4().hex[:8]
+    ws = sockets(server).ws(token)
+    recv_json(ws)
+    empty = _send_message_frame("docs", conversation, "")
+    fits = _send_message_frame("docs", conversation, "x" * (limit - len(empty)))
+    assert len(fits.encode()) == limit
+    ws.send(fits)
+    assert recv_json(ws)["type"] == "conversation.created"
+    assert recv_json(ws)["type"] == "message.new"
+    too_big = _send_message_frame("docs", conversation, "y" * (limit + 1 - len(empty)))
+    ws.send(too_big)
+    ws.send(_send_message_frame("docs", conversation, "after"))
+    assert recv_close(ws) == (1009, "")
+    assert wait_for_record(server, "oversized")["limit"] == limit
+    assert [len(m["content"]) for m in server.messages(conversation)] == [limit - len(empty)]
+    path = f"/api/im/messages/{conversation}"
+    big = rest(server, "POST", path, token, json={"content": "z" * limit})
+    assert big.status_code == 413
+    assert big.json() == {"ok": False, "error": "Request Entity Too Large"}
+    assert rest(server, "POST", path, token, json={"content": "small"}).status_code == 201
+
+
+def test_sixth_docs_connection_evicts_the_oldest_and_is_logged(
+    docs_server: ServerProcess, sockets: Any
+) -> None:
+    """The docs dialect keeps the real server's cap too: the sixth connection closes the
+    oldest with the real server's notice and a close without status; each is logged."""
+    opener = sockets(docs_server)
+    conns = [opener.ws(DOCS_TOKEN) for _ in range(5)]
+    for conn in conns:
+        assert recv_json(conn)["type"] == "auth_success"
+    before = len([r for r in docs_server.log() if r["kind"] == "evicted"])
+    sixth = opener.ws(DOCS_TOKEN)
+    assert recv_json(sixth)["type"] == "auth_success"
+    notice = recv_json(conns[0])
+    assert notice == {"type": "error", "data": {"message": "Connection replaced by newer client"}}
+    assert recv_close(conns[0])[0] == 1005
+    assert_quiet(conns[1], 0.1)
+    evicted = [r for r in docs_server.log() if r["kind"] == "evicted"]
+    assert len(evicted) == before + 1
+    assert evicted[-1]["user"] == user_id_for_token(DOCS_TOKEN)
+
+
+def test_fault_upgrade_status_answers_every_upgrade_with_that_status(
+    faulty: ServerProcess, sockets: Any
+) -> None:
+    """upgrade-status=502: every upgrade gets 502 with a proxy's HTML page, for as long as the
+    fault stays; SSE and REST keep working."""
+    faulty.set_faults(["upgrade-status=502"])
+    opener = sockets(faulty)
+    for _ in range(2):
+        with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+            opener.ws("someone")
+        assert refused.value.status_code == 502
+        assert b"502 Bad Gateway" in (refused.value.resp_body or b"")
+        assert "text/html" in (refused.value.resp_headers or {}).get("content-type", "")
+    stream = opener.sse("/api/im/events/stream?token=someone")
+    assert stream.block() == ["retry: 1000"]
+    assert rest(faulty, "GET", "/api/im/me", "someone").status_code == 200
+    refused_records = [r for r in faulty.log() if r["kind"] == "refused"]
+    assert [(r["fault"], r["status"]) for r in refused_records[-2:]] == [
+        ("upgrade-status", 502)
+    ] * 2
+    assert parse_fault("upgrade-status=500").count == 500
+    for bad in ("upgrade-status", "upgrade-status=200", "upgrade-status=502:3"):
+        with pytest.raises(FaultSpecError):
+            parse_fault(bad)
+
+
+def test_black_hole_accepts_and_never_answers(black_hole: BlackHole) -> None:
+    """The black hole accepts TCP connections and answers nothing: no HTTP, no upgrade."""
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(black_hole.url + "/api/im/me", timeout=0.3)
+    with pytest.raises(websocket.WebSocketTimeoutException):
+        websocket.create_connection(black_hole.ws_url + "/ws?token=t", timeout=0.3)
+    assert black_hole.accepted == 2

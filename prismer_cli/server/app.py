@@ -4,6 +4,7 @@ middleware that applies request-level faults and records REST calls."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 
 from aiohttp import web
 
@@ -25,10 +26,21 @@ DIALECT = web.AppKey("dialect", DialectHandlers)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 STREAM_PATHS = frozenset({"/ws", "/sse", "/api/im/events/stream"})
-NO_WEBSOCKET_PAGE = (
-    "<html><head><title>400 Bad Request</title></head><body>"
-    "<center><h1>400 Bad Request</h1></center><hr><center>proxy</center></body></html>"
+PROXY_PAGE = (
+    "<html><head><title>{status}</title></head><body>"
+    "<center><h1>{status}</h1></center><hr><center>proxy</center></body></html>"
 )
+
+
+def proxy_page(status: int) -> web.Response:
+    """An error page as a reverse proxy writes it (nginx's layout)."""
+    try:
+        reason = HTTPStatus(status).phrase
+    except ValueError:
+        reason = "Error"
+    return web.Response(
+        status=status, text=PROXY_PAGE.format(status=f"{status} {reason}"), content_type="text/html"
+    )
 
 
 def is_upgrade(request: web.Request) -> bool:
@@ -56,7 +68,10 @@ def _fault_response(ctx: ServerContext, request: web.Request) -> web.Response | 
         response = _refused(request, refusal)
     elif is_upgrade(request) and ctx.faults.no_websocket:
         refusal = Refusal("no-websocket", 400, None)
-        response = web.Response(status=400, text=NO_WEBSOCKET_PAGE, content_type="text/html")
+        response = proxy_page(400)
+    elif is_upgrade(request) and ctx.faults.upgrade_status is not None:
+        refusal = Refusal("upgrade-status", ctx.faults.upgrade_status, None)
+        response = proxy_page(refusal.status)
     else:
         return None
     ctx.log.add(
@@ -121,7 +136,7 @@ def build_app(options: ServerOptions) -> web.Application:
         options=options, store=Store(options.tokens), faults=FaultState(options.faults)
     )
     dialect: DialectHandlers = DocsDialect(ctx) if options.dialect == "docs" else ServerDialect(ctx)
-    app = web.Application(middlewares=[guard])
+    app = web.Application(middlewares=[guard], client_max_size=options.max_message_bytes)
     app[CONTEXT] = ctx
     app[DIALECT] = dialect
     docs_sse = dialect.sse if options.dialect == "docs" else _not_this_dialect

@@ -19,7 +19,7 @@ from prismer_cli.server.options import ServerOptions
 EPILOG = "Example: prismer-rt serve --dialect server --token dev-token --fault drop-after=3"
 FAULTS_HELP = (
     "Inject a fault (repeatable): no-websocket, refuse=N[:S], rate-limit=N:S, "
-    "drop-after=N, half-open-after=N, garbage."
+    "drop-after=N, half-open-after=N, garbage, upgrade-status=CODE."
 )
 DEFAULTS = ServerOptions()
 
@@ -76,6 +76,14 @@ def serve_command(
             "--token-ttl", metavar="SECONDS", help="Lifetime of the tokens the server issues."
         ),
     ] = DEFAULTS.token_ttl,
+    max_message_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-message-bytes",
+            metavar="BYTES",
+            help="Largest WebSocket message or REST body accepted (bigger: close 1009 / 413).",
+        ),
+    ] = DEFAULTS.max_message_bytes,
 ) -> None:
     """Run a local Prismer-compatible server (for offline use and tests); Ctrl-C stops it."""
     options = ServerOptions(
@@ -88,6 +96,7 @@ def serve_command(
         ack_timeout=ack_timeout,
         heartbeat=heartbeat,
         token_ttl=token_ttl,
+        max_message_bytes=max_message_bytes,
     )
     raise typer.Exit(serve(options))
 

@@ -9,7 +9,11 @@ Each record is a JSON object with at least ``t`` (monotonic seconds) and ``kind`
   not JSON), with ``conn`` and ``user``;
 - ``ws_close`` / ``sse_close``: a connection ended (``code`` for WebSockets);
 - ``refused``: a request turned away by a fault (``fault``, ``status``);
-- ``fault``: a fault acting on a live connection (``fault``, ``conn``).
+- ``fault``: a fault acting on a live connection (``fault``, ``conn``);
+- ``evicted``: a connection closed to make room for the user's sixth (``conn``, ``user``);
+- ``oversized``: a WebSocket message over ``--max-message-bytes`` closed its connection
+  with 1009 (``conn``, ``user``, ``limit``);
+- ``faults``: the faults were replaced through ``/_control/faults`` (``faults``).
 
 ``headers`` holds ``Last-Event-ID`` and ``X-Idempotency-Key`` when the request had them.
 Tokens never appear: ``token=`` query values are ``***`` and so is every ``token`` field of a

@@ -20,6 +20,9 @@ SSE ``GET /api/im/events/stream?token=``
     ``Last-Event-ID`` request header replays every later one before anything new: that is how
     a client resumes without loss. ``GET /sse`` is 404 in this dialect.
 
+Connections
+    At most five per user, as in the server dialect (see :mod:`~prismer_cli.server.sockets`).
+
 Presence
     When a user's first connection (WebSocket or SSE) opens, or their last one closes, the
     other users who share a conversation with them get ``presence.update``
@@ -56,6 +59,7 @@ from prismer_cli.server.links import ClientLink
 from prismer_cli.server.responses import json_answer
 from prismer_cli.server.sockets import (
     close_websocket,
+    evict_oldest,
     logged_path,
     open_sse,
     open_websocket,
@@ -168,6 +172,7 @@ class DocsDialect:
         self.deliver(sorted(self._ctx.store.partners_of(user.id)), "presence.update", payload)
 
     def _connected(self, conn: ClientLink, user: User) -> None:
+        evict_oldest(self._ctx, user.id)
         if self._ctx.hub.add(conn, user.id):
             self._presence(user, "online")
 

@@ -23,9 +23,7 @@ WebSocket ``GET /ws``
     without ``conversationId``/``content`` gets ``error {"Internal error handling
     message.send", INTERNAL}``, as recorded.
 
-    At most 5 connections (WebSocket and SSE) per user: a sixth makes the server send the
-    oldest ``{"type":"error","data":{"message":"Connection replaced by newer client"}}`` (sic,
-    ``data``, no timestamp) and close it with a close frame without status (clients see 1005).
+    At most 5 connections (WebSocket and SSE) per user, see :mod:`~prismer_cli.server.sockets`.
 
 SSE ``GET /sse?token=``
     401 JSON ``Invalid or expired token`` / ``Token required (?token=<JWT>)``. Otherwise
@@ -57,6 +55,7 @@ from prismer_cli.server.links import ClientLink
 from prismer_cli.server.responses import json_error
 from prismer_cli.server.sockets import (
     close_websocket,
+    evict_oldest,
     logged_path,
     open_sse,
     open_websocket,
@@ -67,7 +66,6 @@ from prismer_cli.server.sockets import (
 )
 from prismer_cli.server.state import Conversation, Message
 
-MAX_CONNECTIONS_PER_USER = 5
 IGNORED_TYPES = frozenset(
     {
         "agent.heartbeat",
@@ -178,18 +176,9 @@ class ServerDialect:
         hub = self._ctx.hub
         if conn.user_id is not None:
             hub.remove(conn)
-        conns = hub.of(user_id)
-        if len(conns) >= MAX_CONNECTIONS_PER_USER:
-            self._evict(min(conns, key=lambda c: c.connected_at))
+        evict_oldest(self._ctx, user_id)
         hub.add(conn, user_id)
         self._left.pop(user_id, None)  # auto-join every conversation again
-
-    def _evict(self, oldest: ClientLink) -> None:
-        notice = {"type": "error", "data": {"message": "Connection replaced by newer client"}}
-        oldest.push_reply(wire_text(oldest, dumps(notice)))
-        oldest.push_close(None)
-        self._ctx.hub.remove(oldest)
-        self._ctx.log.add("evicted", conn=oldest.id, user=oldest.user_id)
 
     def _detach(self, conn: ClientLink) -> None:
         user_id = conn.user_id

@@ -6,9 +6,16 @@ Given with ``--fault SPEC`` (repeatable) or replaced at run time by ``POST /_con
 ``no-websocket``
     Every WebSocket upgrade gets HTTP 400 with an HTML body, as from a proxy that strips
     ``Upgrade``; SSE and REST keep working.
+``upgrade-status=CODE``
+    Every WebSocket upgrade gets HTTP CODE (400-599) with an HTML body, as from a proxy or a
+    serverless host that cannot carry WebSockets (``upgrade-status=502``: ``<html>...502 Bad
+    Gateway...</html>``, ``Content-Type: text/html``); SSE and REST keep working. It stays
+    until replaced, unlike ``refuse``.
 ``refuse=N[:RETRY_AFTER]``
-    The next N connection attempts (WebSocket upgrades and SSE GETs) get HTTP 503, with
-    ``Retry-After`` when given; then connections work again.
+    The next N connection attempts (WebSocket upgrades *and* SSE GETs) get HTTP 503 with a
+    JSON body ``{"ok": false, "error": "Service unavailable"}``, with ``Retry-After`` when
+    given; then connections work again. A transient overload of the server itself, where
+    ``upgrade-status`` is a lasting refusal of WebSockets only.
 ``rate-limit=N:RETRY_AFTER``
     The next N requests of any kind (WebSocket, SSE, REST) get HTTP 429 with ``Retry-After``.
 ``drop-after=N``
@@ -32,7 +39,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-FAULT_KINDS = ("no-websocket", "refuse", "rate-limit", "drop-after", "half-open-after", "garbage")
+FAULT_KINDS = (
+    "no-websocket",
+    "upgrade-status",
+    "refuse",
+    "rate-limit",
+    "drop-after",
+    "half-open-after",
+    "garbage",
+)
 
 
 class FaultSpecError(ValueError):
@@ -79,8 +94,10 @@ def parse_fault(spec: str) -> Fault:
     retry_after = _non_negative(retry_text, "RETRY_AFTER", spec) if colon else None
     if kind == "rate-limit" and retry_after is None:
         raise FaultSpecError(f"fault {spec!r}: use rate-limit=N:RETRY_AFTER")
-    if kind in ("drop-after", "half-open-after") and colon:
+    if kind in ("drop-after", "half-open-after", "upgrade-status") and colon:
         raise FaultSpecError(f"fault {spec!r}: {kind} takes a single number")
+    if kind == "upgrade-status" and not 400 <= count <= 599:
+        raise FaultSpecError(f"fault {spec!r}: CODE must be an HTTP status from 400 to 599")
     return Fault(kind, count, retry_after)
 
 
@@ -135,6 +152,10 @@ class FaultState:
     @property
     def garbage(self) -> bool:
         return self._has("garbage")
+
+    @property
+    def upgrade_status(self) -> int | None:
+        return self._value("upgrade-status")
 
     @property
     def drop_after(self) -> int | None:

@@ -32,6 +32,8 @@ class Sink(Protocol):
 
     async def send_binary(self, data: bytes) -> None: ...
 
+    async def send_pong(self, data: bytes) -> None: ...
+
     async def close(self, code: int | None, reason: str) -> None: ...
 
 
@@ -45,6 +47,9 @@ class WebSocketSink:
 
     async def send_binary(self, data: bytes) -> None:
         await self._ws.send_bytes(data)
+
+    async def send_pong(self, data: bytes) -> None:
+        await self._ws.pong(data)
 
     async def close(self, code: int | None, reason: str) -> None:
         if code is not None:
@@ -67,16 +72,20 @@ class SseSink:
     async def send_binary(self, data: bytes) -> None:
         await self._response.write(data)
 
+    async def send_pong(self, data: bytes) -> None:
+        """SSE has no pings."""
+
     async def close(self, code: int | None, reason: str) -> None:
         await self._response.write_eof()
 
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One item of an outbox: a text or binary frame, or the instruction to close."""
+    """One item of an outbox: a text, binary or pong frame, or the instruction to close."""
 
     text: str | None = None
     data: bytes | None = None
+    pong: bytes | None = None
     counts: bool = False
     close: bool = False
     close_code: int | None = None
@@ -122,6 +131,10 @@ class ClientLink:
     def push_binary(self, data: bytes) -> None:
         self._outbox.put_nowait(Outgoing(data=data))
 
+    def push_pong(self, data: bytes) -> None:
+        """Answer a WebSocket ping after everything queued so far (see :mod:`sockets`)."""
+        self._outbox.put_nowait(Outgoing(pong=data))
+
     def push_close(self, code: int | None = None, reason: str = "") -> None:
         """Close after everything queued so far; ``code=None`` sends a close without status."""
         self._outbox.put_nowait(Outgoing(close=True, close_code=code, close_reason=reason))
@@ -162,6 +175,8 @@ class ClientLink:
             await self._sink.send_text(item.text)
         elif item.data is not None:
             await self._sink.send_binary(item.data)
+        elif item.pong is not None:
+            await self._sink.send_pong(item.pong)
         if item.counts:
             self.events_sent += 1
 
@@ -182,6 +197,9 @@ class ClientLink:
             await asyncio.sleep(POLL_INTERVAL)
 
 
+MAX_LINKS_PER_USER = 5  # RoomManager.MAX_CONNECTIONS_PER_USER of the real server
+
+
 class Hub:
     """All authenticated connections, by user."""
 
@@ -198,6 +216,13 @@ class Hub:
         conns = self._by_user.setdefault(user_id, [])
         conns.append(conn)
         return len(conns) == 1
+
+    def oldest_over_cap(self, user_id: str) -> ClientLink | None:
+        """The user's oldest link when one more would exceed the cap: the one to evict."""
+        conns = self._by_user.get(user_id, [])
+        if len(conns) < MAX_LINKS_PER_USER:
+            return None
+        return min(conns, key=lambda c: c.connected_at)
 
     def remove(self, conn: ClientLink) -> bool:
         """Forget a connection; True when it was its user's last one."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 DIALECTS = ("docs", "server")
 SEVEN_DAYS = 7 * 24 * 3600.0
+WS_MAX_PAYLOAD = 100 * 2**20  # the default maxPayload of Node's ws, which the real server keeps
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class ServerOptions:
     ack_timeout: float = 5.0  # server dialect: unacked frame queued after this
     heartbeat: float = 30.0  # server dialect SSE ": heartbeat" interval
     token_ttl: float = SEVEN_DAYS  # lifetime of issued tokens, like JWT_EXPIRES_IN
+    max_message_bytes: int = WS_MAX_PAYLOAD  # largest WebSocket message / REST body accepted
 
 
 def problem_with(options: ServerOptions) -> str | None:
@@ -35,6 +37,8 @@ def problem_with(options: ServerOptions) -> str | None:
         return f"unknown dialect {options.dialect!r} (use docs or server)"
     if not 0 <= options.port <= 65535:
         return f"port {options.port} is out of range"
+    if options.max_message_bytes < 1:
+        return "max-message-bytes must be at least 1"
     for name in ("auth_timeout", "ack_timeout", "heartbeat", "token_ttl"):
         value = getattr(options, name)
         if not value > 0 or value == float("inf"):  # nan fails the first test

@@ -1,5 +1,30 @@
 """The plumbing both dialects share: opening a WebSocket or an SSE stream, reading client
-frames, answering WebSocket pings, going silent for ``half-open-after``, and cleaning up."""
+frames, answering WebSocket pings, the per-user connection cap, going silent for
+``half-open-after``, and cleaning up.
+
+WebSocket pings
+    A ping is answered only after every frame received before it on that connection has been
+    handled (stored, and its events queued to every receiving connection), and its pong goes
+    through the connection's outbox: it follows every frame queued to that connection before
+    it. So a pong confirms that the server has read and acted on everything sent before the
+    ping. A ``half-open-after`` connection answers no ping; a ``drop-after`` one is aborted.
+
+Message size
+    A WebSocket message bigger than ``--max-message-bytes`` (default 100 MiB, the default
+    ``maxPayload`` of Node's ``ws`` that the real server keeps) gets what ``ws`` does: a close
+    frame with status 1009 and an empty reason, no error frame; nothing after it on that
+    connection is read, and frames before it were handled as usual. A REST body bigger than the
+    same limit gets 413 ``{"ok": false, "error": "Request Entity Too Large"}`` (the real
+    server's standalone mode reads bodies unbounded; a proxy in front of it answers 413).
+
+Connections per user
+    At most five (WebSocket and SSE together), as the real server's ``RoomManager``: an
+    authenticated sixth makes the server send the oldest
+    ``{"type":"error","data":{"message":"Connection replaced by newer client"}}`` (sic:
+    ``data``, no timestamp; on SSE as a ``data:`` line) and close it with a close frame
+    without status (clients see 1005; SSE: end of stream), in both dialects. Each eviction is
+    an ``evicted`` record of ``/_control/log``.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +32,10 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from prismer_cli.server.context import ServerContext
+from prismer_cli.server.formats import dumps
 from prismer_cli.server.links import ClientLink, SseSink, WebSocketSink
 from prismer_cli.server.redaction import redact
 
@@ -18,6 +44,9 @@ SHUTDOWN_CLOSE_GRACE = 0.3
 GARBAGE_TEXT_FRAMES = ("this is not json", "[1,2,3]", '"just a string"')
 GARBAGE_BINARY_FRAME = b"\x00\xffnot json\x01"
 GARBAGE_SSE = "data: not json\n\n"
+EVICTION_NOTICE = dumps(
+    {"type": "error", "data": {"message": "Connection replaced by newer client"}}
+)
 SSE_HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -34,7 +63,10 @@ async def open_websocket(
 ) -> tuple[web.WebSocketResponse, ClientLink]:
     """Accept the upgrade (pings and closes are answered by :func:`pump`, not by aiohttp)."""
     ws = web.WebSocketResponse(
-        autoping=False, autoclose=False, timeout=CLOSE_TIMEOUT, max_msg_size=4 * 2**20
+        autoping=False,
+        autoclose=False,
+        timeout=CLOSE_TIMEOUT,
+        max_msg_size=ctx.options.max_message_bytes + 1,  # aiohttp refuses a frame >= this
     )
     await ws.prepare(request)
     conn = ClientLink(
@@ -69,17 +101,38 @@ def push_sse_garbage(ctx: ServerContext, conn: ClientLink) -> None:
     conn.push_reply(GARBAGE_SSE)
 
 
+def evict_oldest(ctx: ServerContext, user_id: str) -> None:
+    """Make room for one more connection of the user (see the module docstring)."""
+    oldest = ctx.hub.oldest_over_cap(user_id)
+    if oldest is None:
+        return
+    ctx.log.add("evicted", conn=oldest.id, user=user_id)
+    text = EVICTION_NOTICE if oldest.kind == "ws" else f"data: {EVICTION_NOTICE}\n\n"
+    oldest.push_reply(text)
+    oldest.push_close(None)
+    ctx.hub.remove(oldest)
+
+
 async def _read_frames(
-    ws: web.WebSocketResponse, conn: ClientLink, handle: TextHandler, detach: Detach
+    ctx: ServerContext,
+    ws: web.WebSocketResponse,
+    conn: ClientLink,
+    handle: TextHandler,
+    detach: Detach,
 ) -> None:
     while True:
-        msg = await ws.receive()
+        msg = await ws.receive()  # a handler runs to its end before the next frame is read
         if msg.type is WSMsgType.TEXT:
             handle(conn, msg.data)
         elif msg.type is WSMsgType.BINARY:
             handle(conn, bytes(msg.data).decode("utf-8", "replace"))
         elif msg.type is WSMsgType.PING:
-            await ws.pong(msg.data)
+            conn.push_pong(msg.data)
+        elif msg.type is WSMsgType.ERROR and _too_big(msg.data):
+            # aiohttp has already sent the close frame (1009, no reason), as Node's ws does.
+            limit = ctx.options.max_message_bytes
+            ctx.log.add("oversized", conn=conn.id, user=conn.user_id, limit=limit)
+            return
         elif msg.type is WSMsgType.CLOSE:
             # Forget the connection before answering the close: a client that reconnects as
             # soon as its close is answered must find its undelivered frames already queued.
@@ -88,6 +141,10 @@ async def _read_frames(
             return
         elif msg.type is not WSMsgType.PONG:
             return  # CLOSING, CLOSED or ERROR
+
+
+def _too_big(error: object) -> bool:
+    return isinstance(error, WebSocketError) and error.code == WSCloseCode.MESSAGE_TOO_BIG
 
 
 def close_reply_code(code: object) -> int:
@@ -110,7 +167,7 @@ async def pump(
     """
     once = _Once(detach)
     writer = asyncio.create_task(conn.run_writer())
-    reader = asyncio.create_task(_read_frames(ws, conn, handle, once))
+    reader = asyncio.create_task(_read_frames(ctx, ws, conn, handle, once))
     silent = asyncio.create_task(conn.half_open.wait())
     stopping = asyncio.create_task(ctx.stopping.wait())
     try:

@@ -322,6 +322,9 @@ class Store:
             creator=a, participants=[b], kind="direct", metadata={"autoCreated": True}
         )
 
+    def conversations(self) -> list[Conversation]:
+        return list(self._conversations.values())
+
     def conversations_of(self, user_id: str) -> list[Conversation]:
         return [c for c in self._conversations.values() if user_id in c.participants]
 

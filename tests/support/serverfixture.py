@@ -12,7 +12,16 @@
 The server is a real subprocess on a free loopback port, started with HOME and
 XDG_CONFIG_HOME in a temporary folder; :func:`start_server` waits (at most 10 s) for its
 listening line, and every server a test started is stopped after it. Timers
-(``auth_timeout``, ``ack_timeout``, ``heartbeat``) can be shortened to keep tests fast.
+(``auth_timeout``, ``ack_timeout``, ``heartbeat``, ``token_ttl``) can be shortened to keep
+tests fast, and ``max_message_bytes`` lowered.
+
+``server.restart()`` kills the process (SIGKILL, or SIGTERM with ``kill=False``) and starts a
+new one with the same options on the same port: a new process, so nothing in memory survives
+(users of ``--token`` values stay the same; ackIds start from ``ack_1`` again).
+
+The ``black_hole`` fixture is a loopback listener that accepts TCP connections and never reads
+or answers anything, for deadline tests: ``black_hole.url`` (``http://127.0.0.1:PORT``),
+``black_hole.accepted`` (connections so far).
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -63,13 +73,41 @@ class _StderrReader(threading.Thread):
         self.listening.set()  # EOF: the process is gone
 
 
+def _launch(home: Path, options: dict[str, Any]) -> tuple[subprocess.Popen[str], _StderrReader]:
+    """Start a server process and wait (at most START_TIMEOUT) for its listening line."""
+    process = subprocess.Popen(
+        server_command(**options),
+        cwd=REPO_ROOT,
+        env=server_env(home),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    reader = _StderrReader(process.stderr)
+    reader.start()
+    reader.listening.wait(START_TIMEOUT)
+    return process, reader
+
+
 class ServerProcess:
     """A running stand-in server and helpers to drive its ``/_control`` endpoints."""
 
-    def __init__(self, process: subprocess.Popen[str], reader: _StderrReader, dialect: str) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[str],
+        reader: _StderrReader,
+        dialect: str,
+        home: Path | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         self.process = process
         self.dialect = dialect
         self._reader = reader
+        self._home = home
+        self._options = dict(options or {})
+        self._earlier_stderr: list[str] = []
         url = reader.url or ""
         self.url = url  # http://127.0.0.1:PORT
         self.ws_url = "ws" + url[len("http") :]  # ws://127.0.0.1:PORT
@@ -77,7 +115,40 @@ class ServerProcess:
 
     @property
     def stderr(self) -> str:
-        return "\n".join(self._reader.lines)
+        """Everything the server printed, earlier processes of :meth:`restart` included."""
+        return "\n".join([*self._earlier_stderr, *self._reader.lines])
+
+    def messages(self, conversation_id: str) -> list[dict[str, Any]]:
+        """``GET /_control/messages``: what the server stored in a conversation, oldest first."""
+        response = requests.get(
+            self.url + "/_control/messages",
+            params={"conversationId": conversation_id},
+            timeout=HTTP_TIMEOUT,
+        )
+        response.raise_for_status()
+        stored: list[dict[str, Any]] = response.json()["messages"]
+        return stored
+
+    def kill(self) -> None:
+        """SIGKILL: the process ends at once, its sockets are reset by the kernel."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(STOP_TIMEOUT)
+
+    def restart(self, *, kill: bool = True) -> None:
+        """Stop (SIGKILL, or SIGTERM with ``kill=False``) and start a new process with the same
+        options on the same port; this object then stands for the new process."""
+        if kill:
+            self.kill()
+        self.stop()
+        self._earlier_stderr += self._reader.lines
+        home = self._home or Path(tempfile.mkdtemp(prefix="prismer-rt-serve-"))
+        process, reader = _launch(home, {**self._options, "port": self.port})
+        self.process, self._reader = process, reader
+        if reader.url is None or not reader.url.endswith(f":{self.port}"):
+            self.stop()
+            message = f"the server did not listen again on port {self.port}:\n{self.stderr}"
+            raise ServerStartError(message)
 
     def log(self) -> list[dict[str, Any]]:
         """``GET /_control/log``: what the server saw."""
@@ -124,6 +195,8 @@ def server_command(
     auth_timeout: float | None = None,
     ack_timeout: float | None = None,
     heartbeat: float | None = None,
+    token_ttl: float | None = None,
+    max_message_bytes: int | None = None,
     extra_args: Iterable[str] = (),
 ) -> list[str]:
     args = [sys.executable, "-m", "prismer_cli.server", "--port", str(port), "--dialect", dialect]
@@ -135,6 +208,8 @@ def server_command(
         "--auth-timeout": auth_timeout,
         "--ack-timeout": ack_timeout,
         "--heartbeat": heartbeat,
+        "--token-ttl": token_ttl,
+        "--max-message-bytes": max_message_bytes,
     }
     for option, value in timers.items():
         if value is not None:
@@ -155,20 +230,8 @@ def start_server(home: Path | None = None, **options: Any) -> ServerProcess:
     """Start a server (see :func:`server_command` for the options) and wait until it listens."""
     home = home or Path(tempfile.mkdtemp(prefix="prismer-rt-serve-"))
     (home / ".config").mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        server_command(**options),
-        cwd=REPO_ROOT,
-        env=server_env(home),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    reader = _StderrReader(process.stderr)
-    reader.start()
-    reader.listening.wait(START_TIMEOUT)
-    server = ServerProcess(process, reader, options.get("dialect", "docs"))
+    process, reader = _launch(home, options)
+    server = ServerProcess(process, reader, options.get("dialect", "docs"), home, options)
     if reader.url is None:
         server.stop()
         raise ServerStartError(f"the server did not start listening:\n{server.stderr}")
@@ -202,3 +265,49 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
     yield factory
     for server in started:
         server.stop()
+
+
+class BlackHole:
+    """A loopback listener that accepts TCP connections and never reads or answers: no HTTP
+    response, no WebSocket upgrade, no SSE stream, ever, until :meth:`close`."""
+
+    def __init__(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self.port: int = self._listener.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.ws_url = f"ws://127.0.0.1:{self.port}"
+        self._held: list[socket.socket] = []
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def accepted(self) -> int:
+        """How many connections it has accepted so far."""
+        return len(self._held)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(STOP_TIMEOUT)
+        self._listener.close()
+        for conn in self._held:
+            conn.close()
+
+
+@pytest.fixture
+def black_hole() -> Iterator[BlackHole]:
+    """A :class:`BlackHole` on a free loopback port, closed after the test."""
+    hole = BlackHole()
+    yield hole
+    hole.close()
