@@ -19,13 +19,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, NoReturn
 import typer
 
 from prismer_cli import __version__
-from prismer_cli.errors import Interrupted, PrismerError, UsageError
+from prismer_cli.errors import ExitStatus, Interrupted, PrismerError, UsageError
 from prismer_cli.log import Log
 from prismer_cli.options import CommandLine
-from prismer_cli.status import ExitStatus
 
 if TYPE_CHECKING:
-    from prismer_cli.commands import Command
+    from prismer_cli.protocol.commands import Command
     from prismer_cli.transport import Endpoint
 
 EPILOG_LISTEN = "Example: prismer-rt listen --type message.new | jq -r '.payload.content'"
@@ -229,7 +228,7 @@ def _execute(job: Callable[[Log], ExitStatus], g: CommandLine) -> NoReturn:
 def _endpoint(g: CommandLine, log: Log, *, stdin_free: bool) -> tuple[Endpoint, dict[str, float]]:
     """Resolve settings into an Endpoint; warns about a token typed on the command line."""
     from prismer_cli.config import resolve, tuning
-    from prismer_cli.dialects import DIALECTS
+    from prismer_cli.protocol.dialects import DIALECTS
     from prismer_cli.transport import Endpoint, Timeouts
 
     settings = resolve(g, os.environ, stdin=sys.stdin.buffer if stdin_free else None)
@@ -446,8 +445,8 @@ def _run_commands(
     def job(log: Log) -> ExitStatus:
         from prismer_cli import sender
         from prismer_cli.backoff import Policy
-        from prismer_cli.commands import parse_batch, read_lines
         from prismer_cli.output import Output
+        from prismer_cli.protocol.commands import parse_batch, read_lines
 
         endpoint, knobs = _endpoint(g, log, stdin_free=not reads_stdin)
         if single is not None:
@@ -511,7 +510,7 @@ def send(
     """
     single = None
     if conversation_id is not None:
-        from prismer_cli.commands import SEND, Command
+        from prismer_cli.protocol.commands import SEND, Command
 
         def single() -> Command:
             text = _read_all_stdin() if content in (None, "-") else content
@@ -555,7 +554,7 @@ def mark_read(
     """Mark a conversation read, or each {"conversationId", "upToMessageId"} line of stdin."""
     single = None
     if conversation_id is not None:
-        from prismer_cli.commands import MARK_READ, Command
+        from prismer_cli.protocol.commands import MARK_READ, Command
 
         def single() -> Command:
             return Command(MARK_READ, conversation_id, up_to=message_id)

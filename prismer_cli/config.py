@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 
 from prismer_cli.errors import UsageError
 from prismer_cli.options import CommandLine
-from prismer_cli.urls import http_base
+from prismer_cli.transport.urls import http_base
 
 DEFAULT_URL = "https://cloud.prismer.dev"
 TRANSPORTS = ("auto", "ws", "sse")

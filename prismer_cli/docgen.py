@@ -28,7 +28,7 @@ from typer.completion import get_completion_script  # type: ignore[attr-defined]
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from prismer_cli import __version__, docprose
-from prismer_cli.status import ExitStatus
+from prismer_cli.errors import ExitStatus
 
 PROG = "prismer-rt"
 COMPLETE_VAR = "_PRISMER_RT_COMPLETE"  # what Typer derives from PROG: _{PROG}_COMPLETE

@@ -14,11 +14,10 @@ import orjson
 
 from prismer_cli.backoff import Policy, wait_for
 from prismer_cli.dedupe import RecentKeys
-from prismer_cli.dialects import REQUEST_PREFIX, answers_us, error_message
-from prismer_cli.errors import ConnectError, ConnectionLost, TransportError
+from prismer_cli.errors import ConnectError, ConnectionLost, ExitStatus, TransportError
 from prismer_cli.log import Log
 from prismer_cli.output import Output
-from prismer_cli.status import ExitStatus
+from prismer_cli.protocol.dialects import REQUEST_PREFIX, answers_us, error_message
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
 
 META = "prismer-rt."  # --meta records: prismer-rt.connected, .reconnecting, .disconnected

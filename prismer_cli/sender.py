@@ -31,20 +31,20 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from prismer_cli.backoff import Policy, wait_for
-from prismer_cli.commands import MARK_READ, SEND, SUBSCRIBE, Command, InvalidLine
-from prismer_cli.dialects import JSON, REQUEST_PREFIX, error_message
 from prismer_cli.errors import (
     AuthError,
     CommandRejected,
     ConnectError,
     ConnectionLost,
+    ExitStatus,
     Interrupted,
     NoWebSocket,
     PrismerError,
 )
 from prismer_cli.log import Log
 from prismer_cli.output import Output, OutputClosed
-from prismer_cli.status import ExitStatus
+from prismer_cli.protocol.commands import MARK_READ, SEND, SUBSCRIBE, Command, InvalidLine
+from prismer_cli.protocol.dialects import JSON, REQUEST_PREFIX, error_message
 from prismer_cli.transport import Endpoint, Resume, open_websocket
 from prismer_cli.transport.base import Connection
 

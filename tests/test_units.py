@@ -8,7 +8,9 @@ import os
 import pytest
 
 from prismer_cli.backoff import Policy, wait_for
-from prismer_cli.commands import (
+from prismer_cli.dedupe import RecentKeys
+from prismer_cli.errors import UsageError
+from prismer_cli.protocol.commands import (
     MARK_READ,
     SEND,
     SUBSCRIBE,
@@ -17,12 +19,10 @@ from prismer_cli.commands import (
     parse_batch,
     read_lines,
 )
-from prismer_cli.dedupe import RecentKeys
-from prismer_cli.dialects import DOCS, SERVER, detect
-from prismer_cli.errors import UsageError
+from prismer_cli.protocol.dialects import DOCS, SERVER, detect
 from prismer_cli.redact import mask, redact
 from prismer_cli.transport.base import retry_after
-from prismer_cli.urls import http_base, ws_url
+from prismer_cli.transport.urls import http_base, ws_url
 
 
 def test_backoff_doubles_from_initial_to_cap() -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
-from prismer_cli.dialects import JSON, Dialect, Hello
+from prismer_cli.protocol.dialects import JSON, Dialect, Hello
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,12 @@ from urllib.parse import quote
 import requests
 
 from prismer_cli.backoff import Policy, wait_for
-from prismer_cli.dialects import REST_PREFIX
 from prismer_cli.errors import AuthError, CommandRejected, ConnectError
 from prismer_cli.log import Log
+from prismer_cli.protocol.dialects import REST_PREFIX
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import Endpoint, retry_after
-from prismer_cli.urls import endpoint as endpoint_url
+from prismer_cli.transport.urls import endpoint as endpoint_url
 
 RETRIES = 3
 

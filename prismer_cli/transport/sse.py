@@ -6,7 +6,7 @@ envelopes. Over the docs path, the last `id:` is sent back as `Last-Event-ID` on
 `retry:` sets the next reconnection delay, as a browser's EventSource does.
 
 The stream is read with urllib3's read1(), which returns whatever has arrived, and parsed by
-prismer_cli.sseparse rather than sseclient-py, whose per-event cost caps it below 70k events/s
+sseparse.py rather than sseclient-py, whose per-event cost caps it below 70k events/s
 (README "Design notes"). A silent stream trips the read timeout (Timeouts.sse_silence); the
 caller's --timeout deadline interrupts a blocking read with SIGALRM.
 """
@@ -24,12 +24,12 @@ import orjson
 import requests
 import urllib3
 
-from prismer_cli.dialects import DOCS, SERVER, Dialect, Hello, error_message
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost
+from prismer_cli.protocol.dialects import DOCS, SERVER, Dialect, Hello, error_message
 from prismer_cli.redact import redact
-from prismer_cli.sseparse import SSEEvent, SSEParser
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
-from prismer_cli.urls import endpoint as endpoint_url
+from prismer_cli.transport.sseparse import SSEEvent, SSEParser
+from prismer_cli.transport.urls import endpoint as endpoint_url
 
 CHUNK = 65536
 
