@@ -467,7 +467,7 @@ def completion_script(shell: str) -> str:
 
 def generate() -> dict[str, str]:
     """Every generated file: its path below the repository, and its text."""
-    from prismer_cli.cli import app
+    from prismer_cli.cli.app import app
 
     files = {path: completion_script(shell) for shell, path in COMPLETIONS.items()}
     page = man_page(app)

@@ -22,13 +22,13 @@ import websocket
 
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket
 from prismer_cli.protocol.dialects import (
-    JSON,
-    REQUEST_PREFIX,
     Dialect,
     Hello,
     detect,
     error_message,
+    request_id,
 )
+from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.transport.urls import ws_url
 from prismer_cli.transport.wsframes import (
@@ -241,7 +241,7 @@ class WebSocketConnection:
     def _ping(self) -> None:
         self._ping_id += 1
         frames = [encode_frame(OP_PING, b"prismer-rt")]
-        protocol_ping = self.dialect.ping(f"{REQUEST_PREFIX}ping-{self._ping_id}")
+        protocol_ping = self.dialect.ping(request_id(f"ping-{self._ping_id}"))
         if protocol_ping is not None:
             frames.append(encode_frame(OP_TEXT, orjson.dumps(protocol_ping)))
         self._write(b"".join(frames))
