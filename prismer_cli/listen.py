@@ -194,9 +194,9 @@ class Listener:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         log, resume = self.log, self.resume
         dialect = conn.hello.dialect
-        consumed, error_types, dedupe_key = (
+        consumed, error_type, dedupe_key = (
             dialect.consumed,
-            dialect.error_types,
+            dialect.error_type,
             dialect.dedupe_key,
         )
         ack_field, time_field = dialect.ack_field, dialect.time_field
@@ -223,7 +223,7 @@ class Listener:
                 kind = frame["type"]
             if kind in consumed:
                 return None
-            if kind in error_types and answers_us(frame):
+            if kind == error_type and answers_us(frame):
                 log.warning(f"the server refused a command of ours: {error_message(frame)}")
                 return None
             ack_id = frame.get(ack_field)

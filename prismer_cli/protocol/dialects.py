@@ -49,7 +49,7 @@ class Dialect:
     sse_authenticates = False  # the SSE stream starts with an `auth_ok` envelope
     # Frames that only answer the CLI's own protocol traffic: consumed, never printed.
     consumed: frozenset[str] = frozenset()
-    error_types = frozenset({"error"})
+    error_type = "error"
     confirms_sends = False  # the server echoes a sent message back to its sender
     # Payload and envelope fields the engines read, bound to locals in listen's hot loop.
     ack_field = "ackId"
@@ -114,7 +114,7 @@ class Dialect:
         return frame.get("type") == "pong"
 
     def is_error(self, frame: JSON) -> bool:
-        return frame.get("type") in self.error_types
+        return frame.get("type") == self.error_type
 
     def request_id_of(self, frame: JSON) -> str:
         """The requestId a frame answers, or ""."""
@@ -148,7 +148,8 @@ class Dialect:
         )
         return key, payload
 
-    def dedupe_key(self, kind: str, payload: JSON, ack_id: Any) -> Hashable | None:
+    @staticmethod  # a plain function: it is called once per event in listen's hot loop
+    def dedupe_key(kind: str, payload: JSON, ack_id: Any) -> Hashable | None:
         """What identifies an event delivered twice (a message id, or a re-sent frame's ackId).
 
         The keys are hashes (small ints), not the ids: 10,000 of them cost well under 1 MiB.
