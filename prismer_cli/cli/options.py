@@ -18,7 +18,7 @@ import typer
 
 from prismer_cli.config import CommandLine
 
-Command = Callable[..., None]
+CommandFunction = Callable[..., None]
 KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
 
 
@@ -42,7 +42,7 @@ class OptionGroup:
             for name, a in options.items()
         ]
 
-    def __call__(self, command: Command) -> Command:
+    def __call__(self, command: CommandFunction) -> CommandFunction:
         signature = inspect.signature(command, eval_str=True)
         (into,) = [p.name for p in signature.parameters.values() if p.annotation is self.cls]
         kept = [p for p in signature.parameters.values() if p.name != into]
