@@ -1,8 +1,8 @@
 """Micro-benchmark of the two ``listen`` hot paths (not a test).
 
-Prints frames/s for ``prismer_cli.wsframes.FrameReader`` reading 200,000
+Prints frames/s for ``prismer_cli.transport.wsframes.FrameReader`` reading 200,000
 250-byte text frames over a ``socket.socketpair()`` (a thread sends them), and
-events/s for ``prismer_cli.sseparse.SSEParser`` parsing 200,000 events fed in
+events/s for ``prismer_cli.transport.sseparse.SSEParser`` parsing 200,000 events fed in
 64 KiB chunks.  ``listen`` must sustain 100,000 events/s end to end on a 2-core
 machine, so these parts alone should reach well above that (aim: 250,000
 frames/s and 200,000 events/s).
@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from prismer_cli.sseparse import SSEParser
-from prismer_cli.wsframes import FrameReader
+from prismer_cli.transport.sseparse import SSEParser
+from prismer_cli.transport.wsframes import FrameReader
 
 PAYLOAD_SIZE = 250
 CHUNK_SIZE = 65536

@@ -1,3 +1,3 @@
-from prismer_cli.main import main
+from prismer_cli.cli import main
 
 main()

@@ -17,17 +17,34 @@ from __future__ import annotations
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from prismer_cli.errors import UsageError
-from prismer_cli.options import CommandLine
-from prismer_cli.urls import http_base
 
 DEFAULT_URL = "https://cloud.prismer.dev"
 TRANSPORTS = ("auto", "ws", "sse")
 DIALECT_CHOICES = ("auto", "docs", "server")
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    """The connection options as the command line gave them, before or after the subcommand."""
+
+    url: str | None = None
+    token: str | None = None
+    token_file: str | None = None
+    transport: str | None = None
+    dialect: str | None = None
+    profile: str | None = None
+    verbose: bool = False
+    quiet: bool = False
+
+    def merged(self, other: CommandLine) -> CommandLine:
+        """`other` (a command's own options) over these (those given before the subcommand)."""
+        given = {k: v for k, v in vars(other).items() if v not in (None, False)}
+        return replace(self, **given)
 
 
 @dataclass(frozen=True)
@@ -176,6 +193,9 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
             (_str(sdk("default").get("base_url")), f"{sdk_path} [default] base_url")
         ) or Setting(DEFAULT_URL, "default")
     assert url.value is not None
+    # Imported here: the CLI imports this module for CommandLine, and `--help` stays fast.
+    from prismer_cli.transport.urls import http_base
+
     try:
         http_base(url.value)
     except UsageError as exc:
@@ -208,28 +228,3 @@ def _choice(
             f"{name} must be one of {', '.join(choices)}, not {setting.value!r} ({setting.source})"
         )
     return setting
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env.get(name)
-    if not value:
-        return default
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise UsageError(f"{name} must be a number of seconds, not {value!r}") from None
-    if seconds <= 0:
-        raise UsageError(f"{name} must be positive")
-    return seconds
-
-
-def tuning(env: Mapping[str, str]) -> dict[str, float]:
-    """Timers that tests and unusual networks may change (README "Tuning")."""
-    return {
-        "connect": _seconds(env, "PRISMER_RT_CONNECT_TIMEOUT", 10.0),
-        "ping_interval": _seconds(env, "PRISMER_RT_PING_INTERVAL", 15.0),
-        "ping_timeout": _seconds(env, "PRISMER_RT_PING_TIMEOUT", 10.0),
-        "sse_silence": _seconds(env, "PRISMER_RT_SSE_SILENCE", 75.0),
-        "backoff_initial": _seconds(env, "PRISMER_RT_BACKOFF_INITIAL", 1.0),
-        "backoff_max": _seconds(env, "PRISMER_RT_BACKOFF_MAX", 30.0),
-    }

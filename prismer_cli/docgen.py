@@ -28,7 +28,7 @@ from typer.completion import get_completion_script  # type: ignore[attr-defined]
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
 from prismer_cli import __version__, docprose
-from prismer_cli.status import ExitStatus
+from prismer_cli.errors import ExitStatus
 
 PROG = "prismer-rt"
 COMPLETE_VAR = "_PRISMER_RT_COMPLETE"  # what Typer derives from PROG: _{PROG}_COMPLETE
@@ -467,7 +467,7 @@ def completion_script(shell: str) -> str:
 
 def generate() -> dict[str, str]:
     """Every generated file: its path below the repository, and its text."""
-    from prismer_cli.cli import app
+    from prismer_cli.cli.app import app
 
     files = {path: completion_script(shell) for shell, path in COMPLETIONS.items()}
     page = man_page(app)

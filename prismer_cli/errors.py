@@ -1,4 +1,6 @@
-"""The project's own errors. Library exceptions are translated into these at the transport's edge.
+"""The exit statuses and the project's own errors (docs/cli.md "Exit status").
+
+Library exceptions are translated into these errors at the transport's edge.
 
 PrismerError                    exit 1  unexpected
 ├── UsageError                  exit 2  bad option, argument, configuration
@@ -13,7 +15,22 @@ PrismerError                    exit 1  unexpected
 
 from __future__ import annotations
 
-from prismer_cli.status import ExitStatus
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """The one table of what `prismer-rt` returns to the shell."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    AUTH = 3
+    CONNECTION = 4
+    REJECTED = 5
+    INVALID_INPUT = 6
+    TIMEOUT = 124
+    INTERRUPTED = 130
+    TERMINATED = 143
 
 
 class PrismerError(Exception):

@@ -1,24 +1,24 @@
 """listen and subscribe: one event a line on stdout, for as long as it takes, across reconnects.
 
-The loop in `_pump` is the hot path (README "Design notes"): one orjson.loads per frame, the
-frame's own bytes written back unchanged, acks batched and sent once the output is flushed.
+The loop in `Listener._pump` is the hot path (README "Design notes"): one orjson.loads per
+frame, the frame's own bytes written back unchanged, acks batched and sent once the output is
+flushed.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
 
-from prismer_cli.backoff import Policy, wait_for
 from prismer_cli.dedupe import RecentKeys
-from prismer_cli.dialects import REQUEST_PREFIX, answers_us, error_message
-from prismer_cli.errors import ConnectError, ConnectionLost, TransportError
+from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError, TransportError
 from prismer_cli.log import Log
 from prismer_cli.output import Output
-from prismer_cli.status import ExitStatus
+from prismer_cli.protocol.dialects import answers_us, error_message, request_id
+from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
 
 META = "prismer-rt."  # --meta records: prismer-rt.connected, .reconnecting, .disconnected
@@ -41,252 +41,239 @@ class ListenOptions:
     meta: bool = False
 
 
-@dataclass
-class _Progress:
-    printed: int = 0
-    connections: int = 0
-
-
 class _Done(Exception):
     """--count reached."""
 
 
 def listen(endpoint: Endpoint, options: ListenOptions, out: Output, log: Log) -> ExitStatus:
     """Stream events until --count or --timeout; reconnect as the policy allows."""
-    deadline = None if options.timeout is None else time.monotonic() + options.timeout
-    resume = Resume()
-    progress = _Progress()
-    seen = RecentKeys()
-    retry, reason, retry_after = 0, "", None
-    while True:
-        if retry:
-            if not options.policy.allows(retry):
-                raise TransportError(_give_up(retry, reason))
-            delay = _delay(options.policy, retry, resume, retry_after)
-            log.info(f"reconnecting in {delay:.1f} s (attempt {retry + 1}): {reason}")
-            _meta(
-                out,
-                options,
-                "reconnecting",
-                attempt=retry + 1,
-                delay=round(delay, 3),
-                reason=reason,
-            )
-            if not _sleep(delay, deadline):
-                return _timed_out(options, progress)
-        retry_after = None
+    return Listener(endpoint, options, out, log).run()
+
+
+class Listener:
+    """One listen command: its connections one after another, and what carries across them."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        options: ListenOptions,
+        out: Output,
+        log: Log,
+        *,
+        connect: Callable[[Endpoint, Resume, Log], Connection] = open_connection,
+    ) -> None:
+        self.endpoint = endpoint
+        self.options = options
+        self.out = out
+        self.log = log
+        self.deadline = Deadline(options.timeout)
+        self.resume = Resume()
+        self.seen = RecentKeys()
+        self.printed = 0
+        self.connections = 0
+        self._connect = connect  # open_connection(endpoint, resume, log); tests pass a fake
+
+    def run(self) -> ExitStatus:
+        retries = Retries(self.options.policy)
+        reason, retry_after = "", None
+        while True:
+            if retries.count:
+                delay = retries.delay(retry_after, self._stream_retry(retries.count))
+                attempt = retries.count + 1
+                self.log.info(f"reconnecting in {delay:.1f} s (attempt {attempt}): {reason}")
+                self._meta("reconnecting", attempt=attempt, delay=round(delay, 3), reason=reason)
+                if not self.deadline.sleep(delay):
+                    return self._timed_out()
+            retry_after = None
+            try:
+                conn = self._connect(self._within_deadline(), self.resume, self.log)
+            except PrismerError as exc:  # a refused token is never retried
+                if not retryable(exc):
+                    raise
+                reason, retry_after = str(exc), retry_after_of(exc)
+                if not retries.failed():
+                    raise TransportError(_give_up(retries.count, reason)) from None
+                continue
+            retries.succeeded()
+            try:
+                self._announce(conn)
+                self._pump(conn)
+            except _Done:
+                return ExitStatus.OK
+            except ConnectionLost as exc:
+                reason = str(exc)
+                self.log.info(f"connection lost: {exc}")
+                self._meta("disconnected", reason=reason)
+                if not retries.failed():
+                    raise TransportError(_give_up(retries.count, reason)) from None
+                continue
+            finally:
+                conn.close()
+            return self._timed_out()
+
+    def _within_deadline(self) -> Endpoint:
+        """The endpoint with its waits (connect, auth, an SSE answer) cut short by --timeout."""
+        left = self.deadline.left()
+        if left is None:
+            return self.endpoint
+        left = max(0.1, left)
+        t = self.endpoint.timeouts
+        bounded = replace(
+            t,
+            connect=min(t.connect, left),
+            auth=min(t.auth, left),
+            sse_silence=min(t.sse_silence, left),
+        )
+        return self.endpoint if bounded == t else replace(self.endpoint, timeouts=bounded)
+
+    def _stream_retry(self, retry: int) -> float | None:
+        """An SSE stream's own retry: field, used for the first retry as EventSource does."""
+        if retry == 1 and self.resume.retry_ms is not None:
+            return self.resume.retry_ms / 1000
+        return None
+
+    def _timed_out(self) -> ExitStatus:
+        count = self.options.count
+        if count is not None and self.printed < count:
+            return ExitStatus.TIMEOUT
+        return ExitStatus.OK
+
+    def _meta(self, kind: str, **payload: Any) -> None:
+        if self.options.meta:
+            self.out.record({"type": META + kind, "payload": payload})
+            self.out.flush()
+
+    def _announce(self, conn: Connection) -> None:
+        """After each authentication: subscriptions first, then the server dialect's reconnect."""
+        self.connections += 1
+        dialect, options, log = conn.hello.dialect, self.options, self.log
+        log.info(f"connected over {conn.kind}, {dialect.name} dialect")
+        self._meta(
+            "connected",
+            transport=conn.kind,
+            dialect=dialect.name,
+            userId=conn.hello.user_id,
+            connection=self.connections,
+        )
+        if options.subscribe and conn.kind == "sse":
+            log.info("an SSE stream cannot subscribe; the conversations only filter the events")
+        if conn.kind == "ws":
+            frames = [
+                dialect.subscribe(c, request_id(f"sub-{i}"))
+                for i, c in enumerate(options.subscribe, 1)
+            ]
+            if self.connections > 1:
+                again = dialect.reconnect(self.resume.last_event_time)
+                if again is not None:
+                    frames.append(again)
+            for frame in frames:
+                conn.send(frame)
+        if options.filters.ignore_self and self.resume.user_id is None:
+            self.resume.user_id = conn.hello.user_id or self._whoami()
+            if self.resume.user_id is None:
+                log.warning(
+                    "--ignore-self: the server did not say which user this is; nothing is dropped"
+                )
+
+    def _whoami(self) -> str | None:
+        """The user behind the token, asked over REST (a docs-dialect SSE stream does not say)."""
+        from prismer_cli.transport.rest import RestClient
+
+        rest = RestClient(self.endpoint, self.log)
         try:
-            conn = open_connection(_within(endpoint, deadline), resume, log)
-        except ConnectError as exc:
-            retry, reason, retry_after = retry + 1, str(exc), exc.retry_after
-            continue
-        retry = 0
-        try:
-            _announce(conn, options, out, log, progress, resume, endpoint)
-            _pump(conn, options, out, log, seen, progress, resume, deadline)
-        except _Done:
-            return ExitStatus.OK
-        except ConnectionLost as exc:
-            retry, reason = 1, str(exc)
-            log.info(f"connection lost: {exc}")
-            _meta(out, options, "disconnected", reason=reason)
-            continue
+            return rest.whoami()
         finally:
-            conn.close()
-        return _timed_out(options, progress)
+            rest.close()
 
+    def _pump(self, conn: Connection) -> None:
+        """Print every new event that passes the filters; raises _Done at --count.
 
-def _within(endpoint: Endpoint, deadline: float | None) -> Endpoint:
-    """The endpoint with its waits (connect, auth, an SSE answer) cut short by --timeout."""
-    if deadline is None:
-        return endpoint
-    left = max(0.1, deadline - time.monotonic())
-    t = endpoint.timeouts
-    bounded = replace(
-        t,
-        connect=min(t.connect, left),
-        auth=min(t.auth, left),
-        sse_silence=min(t.sse_silence, left),
-    )
-    return endpoint if bounded == t else replace(endpoint, timeouts=bounded)
+        Whatever became of a frame (printed, filtered, consumed, skipped), once the transport has
+        nothing more buffered the output is flushed, and only then are the acks sent.
+        """
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        log, resume = self.log, self.resume
+        dialect = conn.hello.dialect
+        consumed, error_type, dedupe_key = (
+            dialect.consumed,
+            dialect.error_type,
+            dialect.dedupe_key,
+        )
+        ack_field, time_field = dialect.ack_field, dialect.time_field
+        conversation_field, sender_field = dialect.conversation_field, dialect.sender_field
+        filters = self.options.filters
+        types, conversations = filters.types, filters.conversations
+        me = resume.user_id if filters.ignore_self else None
+        ack, is_seen = conn.ack, self.seen.seen
+
+        def line_for(data: bytes) -> bytes | None:
+            """The line to print for one frame, or None; acknowledges and de-duplicates."""
+            try:
+                frame = loads(data)
+            except decode_error:
+                frame = None
+            if type(frame) is not dict:
+                log.warning(f"skipped a frame that is not a JSON object: {_preview(data)}")
+                return None
+            kind, payload = frame.get("type"), frame.get("payload")
+            if type(kind) is not str or type(payload) is not dict:
+                frame, payload, data = _normalise(frame, log)
+                if frame is None:
+                    return None
+                kind = frame["type"]
+            if kind in consumed:
+                return None
+            if kind == error_type and answers_us(frame):
+                log.warning(f"the server refused a command of ours: {error_message(frame)}")
+                return None
+            ack_id = frame.get(ack_field)
+            if ack_id is not None:
+                ack(ack_id)
+            key = dedupe_key(kind, payload, ack_id)
+            if key is not None and is_seen(key):
+                return None
+            stamp = frame.get(time_field)
+            if stamp is not None:
+                resume.last_event_time = stamp
+            if (
+                (types and kind not in types)
+                or (conversations and payload.get(conversation_field) not in conversations)
+                or (me is not None and payload.get(sender_field) == me)
+            ):
+                return None
+            return data if b"\n" not in data else orjson.dumps(frame)
+
+        write, flush, pending, flush_acks = (
+            self.out.line,
+            self.out.flush,
+            conn.pending,
+            conn.flush_acks,
+        )
+        count = self.options.count
+        printed = self.printed
+        try:
+            for data in conn.messages(self.deadline.at):
+                line = line_for(data)
+                if line is not None:
+                    write(line)
+                    printed += 1
+                    if count is not None and printed >= count:
+                        flush()
+                        flush_acks()
+                        raise _Done
+                if not pending():
+                    flush()
+                    flush_acks()
+        finally:
+            self.printed = printed
+        flush()
+        flush_acks()
 
 
 def _give_up(retry: int, reason: str) -> str:
     if retry == 1:
         return f"{reason} (reconnecting is off)"
     return f"giving up after {retry - 1} retries: {reason}"
-
-
-def _delay(policy: Policy, retry: int, resume: Resume, retry_after: float | None) -> float:
-    delay = policy.delay(retry)
-    if retry == 1 and resume.retry_ms is not None:  # only an SSE stream sets it
-        delay = resume.retry_ms / 1000  # the stream's own retry: field, as EventSource does
-    return wait_for(delay, retry_after)
-
-
-def _sleep(delay: float, deadline: float | None) -> bool:
-    """Sleep, but not past the deadline; False if the deadline came first."""
-    if deadline is not None and time.monotonic() + delay >= deadline:
-        time.sleep(max(0.0, deadline - time.monotonic()))
-        return False
-    time.sleep(delay)
-    return True
-
-
-def _timed_out(options: ListenOptions, progress: _Progress) -> ExitStatus:
-    if options.count is not None and progress.printed < options.count:
-        return ExitStatus.TIMEOUT
-    return ExitStatus.OK
-
-
-def _meta(out: Output, options: ListenOptions, kind: str, **payload: Any) -> None:
-    if options.meta:
-        out.record({"type": META + kind, "payload": payload})
-        out.flush()
-
-
-def _announce(
-    conn: Connection,
-    options: ListenOptions,
-    out: Output,
-    log: Log,
-    progress: _Progress,
-    resume: Resume,
-    endpoint: Endpoint,
-) -> None:
-    """After each authentication: subscriptions first, then the server dialect's reconnect."""
-    progress.connections += 1
-    dialect = conn.hello.dialect
-    log.info(f"connected over {conn.kind}, {dialect.name} dialect")
-    _meta(
-        out,
-        options,
-        "connected",
-        transport=conn.kind,
-        dialect=dialect.name,
-        userId=conn.hello.user_id,
-        connection=progress.connections,
-    )
-    if options.subscribe and conn.kind == "sse":
-        log.info("an SSE stream cannot subscribe; the conversations only filter the events")
-    if conn.kind == "ws":
-        frames = [
-            dialect.subscribe(c, f"{REQUEST_PREFIX}sub-{i}")
-            for i, c in enumerate(options.subscribe, 1)
-        ]
-        if progress.connections > 1:
-            again = dialect.reconnect(resume.last_event_time)
-            if again is not None:
-                frames.append(again)
-        for frame in frames:
-            conn.send(frame)
-    if options.filters.ignore_self and resume.user_id is None:
-        resume.user_id = conn.hello.user_id or _whoami(endpoint, log)
-        if resume.user_id is None:
-            log.warning(
-                "--ignore-self: the server did not say which user this is; nothing is dropped"
-            )
-
-
-def _whoami(endpoint: Endpoint, log: Log) -> str | None:
-    """The user behind the token, asked over REST (a docs-dialect SSE stream does not say)."""
-    from prismer_cli.transport.rest import RestClient
-
-    rest = RestClient(endpoint, log)
-    try:
-        return rest.whoami()
-    finally:
-        rest.close()
-
-
-def _pump(
-    conn: Connection,
-    options: ListenOptions,
-    out: Output,
-    log: Log,
-    seen: RecentKeys,
-    progress: _Progress,
-    resume: Resume,
-    deadline: float | None,
-) -> None:
-    """Print every new event that passes the filters; raises _Done at --count.
-
-    Whatever became of a frame (printed, filtered, consumed, skipped), once the transport has
-    nothing more buffered the output is flushed, and only then are the acks sent.
-    """
-    loads, decode_error = orjson.loads, orjson.JSONDecodeError
-    consumed = conn.hello.dialect.consumed
-    filters = options.filters
-    types, conversations = filters.types, filters.conversations
-    me = resume.user_id if filters.ignore_self else None
-    ack, is_seen = conn.ack, seen.seen
-
-    def line_for(data: bytes) -> bytes | None:
-        """The line to print for one frame, or None; acknowledges and de-duplicates."""
-        try:
-            frame = loads(data)
-        except decode_error:
-            frame = None
-        if type(frame) is not dict:
-            log.warning(f"skipped a frame that is not a JSON object: {_preview(data)}")
-            return None
-        kind, payload = frame.get("type"), frame.get("payload")
-        if type(kind) is not str or type(payload) is not dict:
-            frame, payload, data = _normalise(frame, log)
-            if frame is None:
-                return None
-            kind = frame["type"]
-        if kind in consumed:
-            return None
-        if kind == "error" and answers_us(frame):
-            log.warning(f"the server refused a command of ours: {error_message(frame)}")
-            return None
-        ack_id = frame.get("ackId")
-        if ack_id is not None:
-            ack(ack_id)
-        if _duplicate(kind, payload, ack_id, is_seen):
-            return None
-        stamp = frame.get("timestamp")
-        if stamp is not None:
-            resume.last_event_time = stamp
-        if (
-            (types and kind not in types)
-            or (conversations and payload.get("conversationId") not in conversations)
-            or (me is not None and payload.get("senderId") == me)
-        ):
-            return None
-        return data if b"\n" not in data else orjson.dumps(frame)
-
-    write, flush, pending, flush_acks = out.line, out.flush, conn.pending, conn.flush_acks
-    count = options.count
-    for data in conn.messages(deadline):
-        line = line_for(data)
-        if line is not None:
-            write(line)
-            progress.printed += 1
-            if count is not None and progress.printed >= count:
-                flush()
-                flush_acks()
-                raise _Done
-        if not pending():
-            flush()
-            flush_acks()
-    flush()
-    flush_acks()
-
-
-def _duplicate(kind: str, payload: dict[str, Any], ack_id: Any, is_seen: Any) -> bool:
-    """A message event whose id was printed before, or a re-sent frame already seen.
-
-    The keys kept are hashes (small ints), not the ids: 10,000 of them cost well under 1 MiB.
-    """
-    if kind.startswith("message."):
-        message_id = payload.get("id")
-        if message_id is not None and is_seen(hash((kind, message_id))):
-            return True
-    elif ack_id is not None and is_seen(hash(("ack", ack_id))):
-        return True
-    return False
 
 
 def _normalise(frame: dict[str, Any], log: Log) -> tuple[Any, Any, bytes]:

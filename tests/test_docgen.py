@@ -13,8 +13,8 @@ import pytest
 from typer.testing import CliRunner
 
 from prismer_cli import __version__, docgen, docprose
-from prismer_cli.cli import app
-from prismer_cli.status import ExitStatus
+from prismer_cli.cli.app import app
+from prismer_cli.errors import ExitStatus
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED = docgen.generate()

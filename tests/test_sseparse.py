@@ -1,4 +1,4 @@
-"""Tests for prismer_cli.sseparse: the incremental Server-Sent Events parser."""
+"""Tests for prismer_cli.transport.sseparse: the incremental Server-Sent Events parser."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from prismer_cli.sseparse import SSEEvent, SSEParser
+from prismer_cli.transport.sseparse import SSEEvent, SSEParser
 
 
 def ev(

@@ -1,14 +1,22 @@
-"""Unit tests for the pure parts: backoff, redaction, URLs, stdin parsing, de-duplication."""
+"""Unit tests for the pure parts: retries, redaction, URLs, stdin parsing, de-duplication."""
 
 from __future__ import annotations
 
 import io
+import itertools
 import os
 
 import pytest
 
-from prismer_cli.backoff import Policy, wait_for
-from prismer_cli.commands import (
+from prismer_cli.dedupe import RecentKeys
+from prismer_cli.errors import (
+    AuthError,
+    CommandRejected,
+    ConnectError,
+    ConnectionLost,
+    UsageError,
+)
+from prismer_cli.protocol.commands import (
     MARK_READ,
     SEND,
     SUBSCRIBE,
@@ -17,28 +25,35 @@ from prismer_cli.commands import (
     parse_batch,
     read_lines,
 )
-from prismer_cli.dedupe import RecentKeys
-from prismer_cli.dialects import DOCS, SERVER, detect
-from prismer_cli.errors import UsageError
+from prismer_cli.protocol.dialects import DOCS, SERVER, detect
 from prismer_cli.redact import mask, redact
+from prismer_cli.retry import Deadline, Policy, Retries, delays, floor, retryable
 from prismer_cli.transport.base import retry_after
-from prismer_cli.urls import http_base, ws_url
+from prismer_cli.transport.urls import http_base, ws_url
+from prismer_cli.tuning import Backoff
+
+
+def _first(n: int, backoff: Backoff, draw: float) -> list[float]:
+    return list(itertools.islice(delays(backoff, rand=lambda: draw), n))
 
 
 def test_backoff_doubles_from_initial_to_cap() -> None:
     """With no jitter drawn, delays go 0.5x of 1, 2, 4 ... and stop growing at the cap."""
-    policy = Policy(initial=1.0, cap=30.0)
-    ceilings = [policy.delay(n, rand=lambda: 1.0) for n in range(1, 9)]
-    assert ceilings == [1, 2, 4, 8, 16, 30, 30, 30]
-    floors = [policy.delay(n, rand=lambda: 0.0) for n in range(1, 9)]
-    assert floors == [0.5, 1, 2, 4, 8, 15, 15, 15]
+    backoff = Backoff(initial=1.0, cap=30.0)
+    assert _first(8, backoff, 1.0) == [1, 2, 4, 8, 16, 30, 30, 30]
+    assert _first(8, backoff, 0.0) == [0.5, 1, 2, 4, 8, 15, 15, 15]
+
+
+def test_backoff_starts_at_the_cap_when_initial_is_above_it() -> None:
+    """PRISMER_RT_BACKOFF_INITIAL above PRISMER_RT_BACKOFF_MAX: every delay is the cap's."""
+    assert _first(3, Backoff(initial=1.0, cap=0.4), 1.0) == [0.4, 0.4, 0.4]
 
 
 def test_backoff_jitter_ranges_do_not_overlap_below_the_cap() -> None:
     """Equal jitter: below the cap, the shortest next delay is the longest previous one."""
-    policy = Policy(initial=1.0, cap=30.0)
-    for n in range(1, 5):
-        assert policy.delay(n + 1, rand=lambda: 0.0) == policy.delay(n, rand=lambda: 1.0)
+    lows, highs = _first(5, Backoff(), 0.0), _first(5, Backoff(), 1.0)
+    for n in range(4):
+        assert lows[n + 1] == highs[n]
 
 
 def test_backoff_retry_bound() -> None:
@@ -48,12 +63,41 @@ def test_backoff_retry_bound() -> None:
     assert not Policy(max_retries=0).allows(1)
 
 
+def test_retries_count_and_start_over() -> None:
+    """Retries counts failures against the bound; a success starts the delays over."""
+    retries = Retries(Policy(Backoff(1.0, 30.0), max_retries=2), rand=lambda: 1.0)
+    assert retries.failed() and retries.delay() == 1.0
+    assert retries.failed() and retries.delay() == 2.0
+    assert not retries.failed()
+    retries.succeeded()
+    assert retries.count == 0
+    assert retries.failed() and retries.delay() == 1.0
+    assert retries.delay(instead=0.25) == 0.25  # an SSE stream's own retry: field
+    assert retries.delay(retry_after=9.0) == 9.0
+
+
 def test_retry_after_is_a_floor() -> None:
     """A server's Retry-After lengthens the delay, never shortens it, and is bounded."""
-    assert wait_for(1.0, None) == 1.0
-    assert wait_for(1.0, 5.0) == 5.0
-    assert wait_for(8.0, 2.0) == 8.0
-    assert wait_for(1.0, 10_000.0) == 300.0
+    assert floor(1.0, None) == 1.0
+    assert floor(1.0, 5.0) == 5.0
+    assert floor(8.0, 2.0) == 8.0
+    assert floor(1.0, 10_000.0) == 300.0
+
+
+def test_retryable_is_one_decision() -> None:
+    """Connection trouble is worth a retry; a refused token or a rejected command is not."""
+    assert retryable(ConnectError("refused")) and retryable(ConnectionLost("gone"))
+    assert not retryable(AuthError("no")) and not retryable(CommandRejected("no"))
+    assert not retryable(ValueError("bug"))
+
+
+def test_deadline_cuts_a_sleep_short() -> None:
+    """A sleep past the deadline ends at the deadline and says so; none never ends early."""
+    assert Deadline(None).left() is None and Deadline(None).sleep(0.0)
+    deadline = Deadline(0.05)
+    assert not deadline.sleep(10.0)
+    left = deadline.left()
+    assert left is not None and left <= 0
 
 
 @pytest.mark.parametrize(

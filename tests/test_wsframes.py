@@ -1,4 +1,4 @@
-"""Tests for prismer_cli.wsframes: the RFC 6455 frame reader and encoders."""
+"""Tests for prismer_cli.transport.wsframes: the RFC 6455 frame reader and encoders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from prismer_cli.wsframes import (
+from prismer_cli.transport.wsframes import (
     OP_BINARY,
     OP_CLOSE,
     OP_CONTINUATION,

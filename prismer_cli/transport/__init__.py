@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from prismer_cli.errors import ConnectError, NoWebSocket
 from prismer_cli.log import Log
-from prismer_cli.transport.base import Connection, Endpoint, Resume, Timeouts
+from prismer_cli.transport.base import Connection, Endpoint, Resume
+from prismer_cli.tuning import Timeouts
 
 __all__ = ["Connection", "Endpoint", "Resume", "Timeouts", "open_connection", "open_websocket"]
 

@@ -12,16 +12,9 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
-from prismer_cli.dialects import JSON, Dialect, Hello
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 10.0  # TCP + TLS + upgrade
-    auth: float = 10.0  # first frame after the upgrade
-    ping_interval: float = 15.0  # idle time before a keepalive ping
-    ping_timeout: float = 10.0  # no byte at all this long after a ping: the peer is gone
-    sse_silence: float = 75.0  # no data and no comment this long: the stream is dead
+from prismer_cli.protocol.dialects import Dialect, Hello
+from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.tuning import Timeouts
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ envelopes. Over the docs path, the last `id:` is sent back as `Last-Event-ID` on
 `retry:` sets the next reconnection delay, as a browser's EventSource does.
 
 The stream is read with urllib3's read1(), which returns whatever has arrived, and parsed by
-prismer_cli.sseparse rather than sseclient-py, whose per-event cost caps it below 70k events/s
+sseparse.py rather than sseclient-py, whose per-event cost caps it below 70k events/s
 (README "Design notes"). A silent stream trips the read timeout (Timeouts.sse_silence); the
 caller's --timeout deadline interrupts a blocking read with SIGALRM.
 """
@@ -24,12 +24,12 @@ import orjson
 import requests
 import urllib3
 
-from prismer_cli.dialects import DOCS, SERVER, Dialect, Hello, error_message
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost
+from prismer_cli.protocol.dialects import SSE_PROBE_ORDER, Dialect, Hello, error_message
 from prismer_cli.redact import redact
-from prismer_cli.sseparse import SSEEvent, SSEParser
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
-from prismer_cli.urls import endpoint as endpoint_url
+from prismer_cli.transport.sseparse import SSEEvent, SSEParser
+from prismer_cli.transport.urls import endpoint as endpoint_url
 
 CHUNK = 65536
 
@@ -98,20 +98,21 @@ class SSEConnection:
     @classmethod
     def open(cls, endpoint: Endpoint, resume: Resume) -> SSEConnection:
         forced = endpoint.dialect or resume.dialect
-        for dialect in (forced,) if forced else (DOCS, SERVER):
+        probes = (forced,) if forced else SSE_PROBE_ORDER
+        for dialect in probes:
             response = _get(endpoint, dialect, resume)
-            if response.status_code == 404 and forced is None and dialect is DOCS:
+            if response.status_code == 404 and dialect is not probes[-1]:
                 response.close()
                 continue
             _check_status(response)
             conn = cls(response, dialect, resume, endpoint.token)
-            if dialect is SERVER:
+            if dialect.sse_authenticates:
                 conn._authenticate()
             return conn
         raise ConnectError("no SSE endpoint on this server (HTTP 404 on both paths)")
 
     def _authenticate(self) -> None:
-        """The server dialect's stream starts with an `authenticated` envelope."""
+        """A stream that starts with an authentication envelope (the server dialect's)."""
         try:
             self._first_envelope()
         except ConnectionLost as exc:
@@ -125,17 +126,17 @@ class SSEConnection:
                 break
             if not isinstance(frame, dict):
                 break
-            if SERVER.is_auth_failure(frame):
+            if self.dialect.is_auth_failure(frame):
                 raise AuthError(f"the server rejected the token: {error_message(frame)}")
-            if frame.get("type") == SERVER.auth_ok:
-                self.hello = SERVER.hello(frame)
+            if frame.get("type") == self.dialect.auth_ok:
+                self.hello = self.dialect.hello(frame)
                 return
             break
         raise ConnectError("the SSE stream did not start with an authentication event")
 
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
         resume = self._resume
-        named = self.dialect is DOCS
+        named = self.dialect.sse_named_events
         envelope = _Envelopes()
         with _Alarm(deadline) as alarm:
             while True:

@@ -1,7 +1,7 @@
 """WebSocket transport: websocket-client opens the connection, wsframes reads it.
 
 websocket-client does the handshake (TLS, proxies from the environment, redirects of the
-upgrade); after that the frames are read by prismer_cli.wsframes, because websocket-client's
+upgrade); after that the frames are read by wsframes.py, because websocket-client's
 own reader tops out near 40k frames/s (README "Design notes"). Sends go through one lock, so a
 reader thread may answer pings while the main thread writes commands.
 """
@@ -20,11 +20,18 @@ from collections.abc import Iterator
 import orjson
 import websocket
 
-from prismer_cli.dialects import JSON, REQUEST_PREFIX, Dialect, Hello, detect, error_message
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket
+from prismer_cli.protocol.dialects import (
+    Dialect,
+    Hello,
+    detect,
+    error_message,
+    request_id,
+)
+from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
-from prismer_cli.urls import ws_url
-from prismer_cli.wsframes import (
+from prismer_cli.transport.urls import ws_url
+from prismer_cli.transport.wsframes import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -234,7 +241,7 @@ class WebSocketConnection:
     def _ping(self) -> None:
         self._ping_id += 1
         frames = [encode_frame(OP_PING, b"prismer-rt")]
-        protocol_ping = self.dialect.ping(f"{REQUEST_PREFIX}ping-{self._ping_id}")
+        protocol_ping = self.dialect.ping(request_id(f"ping-{self._ping_id}"))
         if protocol_ping is not None:
             frames.append(encode_frame(OP_TEXT, orjson.dumps(protocol_ping)))
         self._write(b"".join(frames))

@@ -1,7 +1,7 @@
-"""The wire format of both dialects (protocol.md): frame names, command shapes, endpoints.
+"""The frames of both dialects (docs/protocol.md): their names, and how each command is said.
 
-Nothing else in the package knows what a frame is called or where an endpoint lives, so a
-transport or a subcommand never branches on the dialect itself: it asks the Dialect object.
+Nothing else in the package knows what a frame or a payload field is called, so a transport or an
+engine never branches on the dialect itself: it asks the Dialect object.
 
 - docs: what the public cookbook page describes (`auth_success`, flat `action` commands,
   named SSE events at /api/im/events/stream).
@@ -11,18 +11,20 @@ transport or a subcommand never branches on the dialect itself: it asks the Dial
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-JSON = dict[str, Any]
+from prismer_cli.protocol.commands import MARK_READ, SEND, SUBSCRIBE, Command
+from prismer_cli.protocol.endpoints import JSON, SSE_DOCS_PATH, SSE_SERVER_PATH
 
-# Over SSE: the docs path first; a 404 there means the server dialect's path.
-SSE_DOCS_PATH = "/api/im/events/stream"
-SSE_SERVER_PATH = "/sse"
-WS_PATH = "/ws"
-REST_PREFIX = "/api/im"
 # Every requestId the CLI sends starts with this, so answers to its own traffic are known.
 REQUEST_PREFIX = "prt-"
+
+
+def request_id(tag: str) -> str:
+    """A requestId of the CLI's own: `tag` made recognisable (see answers_us)."""
+    return REQUEST_PREFIX + tag
 
 
 @dataclass(frozen=True)
@@ -34,13 +36,26 @@ class Hello:
     name: str | None = None
 
 
+EchoKey = tuple[
+    Any, Any, Any
+]  # what a sent message and its echo share: conversation, content, type
+
+
 class Dialect:
     name = ""
     auth_ok = ""
     sse_path = ""
+    sse_named_events = False  # SSE events are named (`event: T` + `data: payload`), not envelopes
+    sse_authenticates = False  # the SSE stream starts with an `auth_ok` envelope
     # Frames that only answer the CLI's own protocol traffic: consumed, never printed.
     consumed: frozenset[str] = frozenset()
-    confirms_sends = False
+    error_type = "error"
+    confirms_sends = False  # the server echoes a sent message back to its sender
+    # Payload and envelope fields the engines read, bound to locals in listen's hot loop.
+    ack_field = "ackId"
+    time_field = "timestamp"
+    conversation_field = "conversationId"
+    sender_field = "senderId"
 
     def hello(self, frame: JSON) -> Hello:
         payload = frame.get("payload")
@@ -53,6 +68,25 @@ class Dialect:
 
     def is_auth_failure(self, frame: JSON) -> bool:
         raise NotImplementedError
+
+    # -- commands ---------------------------------------------------------------------------
+    def command_frame(self, command: Command, request_id: str) -> JSON | None:
+        """The socket frame for a command, or None for one that only REST can carry."""
+        if command.action == SEND:
+            assert command.content is not None
+            return self.send_message(
+                command.conversation_id,
+                command.content,
+                command.message_type,
+                command.extra,
+                request_id,
+            )
+        if command.action == SUBSCRIBE:
+            return self.subscribe(command.conversation_id, request_id)
+        assert command.action == MARK_READ
+        if command.up_to is None:
+            return None  # "everything read": only POST .../read says that, in both dialects
+        return self.mark_read(command.conversation_id, command.up_to, request_id)
 
     def send_message(
         self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
@@ -75,11 +109,62 @@ class Dialect:
     def reconnect(self, last_event_time: int | None) -> JSON | None:
         return None
 
+    # -- answers ----------------------------------------------------------------------------
+    def is_pong(self, frame: JSON) -> bool:
+        return frame.get("type") == "pong"
+
+    def is_error(self, frame: JSON) -> bool:
+        return frame.get("type") == self.error_type
+
+    def request_id_of(self, frame: JSON) -> str:
+        """The requestId a frame answers, or ""."""
+        value = frame.get("requestId")
+        return value if isinstance(value, str) else ""
+
+    def error_fields(self, frame: JSON) -> JSON:
+        """An error frame as a result's fields: {"error": message, "code"?: code}."""
+        payload = frame.get("payload")
+        payload = payload if isinstance(payload, dict) else {}
+        fields = {"error": payload.get("message") or "rejected"}
+        if payload.get("code"):
+            fields["code"] = payload["code"]
+        return fields
+
+    def echo_key(self, command: Command) -> EchoKey:
+        """What the server's echo of this sent message will share with it."""
+        return (command.conversation_id, command.content, command.message_type)
+
+    def own_echo(self, frame: JSON, me: str | None) -> tuple[EchoKey, JSON] | None:
+        """A new message sent by `me`, as its echo key and payload; None for any other frame."""
+        if frame.get("type") != "message.new":
+            return None
+        payload = frame.get("payload")
+        if not isinstance(payload, dict) or payload.get(self.sender_field) != me:
+            return None
+        key = (
+            payload.get(self.conversation_field),
+            payload.get("content"),
+            payload.get("type", "text"),
+        )
+        return key, payload
+
+    @staticmethod  # a plain function: it is called once per event in listen's hot loop
+    def dedupe_key(kind: str, payload: JSON, ack_id: Any) -> Hashable | None:
+        """What identifies an event delivered twice (a message id, or a re-sent frame's ackId).
+
+        The keys are hashes (small ints), not the ids: 10,000 of them cost well under 1 MiB.
+        """
+        if kind.startswith("message."):
+            message_id = payload.get("id")
+            return None if message_id is None else hash((kind, message_id))
+        return None if ack_id is None else hash(("ack", ack_id))
+
 
 class DocsDialect(Dialect):
     name = "docs"
     auth_ok = "auth_success"
     sse_path = SSE_DOCS_PATH
+    sse_named_events = True
     consumed = frozenset({"auth_success"})
 
     def is_auth_failure(self, frame: JSON) -> bool:
@@ -91,17 +176,17 @@ class DocsDialect(Dialect):
         self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
     ) -> JSON:
         return {
-            "action": "send_message",
+            "action": SEND,
             "conversationId": conversation_id,
             "content": content,
             "type": message_type,
         }
 
     def subscribe(self, conversation_id: str, request_id: str) -> JSON:
-        return {"action": "subscribe", "conversationId": conversation_id}
+        return {"action": SUBSCRIBE, "conversationId": conversation_id}
 
     def mark_read(self, conversation_id: str, up_to: str | None, request_id: str) -> JSON | None:
-        command: JSON = {"action": "mark_read", "conversationId": conversation_id}
+        command: JSON = {"action": MARK_READ, "conversationId": conversation_id}
         if up_to is not None:
             command["upToMessageId"] = up_to
         return command
@@ -111,6 +196,7 @@ class ServerDialect(Dialect):
     name = "server"
     auth_ok = "authenticated"
     sse_path = SSE_SERVER_PATH
+    sse_authenticates = True
     consumed = frozenset({"authenticated", "pong", "reconnect.ack"})
     confirms_sends = True
 
@@ -154,6 +240,8 @@ class ServerDialect(Dialect):
 DOCS = DocsDialect()
 SERVER = ServerDialect()
 DIALECTS: dict[str, Dialect] = {"docs": DOCS, "server": SERVER}
+# Over SSE the docs path is tried first; a 404 there means the server dialect's path.
+SSE_PROBE_ORDER = (DOCS, SERVER)
 
 
 def detect(first_frame: JSON, forced: Dialect | None) -> Dialect | None:

@@ -1,0 +1,61 @@
+"""`config show`: each setting, where it came from, and the token masked."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from prismer_cli.cli.options import CONNECTION
+from prismer_cli.cli.run import execute
+from prismer_cli.config import CommandLine
+from prismer_cli.errors import ExitStatus
+from prismer_cli.log import Log
+
+config_app = typer.Typer(
+    help="Inspect the configuration.",
+    epilog="Example: prismer-rt config show",
+    no_args_is_help=True,
+)
+
+
+@config_app.command("show", epilog="Example: PRISMER_PROFILE=staging prismer-rt config show")
+@CONNECTION
+def config_show(
+    ctx: typer.Context,
+    g: CommandLine,
+) -> None:
+    """Print each setting, where it came from, and the token masked."""
+
+    def job(log: Log) -> ExitStatus:
+        from prismer_cli.config import config_path, resolve
+        from prismer_cli.redact import mask
+
+        settings = resolve(g, os.environ, stdin=sys.stdin.buffer)
+        log.secret = settings.token.value
+        for warning in settings.warnings:
+            log.warning(warning)
+        rows = [
+            ("url", settings.url.value, settings.url.source),
+            ("token", mask(settings.token.value), settings.token.source),
+            ("transport", settings.transport.value, settings.transport.source),
+            ("dialect", settings.dialect.value, settings.dialect.source),
+            ("profile", settings.profile or "(none)", _profile_source(g)),
+            ("config file", str(config_path(os.environ)), ""),
+        ]
+        for name, value, source in rows:
+            typer.echo(f"{name:<12} {value}" + (f"    ({source})" if source else ""))
+        return ExitStatus.OK
+
+    execute(job, g)
+
+
+def _profile_source(g: CommandLine) -> str:
+    if g.profile:
+        return "--profile"
+    return "env PRISMER_PROFILE" if os.environ.get("PRISMER_PROFILE") else ""
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(config_app, name="config")

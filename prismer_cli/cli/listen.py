@@ -1,0 +1,73 @@
+"""`listen` and `subscribe`: the listen engine (prismer_cli/listen.py) behind their options."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from prismer_cli.cli.options import CONNECTION, LISTEN, ListenFlags
+from prismer_cli.cli.run import execute
+from prismer_cli.config import CommandLine
+from prismer_cli.errors import ExitStatus
+from prismer_cli.log import Log
+
+
+def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> None:
+    def job(log: Log) -> ExitStatus:
+        from prismer_cli.cli.endpoint import endpoint_for
+        from prismer_cli.listen import Filters, ListenOptions, listen
+        from prismer_cli.output import Output
+        from prismer_cli.retry import Policy
+
+        endpoint, tuning = endpoint_for(g, log, stdin_free=True)
+        options = ListenOptions(
+            filters=Filters(
+                frozenset(flags.type_ or ()),
+                frozenset(flags.conversation or ()) | frozenset(subscribe),
+                flags.ignore_self,
+            ),
+            subscribe=subscribe,
+            count=flags.stop_after,
+            timeout=flags.timeout,
+            policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
+            meta=flags.meta,
+        )
+        return listen(endpoint, options, Output(), log)
+
+    execute(job, g)
+
+
+@CONNECTION
+@LISTEN
+def listen(ctx: typer.Context, g: CommandLine, flags: ListenFlags) -> None:
+    """Print every event as one line of JSON (NDJSON) on stdout.
+
+    Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) unless
+    --no-reconnect; falls back to Server-Sent Events when no WebSocket can be had.
+    """
+    _listen(g, (), flags)
+
+
+@CONNECTION
+@LISTEN
+def subscribe(
+    ctx: typer.Context,
+    g: CommandLine,
+    flags: ListenFlags,
+    conversation_ids: Annotated[
+        list[str],
+        typer.Argument(metavar="CONVERSATION_ID...", help="Conversations to subscribe to."),
+    ],
+) -> None:
+    """Subscribe to conversations (again after every reconnect) and print their events."""
+    _listen(g, tuple(conversation_ids), flags)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(epilog="Example: prismer-rt listen --type message.new | jq -r '.payload.content'")(
+        listen
+    )
+    app.command(epilog="Example: prismer-rt subscribe conv_123 --count 5 | jq -r .payload.content")(
+        subscribe
+    )

@@ -1,0 +1,170 @@
+"""`send` and `mark-read`: one command from the arguments, or one per JSON line of stdin."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from prismer_cli.cli.options import CONNECTION
+from prismer_cli.cli.run import execute
+from prismer_cli.config import CommandLine
+from prismer_cli.errors import ExitStatus, UsageError
+from prismer_cli.log import Log
+
+if TYPE_CHECKING:
+    from prismer_cli.protocol.commands import Command
+
+
+def _read_all_stdin() -> str:
+    data = sys.stdin.buffer.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"stdin is not UTF-8 text: {exc}") from None
+    if text.endswith("\r\n"):
+        text = text[:-2]
+    elif text.endswith("\n"):
+        text = text[:-1]
+    if not text:
+        raise UsageError("nothing to send: stdin is empty")
+    return text
+
+
+def _run_commands(
+    g: CommandLine,
+    single: Callable[[], Command] | None,
+    *,
+    reads_stdin: bool,
+    default_action: str,
+    message_type: str = "text",
+    wait: float = 10.0,
+) -> None:
+    """Send one command or the JSON lines of stdin.
+
+    `single` builds the one command; it is called only once the settings are read, since
+    `--token-file -` takes its line of stdin first.
+    """
+
+    def job(log: Log) -> ExitStatus:
+        from prismer_cli import send
+        from prismer_cli.cli.endpoint import endpoint_for
+        from prismer_cli.output import Output
+        from prismer_cli.protocol.commands import parse_batch, read_lines
+        from prismer_cli.retry import Policy
+        from prismer_cli.tuning import SEND_RETRIES
+
+        endpoint, tuning = endpoint_for(g, log, stdin_free=not reads_stdin)
+        if single is not None:
+            batches: Any = [[single()]]
+        else:
+            batches = (
+                parse_batch(batch, default_action, message_type)
+                for batch in read_lines(sys.stdin.buffer)
+            )
+        options = send.SendOptions(wait, Policy(tuning.backoff, SEND_RETRIES))
+        return send.run(endpoint, batches, Output(), log, options)
+
+    execute(job, g)
+
+
+@CONNECTION
+def send(
+    ctx: typer.Context,
+    g: CommandLine,
+    conversation_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[CONVERSATION_ID]",
+            help="Conversation to send to; without it, stdin holds JSON lines.",
+            show_default=False,
+        ),
+    ] = None,
+    content: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[CONTENT | -]",
+            help="The message; '-' or nothing: all of stdin is one message.",
+            show_default=False,
+        ),
+    ] = None,
+    type_: Annotated[
+        str, typer.Option("--type", "-t", metavar="MESSAGE_TYPE", help="Message type.")
+    ] = "text",
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0.0,
+            metavar="SECONDS",
+            help="Server dialect: how long to wait for the server to confirm each message.",
+        ),
+    ] = 10.0,
+) -> None:
+    """Send a message, all of stdin as one message, or JSON-line commands from stdin.
+
+    Prints one JSON result line per command, with "ok": true|false.
+    """
+    from prismer_cli.protocol.commands import SEND, Command
+
+    single = None
+    if conversation_id is not None:
+
+        def single() -> Command:
+            text = _read_all_stdin() if content in (None, "-") else content
+            if not text:
+                raise UsageError("nothing to send: the message is empty")
+            return Command(SEND, conversation_id, text, type_)
+
+    _run_commands(
+        g,
+        single,
+        reads_stdin=conversation_id is None or content in (None, "-"),
+        default_action=SEND,
+        message_type=type_,
+        wait=wait,
+    )
+
+
+@CONNECTION
+def mark_read(
+    ctx: typer.Context,
+    g: CommandLine,
+    conversation_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[CONVERSATION_ID]",
+            help="Conversation to mark read; without it, stdin holds JSON lines.",
+            show_default=False,
+        ),
+    ] = None,
+    message_id: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[MESSAGE_ID]", help="Mark read up to this message.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Mark a conversation read, or each {"conversationId", "upToMessageId"} line of stdin."""
+    from prismer_cli.protocol.commands import MARK_READ, Command
+
+    single = None
+    if conversation_id is not None:
+
+        def single() -> Command:
+            return Command(MARK_READ, conversation_id, up_to=message_id)
+
+    _run_commands(g, single, reads_stdin=conversation_id is None, default_action=MARK_READ)
+
+
+def register(app: typer.Typer) -> None:
+    app.command(
+        epilog=(
+            "Examples:\n\n\b\n  prismer-rt send conv_123 'hello'\n"
+            "  git log -1 | prismer-rt send conv_123\n"
+            "  jq -c '{conversationId: .id, content: .text}' in.json | prismer-rt send"
+        )
+    )(send)
+    app.command("mark-read", epilog="Example: prismer-rt mark-read conv_123 msg_456")(mark_read)

@@ -1,0 +1,58 @@
+"""Where each endpoint lives, and the shapes of the REST requests and answers (docs/protocol.md).
+
+GET  {base}/ws?token=T                           WebSocket, both dialects
+GET  {base}/api/im/events/stream?token=T         SSE, docs dialect (named events)
+GET  {base}/sse?token=T                          SSE, server dialect (envelopes)
+POST {base}/api/im/messages/{conversationId}     {type, content, metadata?, parentId?}
+POST {base}/api/im/conversations/{id}/read       (no body: marks everything read)
+GET  {base}/api/im/me                            {data: {user: {id}}}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+JSON = dict[str, Any]
+
+WS_PATH = "/ws"
+SSE_DOCS_PATH = "/api/im/events/stream"
+SSE_SERVER_PATH = "/sse"
+REST_PREFIX = "/api/im"
+ME_PATH = f"{REST_PREFIX}/me"
+IDEMPOTENCY_HEADER = "X-Idempotency-Key"
+
+
+def message_path(conversation_id: str) -> str:
+    return f"{REST_PREFIX}/messages/{quote(conversation_id, safe='')}"
+
+
+def read_path(conversation_id: str) -> str:
+    return f"{REST_PREFIX}/conversations/{quote(conversation_id, safe='')}/read"
+
+
+def message_body(content: str, message_type: str, extra: JSON) -> JSON:
+    return {"type": message_type, "content": content, **extra}
+
+
+def message_of(answer: JSON) -> JSON | None:
+    """The stored message in a REST answer: `{data: {message}}` or `{message, routing}`."""
+    data = answer.get("data", answer)
+    message = data.get("message") if isinstance(data, dict) else None
+    return message if isinstance(message, dict) else None
+
+
+def user_id_of(answer: JSON) -> str | None:
+    """The user id in the answer to GET /api/im/me."""
+    data = answer.get("data", {})
+    user = data.get("user", {}) if isinstance(data, dict) else {}
+    user_id = user.get("id") if isinstance(user, dict) else None
+    return user_id if isinstance(user_id, str) else None
+
+
+def problem_of(answer: JSON) -> str | None:
+    """The error message of a failed REST answer: `{error: {message}}`, `{error}` or `{message}`."""
+    error = answer.get("error") or answer.get("message")
+    if isinstance(error, dict):
+        error = error.get("message")
+    return str(error) if error else None

@@ -1,0 +1,148 @@
+"""send and mark-read: commands over one connection, one result line each, in order.
+
+- ledger.py: the results, one per command, printed in command order;
+- socket.py: the WebSocket channel, with its reader thread that matches answers to commands;
+- rest.py: the REST channel, used without a WebSocket (--transport sse, or none to be had);
+- this module: the delivery loop, which opens a channel and re-opens it (retry.py) when the
+  socket breaks while frames are written.
+
+Every command gets exactly one result. The commands without a result when the socket broke are
+sent again on a new connection (bounded by the policy); REST requests are retried by the REST
+client itself with one idempotency key each, never re-posted from here. Once the retries are
+exhausted (or the token is refused) every later command of stdin gets a failed result without
+another attempt, and the error decides the exit status (docs/cli.md "Exit status").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from prismer_cli.errors import AuthError, ConnectError, ExitStatus, Interrupted, NoWebSocket
+from prismer_cli.log import Log
+from prismer_cli.output import Output
+from prismer_cli.protocol.commands import Command, InvalidLine
+from prismer_cli.retry import Retries, retry_after_of, retryable
+from prismer_cli.send.channel import Channel, SendOptions, Stopped
+from prismer_cli.send.ledger import Ledger
+from prismer_cli.send.rest import RestChannel
+from prismer_cli.send.socket import SocketChannel
+from prismer_cli.transport import Endpoint, Resume, open_websocket
+
+__all__ = ["Ledger", "SendOptions", "run"]
+
+
+def run(
+    endpoint: Endpoint,
+    batches: Iterable[Iterable[Command | InvalidLine]],
+    out: Output,
+    log: Log,
+    options: SendOptions,
+) -> ExitStatus:
+    """Send every valid command; report every invalid line; the exit status of docs/cli.md."""
+    ledger = Ledger(out)
+    invalid = False
+    link = _Link()
+    fatal: ConnectError | AuthError | None = None
+    interrupted = False
+    try:
+        for batch in batches:
+            commands = []
+            for item in batch:
+                if isinstance(item, InvalidLine):
+                    log.error(f"stdin line {item.line}: {item.reason}; skipped")
+                    invalid = True
+                else:
+                    commands.append(item)
+            if not commands:
+                continue
+            if fatal is None:
+                fatal = _deliver(link, commands, endpoint, ledger, log, options)
+            else:  # retries exhausted: no more attempts, but a result for each command
+                ledger.fail_all(commands, f"not sent: {fatal}", fatal.status)
+            ledger.emit()
+    except (KeyboardInterrupt, Interrupted):
+        interrupted = True
+        raise
+    finally:
+        if link.channel is not None:
+            _finish(link.channel, abandon=interrupted)
+        ledger.emit()
+    if fatal is not None:
+        raise fatal
+    if ledger.status != ExitStatus.OK:
+        return ledger.status
+    return ExitStatus.INVALID_INPUT if invalid else ExitStatus.OK
+
+
+@dataclass
+class _Link:
+    """The open channel, known to run() the moment it exists: an interrupt may come any time."""
+
+    channel: Channel | None = None
+
+
+def _finish(channel: Channel, *, abandon: bool) -> None:
+    """Close the channel; interrupted (Ctrl-C, SIGTERM), it waits for no confirmation."""
+    try:
+        channel.finish(abandon=abandon)
+    except (KeyboardInterrupt, Interrupted):
+        channel.finish(abandon=True)
+        raise
+
+
+def _deliver(
+    link: _Link,
+    commands: list[Command],
+    endpoint: Endpoint,
+    ledger: Ledger,
+    log: Log,
+    options: SendOptions,
+) -> ConnectError | AuthError | None:
+    """Submit one batch, opening (or re-opening) the channel with bounded retries.
+
+    Returns the error when the retries are exhausted or the token was refused, else None;
+    every command has a result either way.
+    """
+    pending = commands
+    retries = Retries(options.policy)
+    while True:
+        error: ConnectError | AuthError
+        try:
+            if link.channel is not None and link.channel.broken:
+                link.channel.finish()
+                link.channel = None
+            if link.channel is None:
+                link.channel = _open_channel(endpoint, ledger, log, options)
+            link.channel.submit(pending)
+            return None
+        except Stopped as stop:
+            error, pending, resendable = stop.error, stop.unsent, stop.resendable
+        except (ConnectError, AuthError) as exc:  # could not open: nothing of `pending` went out
+            error, resendable = exc, True
+        if not pending and resendable and retryable(error):
+            return None  # every command has its result; the next batch reconnects
+        if not (resendable and retryable(error) and retries.failed()):
+            ledger.fail_all(pending, f"not sent: {error}", error.status)
+            return error
+        delay = retries.delay(retry_after_of(error))
+        log.info(f"{error}; retrying in {delay:.1f} s")
+        time.sleep(delay)
+
+
+def _open_channel(endpoint: Endpoint, ledger: Ledger, log: Log, options: SendOptions) -> Channel:
+    if endpoint.transport != "sse":
+        try:
+            return SocketChannel(
+                open_websocket(endpoint, Resume(dialect=endpoint.dialect)),
+                endpoint,
+                ledger,
+                log,
+                options,
+            )
+        except NoWebSocket as exc:
+            if endpoint.transport == "ws":
+                raise ConnectError(str(exc)) from None
+            log.info(f"{exc}; sending over REST")
+    return RestChannel(endpoint, ledger, log, options)

@@ -1,0 +1,92 @@
+"""The ledger of send and mark-read: one result per command, printed in command order."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from prismer_cli.errors import ExitStatus
+from prismer_cli.output import Output
+from prismer_cli.protocol.commands import Command
+from prismer_cli.protocol.endpoints import JSON
+
+# Which failure decides the exit status: 3 (token refused) over 4 (connection) over 5 (rejected).
+_GRAVITY = {ExitStatus.REJECTED: 1, ExitStatus.CONNECTION: 2, ExitStatus.AUTH: 3}
+
+
+@dataclass
+class Entry:
+    """A command in the ledger, and its result once it has one."""
+
+    command: Command
+    request_id: str
+    record: JSON | None = None
+    status: ExitStatus = ExitStatus.OK
+    sent_at: float = 0.0
+
+
+class Ledger:
+    """One result per command, printed in command order as soon as all before it are settled.
+
+    Thread-safe: a socket channel's reader thread settles entries while the main thread adds.
+    """
+
+    def __init__(self, out: Output) -> None:
+        self._out = out
+        self._entries: deque[Entry] = deque()
+        self._lock = threading.Lock()
+        self.status = ExitStatus.OK
+
+    def add(self, command: Command, request_id: str) -> Entry:
+        entry = Entry(command, request_id)
+        with self._lock:
+            self._entries.append(entry)
+        return entry
+
+    def settle(
+        self, entry: Entry, ok: bool, status: ExitStatus = ExitStatus.OK, **fields: Any
+    ) -> None:
+        record: JSON = {"ok": ok, "action": entry.command.action}
+        record["conversationId"] = entry.command.conversation_id
+        if entry.command.line is not None:
+            record["line"] = entry.command.line
+        record.update(fields)
+        with self._lock:
+            entry.record, entry.status = record, status
+            self._worsen(status)
+
+    def fail_all(self, commands: list[Command], error: str, status: ExitStatus) -> None:
+        """A failed result for each command, none of them attempted."""
+        for command in commands:
+            self.settle(self.add(command, ""), False, status, error=error)
+
+    def fail(self, status: ExitStatus) -> None:
+        """A failure that belongs to no command (an error frame naming none)."""
+        with self._lock:
+            self._worsen(status)
+
+    def _worsen(self, status: ExitStatus) -> None:
+        if _GRAVITY.get(status, 0) > _GRAVITY.get(self.status, 0):
+            self.status = status
+
+    def emit(self, *, flush: bool = True) -> None:
+        """Print the results that are due: every settled one with none unsettled before it."""
+        with self._lock:
+            entries = self._entries
+            while entries and entries[0].record is not None:
+                self._out.record(entries.popleft().record)
+            if flush:
+                self._out.flush()
+
+    def discard(self, entries: list[Entry]) -> None:
+        """Take back entries that have no result yet (their commands will be sent again)."""
+        with self._lock:
+            for entry in entries:
+                if entry.record is None:
+                    self._entries.remove(entry)
+
+    def unsettled(self) -> list[Entry]:
+        with self._lock:
+            return [e for e in self._entries if e.record is None]

@@ -1,0 +1,67 @@
+"""The timers and retry bounds, each default written once (README "Tuning").
+
+Tests and unusual networks change the timers through the environment (PRISMER_RT_*); the
+commands read them once, with `from_env`, and hand them on typed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from prismer_cli.errors import UsageError
+
+SEND_RETRIES = 3  # send and mark-read: reconnections per batch, and REST retries per request
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect: float = 10.0  # TCP + TLS + upgrade; also one REST request
+    auth: float = 10.0  # first frame after the upgrade
+    ping_interval: float = 15.0  # idle time before a keepalive ping
+    ping_timeout: float = 10.0  # no byte at all this long after a ping: the peer is gone
+    sse_silence: float = 75.0  # no data and no comment this long: the stream is dead
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between retries: `initial` doubling up to `cap` (see retry.py)."""
+
+    initial: float = 1.0
+    cap: float = 30.0
+
+
+@dataclass(frozen=True)
+class Tuning:
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+def from_env(env: Mapping[str, str]) -> Tuning:
+    """The defaults, with each PRISMER_RT_* variable that is set in their place."""
+    t, b = Timeouts(), Backoff()
+    return Tuning(
+        Timeouts(
+            connect=_seconds(env, "PRISMER_RT_CONNECT_TIMEOUT", t.connect),
+            ping_interval=_seconds(env, "PRISMER_RT_PING_INTERVAL", t.ping_interval),
+            ping_timeout=_seconds(env, "PRISMER_RT_PING_TIMEOUT", t.ping_timeout),
+            sse_silence=_seconds(env, "PRISMER_RT_SSE_SILENCE", t.sse_silence),
+        ),
+        Backoff(
+            initial=_seconds(env, "PRISMER_RT_BACKOFF_INITIAL", b.initial),
+            cap=_seconds(env, "PRISMER_RT_BACKOFF_MAX", b.cap),
+        ),
+    )
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if not value:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise UsageError(f"{name} must be a number of seconds, not {value!r}") from None
+    if seconds <= 0:
+        raise UsageError(f"{name} must be positive")
+    return seconds

@@ -1,0 +1,121 @@
+"""Fast tests of the engines with a fake connection: listen's filters, de-duplication, acks and
+--count, and the send ledger's order. No socket, no server, no subprocess."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from prismer_cli.errors import ExitStatus
+from prismer_cli.listen import Filters, Listener, ListenOptions
+from prismer_cli.log import Log
+from prismer_cli.output import Output
+from prismer_cli.protocol.commands import MARK_READ, SEND, Command
+from prismer_cli.protocol.dialects import SERVER
+from prismer_cli.retry import Policy
+from prismer_cli.send.ledger import Ledger
+from prismer_cli.transport import Endpoint
+from prismer_cli.tuning import Backoff
+from tests.support.fakes import FakeConnection, FakeConnector, RecordingStream
+
+ENDPOINT = Endpoint(url="http://127.0.0.1:9", token="t0ken-for-tests")
+
+
+def event(kind: str, conversation: str = "c1", **payload: Any) -> dict[str, Any]:
+    return {"type": kind, "payload": {"conversationId": conversation, **payload}}
+
+
+def run_listen(
+    *connections: FakeConnection, events: list[Any] | None = None, **options: Any
+) -> tuple[ExitStatus, RecordingStream, FakeConnector]:
+    stream = RecordingStream(events if events is not None else [])
+    connector = FakeConnector(*connections)
+    options.setdefault("policy", Policy(Backoff(0.001, 0.001), max_retries=0))
+    listener = Listener(
+        ENDPOINT,
+        ListenOptions(**options),
+        Output(stream),
+        Log(stream=io.StringIO()),
+        connect=connector,
+    )
+    return listener.run(), stream, connector
+
+
+def test_listen_filters_on_type_and_conversation() -> None:
+    """Only events of a kept type and a kept conversation are printed, unchanged."""
+    conn = FakeConnection(
+        [
+            event("message.new", "c1", id="m1"),
+            event("typing", "c1"),
+            event("message.new", "c2", id="m2"),
+            event("message.new", "c1", id="m3"),
+        ]
+    )
+    filters = Filters(frozenset({"message.new"}), frozenset({"c1"}))
+    status, out, _ = run_listen(conn, filters=filters)
+    assert status == ExitStatus.OK
+    assert [line["payload"]["id"] for line in out.lines()] == ["m1", "m3"]
+
+
+def test_listen_drops_own_events_with_ignore_self() -> None:
+    """--ignore-self drops the events whose sender is the user the server named."""
+    conn = FakeConnection(
+        [event("message.new", id="m1", senderId="me"), event("message.new", id="m2", senderId="u")],
+        user_id="me",
+    )
+    _, out, _ = run_listen(conn, filters=Filters(ignore_self=True))
+    assert [line["payload"]["id"] for line in out.lines()] == ["m2"]
+
+
+def test_listen_prints_a_message_delivered_twice_once() -> None:
+    """The same message id, again on the next connection, is not printed again."""
+    first = FakeConnection([event("message.new", id="m1")], lost="dropped")
+    second = FakeConnection([event("message.new", id="m1"), event("message.new", id="m2")])
+    status, out, connector = run_listen(
+        first, second, policy=Policy(Backoff(0.001, 0.001), max_retries=1)
+    )
+    assert status == ExitStatus.OK and connector.opened == 2
+    assert [line["payload"]["id"] for line in out.lines()] == ["m1", "m2"]
+
+
+def test_listen_acks_only_after_the_output_is_flushed() -> None:
+    """Acks go out once the events they acknowledge have been flushed to stdout."""
+    events: list[Any] = []
+    frames = [{**event("message.new", id=f"m{i}"), "ackId": f"a{i}"} for i in (1, 2)]
+    conn = FakeConnection(frames, dialect=SERVER, events=events)
+    run_listen(conn, events=events)
+    assert conn.acked == ["a1", "a2"]
+    first_ack = events.index(("acks", ["a1", "a2"]))
+    assert ("flush", 2) in events[:first_ack]
+
+
+def test_listen_stops_at_count_and_subscribes_first() -> None:
+    """--count N: exit 0 after N printed events, the connection closed; subscriptions go first."""
+    conn = FakeConnection([event("message.new", id=f"m{i}") for i in range(5)])
+    status, out, _ = run_listen(conn, count=2, subscribe=("c1",))
+    assert status == ExitStatus.OK and conn.closed
+    assert len(out.lines()) == 2
+    assert conn.sent == [{"action": "subscribe", "conversationId": "c1"}]
+
+
+def test_listen_times_out_short_of_count() -> None:
+    """The stream ends (the deadline) before --count: exit 124."""
+    status, out, _ = run_listen(FakeConnection([event("message.new", id="m1")]), count=3)
+    assert status == ExitStatus.TIMEOUT and len(out.lines()) == 1
+
+
+def test_ledger_prints_results_in_command_order() -> None:
+    """A later command settled first waits for the earlier one; the gravest status wins."""
+    stream = io.BytesIO()
+    ledger = Ledger(Output(stream))
+    first = ledger.add(Command(SEND, "c1", "hi", line=1), "r1")
+    second = ledger.add(Command(MARK_READ, "c2", line=2), "r2")
+    ledger.settle(second, False, ExitStatus.REJECTED, error="no")
+    ledger.emit()
+    assert stream.getvalue() == b""
+    ledger.settle(first, True)
+    ledger.emit()
+    lines = stream.getvalue().splitlines()
+    assert [line.count(b'"line":') for line in lines] == [1, 1]
+    assert b'"line":1' in lines[0] and b'"line":2' in lines[1]
+    assert ledger.status == ExitStatus.REJECTED
