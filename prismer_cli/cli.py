@@ -594,7 +594,7 @@ def serve(
             metavar="SPEC",
             help=(
                 "Inject a fault (repeatable): no-websocket, refuse=N[:S], rate-limit=N:S, "
-                "drop-after=N, half-open-after=N, garbage."
+                "drop-after=N, half-open-after=N, garbage, no-history."
             ),
             show_default=False,
         ),
@@ -621,6 +621,12 @@ def serve(
             "--heartbeat", metavar="SECONDS", help="Server dialect: SSE heartbeat comment interval."
         ),
     ] = 30.0,
+    token_ttl: Annotated[
+        float,
+        typer.Option(
+            "--token-ttl", metavar="SECONDS", help="Lifetime of the JWTs the server issues."
+        ),
+    ] = 604800.0,
 ) -> None:
     """Run a local Prismer-compatible server (for offline use and tests); Ctrl-C stops it."""
     if dialect not in ("docs", "server"):
@@ -639,6 +645,7 @@ def serve(
             auth_timeout=auth_timeout,
             ack_timeout=ack_timeout,
             heartbeat=heartbeat,
+            token_ttl=token_ttl,
         )
         return ExitStatus(run_server(options))
 

@@ -35,6 +35,7 @@ class ServerOptions:
     auth_timeout: float = 10.0  # server dialect: close 4001 after this without auth
     ack_timeout: float = 5.0  # server dialect: unacked frame queued after this
     heartbeat: float = 30.0  # server dialect SSE ": heartbeat" interval
+    token_ttl: float = 604800.0  # lifetime of issued JWTs (prismer_cli.server.tokens)
 
 
 def serve(options: ServerOptions) -> int:

@@ -32,6 +32,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--auth-timeout", type=float, default=defaults.auth_timeout, metavar="S")
     p.add_argument("--ack-timeout", type=float, default=defaults.ack_timeout, metavar="S")
     p.add_argument("--heartbeat", type=float, default=defaults.heartbeat, metavar="S")
+    p.add_argument("--token-ttl", type=float, default=defaults.token_ttl, metavar="SECONDS")
     return p
 
 
@@ -46,6 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth_timeout=args.auth_timeout,
         ack_timeout=args.ack_timeout,
         heartbeat=args.heartbeat,
+        token_ttl=args.token_ttl,
     )
     return serve(options)
 

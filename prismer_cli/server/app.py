@@ -18,6 +18,7 @@ from prismer_cli.server.rest import RestApi
 from prismer_cli.server.serverdialect import ServerDialect
 from prismer_cli.server.sockets import logged_path
 from prismer_cli.server.state import Store
+from prismer_cli.server.tokenapi import TokenApi
 
 CONTEXT = web.AppKey("context", ServerContext)
 DIALECT = web.AppKey("dialect", Dialect)
@@ -117,9 +118,8 @@ async def _not_this_dialect(request: web.Request) -> web.StreamResponse:
 
 def build_app(options: ServerOptions) -> web.Application:
     """A ready application for these (already validated) options."""
-    ctx = ServerContext(
-        options=options, store=Store(options.tokens), faults=FaultState(options.faults)
-    )
+    store = Store(options.tokens, token_ttl=options.token_ttl)
+    ctx = ServerContext(options=options, store=store, faults=FaultState(options.faults))
     dialect: Dialect = DocsDialect(ctx) if options.dialect == "docs" else ServerDialect(ctx)
     app = web.Application(middlewares=[guard])
     app[CONTEXT] = ctx
@@ -132,6 +132,7 @@ def build_app(options: ServerOptions) -> web.Application:
             web.get("/api/im/events/stream", docs_sse),
             web.get("/sse", server_sse),
             *RestApi(ctx, dialect).routes(),
+            *TokenApi(ctx).routes(),
             *ControlApi(ctx, dialect).routes(),
         ]
     )

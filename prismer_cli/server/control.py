@@ -5,6 +5,8 @@
   connections or, with ``to`` null, to every connected user. Answers
   ``{"ok": true, "delivered": <connections>}``.
 - ``GET /_control/log``: the list of records of :mod:`~prismer_cli.server.eventlog`.
+- ``GET /_control/sync-head``: ``{"ok": true, "head": <last seq of the event log, 0 if
+  empty>}`` (see :mod:`~prismer_cli.server.synclog`).
 - ``POST /_control/faults`` ``{"faults": [SPEC, ...]}`` replaces the active faults (see
   :mod:`~prismer_cli.server.faults`); ``GET /_control/faults`` shows them.
 """
@@ -37,6 +39,7 @@ class ControlApi:
         return [
             web.post("/_control/emit", self.emit),
             web.get("/_control/log", self.log),
+            web.get("/_control/sync-head", self.sync_head),
             web.get("/_control/faults", self.faults),
             web.post("/_control/faults", self.set_faults),
         ]
@@ -53,6 +56,9 @@ class ControlApi:
 
     async def log(self, request: web.Request) -> web.StreamResponse:
         return json_answer(self._ctx.log.records())
+
+    async def sync_head(self, request: web.Request) -> web.StreamResponse:
+        return json_answer({"ok": True, "head": self._ctx.store.sync_log.head})
 
     async def faults(self, request: web.Request) -> web.StreamResponse:
         return json_answer({"ok": True, "faults": self._ctx.faults.specs()})

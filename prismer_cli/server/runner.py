@@ -26,7 +26,7 @@ def problem_with(options: ServerOptions) -> str | None:
         return f"unknown dialect {options.dialect!r} (use docs or server)"
     if not 0 <= options.port <= 65535:
         return f"port {options.port} is out of range"
-    for name in ("auth_timeout", "ack_timeout", "heartbeat"):
+    for name in ("auth_timeout", "ack_timeout", "heartbeat", "token_ttl"):
         if getattr(options, name) <= 0:
             return f"{name.replace('_', '-')} must be positive"
     try:
