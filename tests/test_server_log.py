@@ -61,7 +61,7 @@ def sync(server: ServerProcess, token: str, query: str = "") -> dict[str, Any]:
 
 
 def head(server: ServerProcess) -> int:
-    return int(requests.get(server.url + "/_control/sync-head", timeout=5).json()["head"])
+    return server.sync_head()
 
 
 def ws_connect(server: ServerProcess, token: str) -> websocket.WebSocket:
