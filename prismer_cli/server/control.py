@@ -3,7 +3,8 @@
 - ``POST /_control/emit`` ``{"type": T, "payload": {...}, "to": USER_ID | null}`` pushes any
   event through the normal delivery path (so SSE ids and ackIds apply), to one user's
   connections or, with ``to`` null, to every connected user. Answers
-  ``{"ok": true, "delivered": <connections>}``.
+  ``{"ok": true, "delivered": <connections>}``. Durable types are written to the event log
+  first, one row per target user (see :mod:`~prismer_cli.server.synclog`).
 - ``GET /_control/log``: the list of records of :mod:`~prismer_cli.server.eventlog`.
 - ``GET /_control/sync-head``: ``{"ok": true, "head": <last seq of the event log, 0 if
   empty>}`` (see :mod:`~prismer_cli.server.synclog`).

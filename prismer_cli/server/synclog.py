@@ -30,7 +30,8 @@ What is written (the real writers, ``message.service.ts``, ``conversation.servic
 - events pushed with ``POST /_control/emit`` whose type is durable (:data:`DURABLE_TYPES`;
   the docs dialect's names are mapped, :data:`DOCS_LOG_TYPES`), one row per target user,
   ``data`` the payload, ``conversationId`` the payload's (null for ``task.notification``,
-  which the real server always writes without one).
+  which the real server always writes without one). With ``to`` null the targets are the
+  users connected at that moment, so an event for an offline user needs ``to``.
 
 Simplified on purpose: the stand-in has no ``boundarySeq`` (a later version of the real
 server adds it), does not log participant changes (its joins are leniencies the real server
@@ -172,7 +173,8 @@ class SyncLog:
         found: list[SyncRecord] = []
         if take <= 0:
             return found
-        for record in self._rows[max(since, 0) :]:
+        for index in range(max(since, 0), len(self._rows)):
+            record = self._rows[index]
             if visible(record):
                 found.append(record)
                 if len(found) >= take:
