@@ -164,7 +164,9 @@ class Client:
         )
         answer.raise_for_status()
         events = answer.json()["data"]["events"]
-        return [e["data"] for e in events if e["conversationId"] == conv]
+        return [
+            e["data"] for e in events if e["conversationId"] == conv and e["type"] == "message.new"
+        ]
 
     def unread(self, conv: str) -> int:
         answer = requests.get(

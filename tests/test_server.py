@@ -152,7 +152,8 @@ def rest(
 def register(server: ServerProcess, name: str) -> tuple[str, str]:
     """A fresh user on the server: (token, user id)."""
     username = f"{name}_{uuid.uuid4().hex[:6]}"
-    answer = rest(server, "POST", "/api/im/register", json={"type": "agent", "username": username})
+    body = {"type": "agent", "username": username, "displayName": username}
+    answer = rest(server, "POST", "/api/im/register", json=body)
     assert answer.status_code == 201, answer.text
     data = answer.json()["data"]
     return data["token"], data["imUserId"]
@@ -394,33 +395,43 @@ def test_docs_sse_sends_numbered_named_events_after_retry(
     )
     assert answer.status_code == 201
     created, message = stream.event(), stream.event()
-    assert (created["event"], created["id"]) == ("conversation.created", "1")
-    assert (message["event"], message["id"]) == ("message.new", "2")
+    logged = rest(docs_server, "GET", "/api/im/sync", token).json()["data"]["events"]
+    seqs = [(e["type"], str(e["seq"])) for e in logged]
+    assert seqs == [("conversation.create", created["id"]), ("message.new", message["id"])]
+    assert (created["event"], message["event"]) == ("conversation.created", "message.new")
+    assert int(message["id"]) == int(created["id"]) + 1
     payload = json.loads(message["data"])
     assert payload["content"] == "yo" and payload["senderId"] == user_id
 
 
 def test_docs_sse_resumes_from_last_event_id(docs_server: ServerProcess, sockets: Any) -> None:
-    """A Last-Event-ID header replays every later event first, so nothing is lost."""
+    """A Last-Event-ID header (a log seq) replays every later durable event first, so nothing
+    is lost; ephemeral events come live without an id."""
     token, user_id = register(docs_server, "resume")
     for n in range(3):
         docs_server.emit("task.updated", {"taskId": f"t{n}", "status": "done"}, to=user_id)
+    logged = rest(docs_server, "GET", "/api/im/sync", token).json()["data"]["events"]
+    seqs = [str(e["seq"]) for e in logged]
+    assert [e["type"] for e in logged] == ["task.notification"] * 3
     stream = sockets(docs_server).sse(
-        f"/api/im/events/stream?token={token}", headers={"Last-Event-ID": "1"}
+        f"/api/im/events/stream?token={token}", headers={"Last-Event-ID": seqs[0]}
     )
     stream.block()  # retry
     replayed = [stream.event() for _ in range(2)]
     assert [(e["id"], json.loads(e["data"])["taskId"]) for e in replayed] == [
-        ("2", "t1"),
-        ("3", "t2"),
+        (seqs[1], "t1"),
+        (seqs[2], "t2"),
     ]
     docs_server.emit("evolution.signal", {"n": 4}, to=user_id)
     live = stream.event()
-    assert (live["id"], live["event"]) == ("4", "evolution.signal")
+    assert live["event"] == "evolution.signal" and "id" not in live
+    docs_server.emit("task.updated", {"taskId": "t3", "status": "done"}, to=user_id)
+    head = requests.get(docs_server.url + "/_control/sync-head", timeout=5).json()["head"]
+    assert stream.event()["id"] == str(head)
     sse_records = [
         r for r in docs_server.log() if r["kind"] == "sse_connect" and r.get("user") == user_id
     ]
-    assert sse_records[-1]["headers"] == {"Last-Event-ID": "1"}
+    assert sse_records[-1]["headers"] == {"Last-Event-ID": seqs[0]}
 
 
 def test_docs_sse_bad_token_is_401_and_sse_path_is_404(docs_server: ServerProcess) -> None:
@@ -828,9 +839,8 @@ def test_rest_register_answers_like_the_transcript(docs_server: ServerProcess) -
     }
     me = rest(docs_server, "GET", "/api/im/me", data["token"]).json()["data"]
     assert me["user"]["id"] == data["imUserId"] and me["agentCard"]["capabilities"] == ["chat"]
-    taken = rest(
-        docs_server, "POST", "/api/im/register", json={"type": "agent", "username": username}
-    )
+    dup = {"type": "agent", "username": username, "displayName": "dup"}  # as transcript 01
+    taken = rest(docs_server, "POST", "/api/im/register", json=dup)
     assert (taken.status_code, taken.json()["error"]) == (
         409,
         f"Username '{username}' is already taken",
@@ -877,7 +887,7 @@ def test_rest_idempotency_key_posts_only_once(docs_server: ServerProcess, socket
     assert recv_json(ws)["payload"]["content"] == "once"
     assert_quiet(ws)
     events = rest(docs_server, "GET", "/api/im/sync?since=0", token).json()["data"]["events"]
-    assert [e["data"]["content"] for e in events] == ["once"]
+    assert [e["data"]["content"] for e in events if e["type"] == "message.new"] == ["once"]
     logged = [
         r
         for r in docs_server.log()
@@ -1206,7 +1216,11 @@ def test_repeated_events_about_one_message_are_all_delivered(
         assert stream is not None
         events = [stream.event() for _ in sent]
         assert [(e["event"], json.loads(e["data"])) for e in events] == sent
-        assert len({e["id"] for e in events}) == len(sent)
+        # SSE ids are the event log's seqs: each edit is stored, so each has an id of its own;
+        # the docs dialect logs no status event, so those carry none.
+        edits, statuses = events[:3], events[3:]
+        assert len({e["id"] for e in edits}) == len(edits)
+        assert all("id" not in e for e in statuses)
 
 
 STATUSES = ("sent", "delivered", "read")

@@ -19,6 +19,7 @@ from prismer_cli.server.responses import json_error
 from prismer_cli.server.rest import RestApi
 from prismer_cli.server.sockets import logged_path
 from prismer_cli.server.state import Store
+from prismer_cli.server.tokenapi import TokenApi
 
 CONTEXT = web.AppKey("context", ServerContext)
 DIALECT = web.AppKey("dialect", DialectHandlers)
@@ -132,9 +133,8 @@ async def _not_this_dialect(request: web.Request) -> web.StreamResponse:
 
 def build_app(options: ServerOptions) -> web.Application:
     """A ready application for these (already validated) options."""
-    ctx = ServerContext(
-        options=options, store=Store(options.tokens), faults=FaultState(options.faults)
-    )
+    store = Store(options.tokens, token_ttl=options.token_ttl)
+    ctx = ServerContext(options=options, store=store, faults=FaultState(options.faults))
     dialect: DialectHandlers = DocsDialect(ctx) if options.dialect == "docs" else ServerDialect(ctx)
     app = web.Application(middlewares=[guard], client_max_size=options.max_message_bytes)
     app[CONTEXT] = ctx
@@ -147,6 +147,7 @@ def build_app(options: ServerOptions) -> web.Application:
             web.get("/api/im/events/stream", docs_sse),
             web.get("/sse", server_sse),
             *RestApi(ctx, dialect).routes(),
+            *TokenApi(ctx).routes(),
             *ControlApi(ctx, dialect).routes(),
         ]
     )

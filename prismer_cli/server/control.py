@@ -3,9 +3,11 @@
 - ``POST /_control/emit`` ``{"type": T, "payload": {...}, "to": USER_ID | null}`` pushes any
   event through the normal delivery path (so SSE ids and ackIds apply), to one user's
   connections or, with ``to`` null, to every connected user. Answers
-  ``{"ok": true, "delivered": <connections>}``. Every emit is a new event, even one that
-  repeats an earlier one: a new SSE ``id:`` (docs dialect) or a new ``ackId`` (server
-  dialect). Repeated events about one message are emitted this way, in the dialect's names:
+  ``{"ok": true, "delivered": <connections>}``. Durable types are written to the event log
+  first, one row per target user (see :mod:`~prismer_cli.server.synclog`). Every emit is a
+  new event, even one that repeats an earlier one: a new SSE ``id:`` (docs dialect) or a new
+  ``ackId`` (server dialect). Repeated events about one message are emitted this way, in the
+  dialect's names:
 
   - edits: server dialect ``message.edit`` ``{id, conversationId, content, type, editedAt,
     editedBy}``; docs dialect ``message.edited`` ``{id, conversationId, content}``;
@@ -20,6 +22,8 @@
   "senderId", "type", "content", "metadata", "createdAt"}, ...]}`` (``metadata`` an object,
   with ``_idempotencyKey`` when the sender gave one); an unknown conversation has count 0.
   Without ``conversationId``: ``{"ok": true, "counts": {CONVERSATION_ID: N, ...}}``.
+- ``GET /_control/sync-head``: ``{"ok": true, "head": <last seq of the event log, 0 if
+  empty>}`` (see :mod:`~prismer_cli.server.synclog`).
 - ``POST /_control/faults`` ``{"faults": [SPEC, ...]}`` replaces the active faults (see
   :mod:`~prismer_cli.server.faults`); ``GET /_control/faults`` shows them.
 """
@@ -54,6 +58,7 @@ class ControlApi:
             web.post("/_control/emit", self.emit),
             web.get("/_control/log", self.log),
             web.get("/_control/messages", self.messages),
+            web.get("/_control/sync-head", self.sync_head),
             web.get("/_control/faults", self.faults),
             web.post("/_control/faults", self.set_faults),
         ]
@@ -92,6 +97,9 @@ class ControlApi:
         ]
         answer = {"ok": True, "conversationId": conversation_id, "count": len(views)}
         return json_answer({**answer, "messages": views})
+
+    async def sync_head(self, request: web.Request) -> web.StreamResponse:
+        return json_answer({"ok": True, "head": self._ctx.store.sync_log.head})
 
     async def faults(self, request: web.Request) -> web.StreamResponse:
         return json_answer({"ok": True, "faults": self._ctx.faults.specs()})

@@ -15,10 +15,16 @@ WebSocket ``GET /ws?token=``
 
 SSE ``GET /api/im/events/stream?token=``
     401 JSON on a bad token. Otherwise ``retry: 1000`` first, then each event as
-    ``id: N`` / ``event: TYPE`` / ``data: PAYLOAD`` with N increasing per user. The last 1000
-    events of each user are kept, whether or not the user was connected, and a
-    ``Last-Event-ID`` request header replays every later one before anything new: that is how
-    a client resumes without loss. ``GET /sse`` is 404 in this dialect.
+    ``id: SEQ`` / ``event: TYPE`` / ``data: PAYLOAD``. The ``id`` is the event's ``seq`` in the
+    event log (:mod:`~prismer_cli.server.synclog`), so it is also a ``/api/im/sync`` cursor.
+    Durable events have one: ``message.new``, ``message.edited``, ``message.deleted``,
+    ``conversation.created``, ``task.updated`` (logged as ``message.new``, ``message.edit``,
+    ``message.delete``, ``conversation.create``, ``task.notification``). Ephemeral ones
+    (``presence.update``, ``evolution.signal``, anything else emitted) come without an ``id:``
+    line and are never replayed. A ``Last-Event-ID: SEQ`` request header first replays, with
+    their ids, the user's durable events after SEQ that this stream delivered or would have
+    delivered, then goes live, with nothing lost or doubled in between. With the
+    ``no-history`` fault there are no ``id:`` lines and no replay. ``GET /sse`` is 404 here.
 
 Connections
     At most five per user, as in the server dialect (see :mod:`~prismer_cli.server.sockets`).
@@ -46,8 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -69,8 +74,7 @@ from prismer_cli.server.sockets import (
     stream_sse,
 )
 from prismer_cli.server.state import Conversation, Message, User
-
-SSE_REPLAY_LIMIT = 1000
+from prismer_cli.server.synclog import DOCS_LOG_TYPES, log_emitted
 
 ActionHandler = Callable[[User, dict[str, Any]], None]
 
@@ -79,23 +83,10 @@ class CommandError(Exception):
     """A client command the stand-in refuses; the message goes back in an ``error`` frame."""
 
 
-class SseBuffer:
-    """One user's numbered SSE events, the last ``limit`` of them kept for resuming."""
-
-    def __init__(self, limit: int = SSE_REPLAY_LIMIT) -> None:
-        self._last_id = 0
-        self._events: deque[tuple[int, str]] = deque(maxlen=limit)
-
-    def append(self, event_type: str, payload: Any) -> str:
-        self._last_id += 1
-        text = f"id: {self._last_id}\nevent: {event_type}\ndata: {dumps(payload)}\n\n"
-        self._events.append((self._last_id, text))
-        return text
-
-    def after(self, last_id: int | None) -> list[str]:
-        if last_id is None:
-            return []
-        return [text for event_id, text in self._events if event_id > last_id]
+def sse_event(event_type: str, payload: Any, seq: int | None) -> str:
+    """One named SSE event, with an ``id:`` line when it has a place in the log."""
+    head = "" if seq is None else f"id: {seq}\n"
+    return f"{head}event: {event_type}\ndata: {dumps(payload)}\n\n"
 
 
 def parse_last_event_id(value: str | None) -> int | None:
@@ -144,7 +135,6 @@ class DocsDialect:
 
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
-        self._buffers: dict[str, SseBuffer] = {}
         self._commands: dict[str, ActionHandler] = {
             "send_message": self._send_message,
             "mark_read": self._mark_read,
@@ -153,15 +143,27 @@ class DocsDialect:
 
     # ── delivery ─────────────────────────────────────────────────────────
 
-    def _buffer(self, user_id: str) -> SseBuffer:
-        return self._buffers.setdefault(user_id, SseBuffer())
+    def deliver(
+        self,
+        user_ids: Iterable[str],
+        event_type: str,
+        payload: Any,
+        seqs: Mapping[str, int] | int | None = None,
+    ) -> int:
+        """Send an event to every connection of each user; return how many got it.
 
-    def deliver(self, user_ids: Iterable[str], event_type: str, payload: Any) -> int:
-        """Send an event to every connection of each user; return how many got it."""
+        ``seqs`` is the log row the event stands for (one for all users, or per user); the
+        row remembers this rendering so that a ``Last-Event-ID`` resume replays it."""
         ws_text = dumps({"type": event_type, "payload": payload})
+        log = self._ctx.store.sync_log
         count = 0
         for user_id in dict.fromkeys(user_ids):
-            sse_text = self._buffer(user_id).append(event_type, payload)
+            seq = seqs.get(user_id) if isinstance(seqs, Mapping) else seqs
+            record = log.record(seq) if seq is not None else None
+            if record is not None:
+                record.docs = (event_type, payload)
+            no_id = record is None or self._ctx.faults.no_history
+            sse_text = sse_event(event_type, payload, None if no_id else seq)
             for conn in self._ctx.hub.of(user_id):
                 conn.push_event(ws_text if conn.kind == "ws" else sse_text)
                 count += 1
@@ -285,7 +287,9 @@ class DocsDialect:
 
     def _deliver_message(self, conversation: Conversation, message: Message) -> None:
         sender = self._ctx.store.user(message.sender_id)
-        self.deliver(conversation.participants, "message.new", message_payload(message, sender))
+        seq = self._ctx.store.sync_log.message_seq(message.id)
+        payload = message_payload(message, sender)
+        self.deliver(conversation.participants, "message.new", payload, seq)
 
     # ── SSE ──────────────────────────────────────────────────────────────
 
@@ -311,8 +315,9 @@ class DocsDialect:
         conn.push_reply("retry: 1000\n\n")
         push_sse_garbage(ctx, conn)
         last_id = parse_last_event_id(request.headers.get("Last-Event-ID"))
-        for text in self._buffer(user.id).after(last_id):
-            conn.push_event(text)
+        if last_id is not None and not ctx.faults.no_history:
+            for text in self._replay(user.id, last_id):
+                conn.push_event(text)
         self._connected(conn, user)  # same step as the replay: nothing falls in between
         try:
             await stream_sse(ctx, conn, heartbeat=None)
@@ -321,13 +326,22 @@ class DocsDialect:
             ctx.log.add("sse_close", conn=conn.id, user=user.id)
         return response
 
+    def _replay(self, user_id: str, last_id: int) -> list[str]:
+        """The durable events after ``last_id`` this user's stream carries, as it sent them."""
+        log = self._ctx.store.sync_log
+        rows = log.visible_after(last_id, self._ctx.store.log_visibility(user_id), log.head)
+        return [sse_event(*r.docs, r.seq) for r in rows if r.docs is not None]
+
     # ── what REST and /_control call ─────────────────────────────────────
 
     def unknown_conversation(self, conversation_id: str, user_id: str) -> Conversation:
+        log = self._ctx.store.sync_log
+        before = log.head
         conversation = self._ctx.store.create_conversation(
             creator=user_id, participants=[], conversation_id=conversation_id
         )
-        self.deliver([user_id], "conversation.created", conversation_payload(conversation))
+        seq = log.head if log.head > before else None  # the creator's conversation.create row
+        self.deliver([user_id], "conversation.created", conversation_payload(conversation), seq)
         return conversation
 
     def may_post(self, conversation: Conversation, user_id: str) -> bool:
@@ -345,7 +359,11 @@ class DocsDialect:
 
     def emit(self, event_type: str, payload: Any, to: str | None) -> int:
         targets = [to] if to is not None else self._ctx.hub.users()
-        return self.deliver(targets, event_type, payload)
+        log_type = DOCS_LOG_TYPES.get(event_type)
+        if log_type is None:
+            return self.deliver(targets, event_type, payload)
+        rows = log_emitted(self._ctx.store.sync_log, log_type, payload, targets)
+        return self.deliver(targets, event_type, payload, {r.user_id: r.seq for r in rows})
 
     def close(self) -> None:
         """No timers in this dialect."""

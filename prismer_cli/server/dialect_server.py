@@ -21,7 +21,11 @@ WebSocket ``GET /ws``
     ``UNKNOWN_EVENT``; text that is not JSON gets ``error {"Invalid JSON"}`` without a code.
     ``message.send`` to a conversation that does not exist, that the sender is not part of, or
     without ``conversationId``/``content`` gets ``error {"Internal error handling
-    message.send", INTERNAL}``, as recorded.
+    message.send", INTERNAL}``, as recorded. A ``metadata._idempotencyKey`` already used in
+    the conversation stores nothing: the stored message's ``message.new`` is broadcast again
+    (new ackId, no isRetry), see :mod:`~prismer_cli.server.idempotency`. Live ``message.new``
+    frames carry the message ``id`` and no ``seq`` (the real server sends none); a client
+    finds their place in the log by reading ``/api/im/sync``.
 
     At most 5 connections (WebSocket and SSE) per user, see :mod:`~prismer_cli.server.sockets`.
 
@@ -51,6 +55,7 @@ from prismer_cli.server.acks import AckTracker
 from prismer_cli.server.context import ServerContext
 from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.formats import dumps, iso, now_ms, utcnow
+from prismer_cli.server.idempotency import key_of
 from prismer_cli.server.links import ClientLink
 from prismer_cli.server.responses import json_error
 from prismer_cli.server.sockets import (
@@ -65,6 +70,7 @@ from prismer_cli.server.sockets import (
     stream_sse,
 )
 from prismer_cli.server.state import Conversation, Message
+from prismer_cli.server.synclog import DURABLE_TYPES, log_emitted
 
 IGNORED_TYPES = frozenset(
     {
@@ -309,14 +315,17 @@ class ServerDialect:
             or not (parent_id is None or isinstance(parent_id, str))
         ):
             raise CommandFailed(name)
-        message = self._ctx.store.post_message(
-            conversation,
-            sender=user_id,
-            content=content,
-            kind=kind,
-            metadata=metadata,
-            parent_id=parent_id,
-        )
+        key = key_of(metadata)
+        message = self._ctx.store.idempotency.find(conversation.id, key) if key else None
+        if message is None:  # a repeated key: the stored message is broadcast again
+            message = self._ctx.store.post_message(
+                conversation,
+                sender=user_id,
+                content=content,
+                kind=kind,
+                metadata=metadata,
+                parent_id=parent_id,
+            )
         self.broadcast_room(conversation.id, frame("message.new", message.event_view()))
 
     def _typing(
@@ -415,6 +424,8 @@ class ServerDialect:
     def emit(self, event_type: str, payload: Any, to: str | None) -> int:
         envelope = frame(event_type, payload)
         targets = [to] if to is not None else self._ctx.hub.users()
+        if event_type in DURABLE_TYPES:
+            log_emitted(self._ctx.store.sync_log, event_type, payload, targets)
         return sum(self.send_to_user(user_id, envelope) for user_id in targets)
 
     def close(self) -> None:

@@ -26,6 +26,9 @@ Given with ``--fault SPEC`` (repeatable) or replaced at run time by ``POST /_con
     After N delivered events the connection goes silent: nothing more is sent, pings are not
     answered (neither WebSocket-level nor protocol-level), nothing is read, and the TCP socket
     stays open, like a peer that vanished without a FIN.
+``no-history``
+    The server keeps no history it will show: ``GET /api/im/sync`` answers 404 ``Not found``
+    and the docs dialect's SSE carries no ``id:`` lines and ignores ``Last-Event-ID``.
 ``garbage``
     Right after the auth frame a WebSocket gets the text frames ``this is not json``,
     ``[1,2,3]``, ``"just a string"`` and one binary frame; an SSE stream gets ``data: not json``.
@@ -47,7 +50,9 @@ FAULT_KINDS = (
     "drop-after",
     "half-open-after",
     "garbage",
+    "no-history",
 )
+FLAG_KINDS = ("no-websocket", "garbage", "no-history")
 
 
 class FaultSpecError(ValueError):
@@ -83,7 +88,7 @@ def parse_fault(spec: str) -> Fault:
     kind, sep, argument = spec.strip().partition("=")
     if kind not in FAULT_KINDS:
         raise FaultSpecError(f"unknown fault {spec!r} (known: {', '.join(FAULT_KINDS)})")
-    if kind in ("no-websocket", "garbage"):
+    if kind in FLAG_KINDS:
         if sep:
             raise FaultSpecError(f"fault {kind!r} takes no value")
         return Fault(kind)
@@ -148,6 +153,10 @@ class FaultState:
     @property
     def no_websocket(self) -> bool:
         return self._has("no-websocket")
+
+    @property
+    def no_history(self) -> bool:
+        return self._has("no-history")
 
     @property
     def garbage(self) -> bool:

@@ -4,9 +4,16 @@ Answer shapes follow the recorded transcripts and the real server's ``api/*.ts``
 ``{"ok": true, "data": ...}``, errors ``{"ok": false, "error": "..."}``. Every endpoint except
 ``/register`` needs ``Authorization: Bearer <token>`` (401 otherwise).
 
-- ``POST /register``: 201 ``{imUserId, username, displayName, role, token, expiresIn,
-  capabilities, isNew}``; 409 on a taken username; 400 on a bad ``type``.
-- ``GET /me``: the user, stats, agent card and credits.
+- ``POST /register`` ``{type: "agent"|"human", username, displayName, agentType?,
+  capabilities?}``: 201 ``{imUserId, username, displayName, role, token, expiresIn,
+  capabilities, isNew: true}`` (``capabilities`` only for agents; ``token`` a JWT, see
+  :mod:`~prismer_cli.server.tokens`). 400 ``type must be "agent" or "human"``, ``username is
+  required``, ``username must be 3-32 characters, alphanumeric, underscore, or hyphen``
+  (``^[a-zA-Z0-9_-]{3,32}$``), ``displayName is required``, ``agentType must be one of: ...``,
+  checked in that order; 409 ``Username 'X' is already taken``. With a valid Bearer JWT the
+  caller's own user is updated instead: 200 with ``isNew: false`` (as ``api/register.ts``).
+- ``POST /token/refresh``: see :mod:`~prismer_cli.server.tokenapi`.
+- ``GET /me``: ``{user, stats, agentCard (agents only), bindings, credits}``.
 - ``GET /conversations``: the user's conversations (``?withUnread=true`` fills
   ``unreadCount``).
 - ``POST /direct/{userId}/messages``: uses (or creates) the direct conversation of the two
@@ -15,11 +22,12 @@ Answer shapes follow the recorded transcripts and the real server's ``api/*.ts``
   ``{conversationId, message}``. An unknown conversation is created in the docs dialect and 404
   in the server dialect.
 - ``POST /conversations/{id}/read``: marks everything read; 200 ``{"ok": true}``.
-- ``GET /sync?since=&limit=``: ``{events, cursor, hasMore}`` for catching up.
+- ``GET /sync?since=&limit=``: the event log, see :mod:`~prismer_cli.server.synclog`; 404
+  ``Not found`` with the ``no-history`` fault.
 
-Both message posts honour ``X-Idempotency-Key``: the same key from the same user gets the
-stored answer again and the message is never posted twice. A posted message is delivered over
-WebSocket and SSE exactly like one sent over a socket.
+Both message posts honour ``X-Idempotency-Key`` as :mod:`~prismer_cli.server.idempotency`
+says (the key is added to the message's metadata as ``_idempotencyKey``). A posted message is
+delivered over WebSocket and SSE exactly like one sent over a socket.
 """
 
 from __future__ import annotations
@@ -29,12 +37,13 @@ from typing import Any
 
 from aiohttp import web
 
+from prismer_cli.server import tokens
 from prismer_cli.server.context import DialectHandlers, ServerContext
 from prismer_cli.server.formats import iso
+from prismer_cli.server.idempotency import KEY_FIELD, key_of
 from prismer_cli.server.responses import json_answer, json_error
-from prismer_cli.server.state import Conversation, RegistrationError, User
-
-MAX_SYNC_LIMIT = 500
+from prismer_cli.server.state import Conversation, Message, RegistrationError, User
+from prismer_cli.server.synclog import SyncFailed
 
 Target = Callable[[web.Request, User], tuple[Conversation, str | None]]
 
@@ -72,16 +81,6 @@ def _message_fields(body: dict[str, Any]) -> tuple[str, str, dict[str, Any], str
     return content, kind, metadata, parent_id
 
 
-def _int_query(request: web.Request, name: str, default: int) -> int:
-    text = request.query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise BadRequest(400, f"{name} must be an integer") from None
-
-
 def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
     card = {
         "capabilities": list(user.capabilities),
@@ -101,7 +100,7 @@ def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
             "createdAt": iso(user.created_at),
         },
         "stats": stats,
-        "agentCard": card if user.role == "agent" else None,
+        **({"agentCard": card} if user.role == "agent" else {}),
         "bindings": [],
         "credits": {"balance": 100000, "totalSpent": 0},
     }
@@ -135,23 +134,36 @@ class RestApi:
     # ── endpoints ────────────────────────────────────────────────────────
 
     async def register(self, request: web.Request) -> web.StreamResponse:
+        store = self._ctx.store
         try:
-            user, token = self._ctx.store.register(await _json_body(request))
+            user, is_new = store.register(await _json_body(request), self._jwt_caller(request))
         except RegistrationError as exc:
             return json_error(exc.message, exc.status)
         except BadRequest as exc:
             return json_error(exc.message, exc.status)
-        data = {
+        data: dict[str, Any] = {
             "imUserId": user.id,
             "username": user.username,
             "displayName": user.display_name,
             "role": user.role,
-            "token": token,
-            "expiresIn": "7d",
-            "capabilities": list(user.capabilities),
-            "isNew": True,
+            "token": store.issue_token(user),
+            "expiresIn": tokens.expires_in(store.token_ttl),
         }
-        return json_answer({"ok": True, "data": data}, status=201)
+        if user.role == "agent":
+            data["capabilities"] = list(user.capabilities)
+        data["isNew"] = is_new
+        return json_answer({"ok": True, "data": data}, status=201 if is_new else 200)
+
+    def _jwt_caller(self, request: web.Request) -> User | None:
+        """``optionalAuthMiddleware``: the user of a valid Bearer JWT, else anonymous."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return None
+        try:
+            claims = tokens.verify(header[len("Bearer ") :])
+        except tokens.TokenRejected:
+            return None
+        return self._ctx.store.user_from_claims(claims)
 
     async def me(self, request: web.Request) -> web.StreamResponse:
         try:
@@ -202,13 +214,20 @@ class RestApi:
         return json_answer({"ok": True})
 
     async def sync(self, request: web.Request) -> web.StreamResponse:
+        if self._ctx.faults.no_history:
+            return json_error("Not found", 404)
         try:
             user = self._user(request)
-            since = _int_query(request, "since", 0)
-            limit = min(max(_int_query(request, "limit", 100), 1), MAX_SYNC_LIMIT)
         except BadRequest as exc:
             return json_error(exc.message, exc.status)
-        data = self._ctx.store.sync_events(user.id, since, limit)
+        store = self._ctx.store
+        query = request.query
+        try:
+            data = store.sync_log.page(
+                query.get("since"), query.get("limit"), store.log_visibility(user.id)
+            )
+        except SyncFailed:
+            return json_error("Sync failed", 500)
         return json_answer({"ok": True, "data": data})
 
     async def direct_message(self, request: web.Request) -> web.StreamResponse:
@@ -225,19 +244,30 @@ class RestApi:
             body = await _json_body(request)
         except BadRequest as exc:
             return json_error(exc.message, exc.status)
-        key = request.headers.get("X-Idempotency-Key")
-        stored = self._ctx.store.idempotent_answer(user.id, key) if key else None
-        if stored is not None:
-            return json_answer(stored, status=201)
         try:
-            fields = _message_fields(body)
+            content, kind, metadata, parent_id = _message_fields(body)
             conversation, direct_to = target(request, user)
         except BadRequest as exc:
             return json_error(exc.message, exc.status)
+        header_key = request.headers.get("X-Idempotency-Key")
+        if header_key:
+            metadata = {**metadata, KEY_FIELD: header_key}
+        key = key_of(metadata)
+        stored = self._ctx.store.idempotency.find(conversation.id, key) if key else None
+        if stored is not None:
+            return json_answer(self._repeat(conversation, stored, direct_to), status=201)
+        fields = content, kind, metadata, parent_id
         answer = self._store_and_deliver(user, conversation, direct_to, fields)
-        if key:
-            self._ctx.store.remember_answer(user.id, key, answer)
         return json_answer(answer, status=201)
+
+    def _repeat(
+        self, conversation: Conversation, message: Message, direct_to: str | None
+    ) -> dict[str, Any]:
+        """A repeated idempotency key: the stored message again, nothing stored or logged."""
+        if self._dialect.name == "server":  # api/messages.ts pushes message.new again
+            self._dialect.message_posted(conversation, message, direct_to=direct_to)
+        data = {"conversationId": conversation.id, "message": message.rest_view()}
+        return {"ok": True, "data": data}
 
     def _store_and_deliver(
         self,

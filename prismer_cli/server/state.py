@@ -7,8 +7,16 @@ Users and tokens
     With ``--token`` values the server accepts only those (``TOKEN=NAME`` sets the display
     name); without any it runs in *open mode* and accepts every non-empty token. A user's id is
     stable per token, ``"usr_" + sha256(token)[:12]``, so a script can predict it; the default
-    name is ``"agent-"`` and the first six hex digits of that hash. ``POST /api/im/register``
-    creates users too and hands out a fresh opaque token that is accepted afterwards.
+    name is ``"agent-"`` and the first six hex digits of that hash. ``--token`` tokens are
+    opaque and never expire.
+
+    ``POST /api/im/register`` and ``/api/im/token/refresh`` hand out JWTs
+    (:mod:`~prismer_cli.server.tokens`) for ``token_ttl`` seconds. A JWT signed by this server
+    and not expired is accepted in either mode and stands for the user of its ``sub`` (a user
+    unknown since a restart is re-created from the claims, as the real server's database would
+    still hold it); an expired one is refused everywhere. In open mode the signature is *not*
+    checked, so tests can craft tokens: any JWT-shaped token is the user of its ``sub`` unless
+    its ``exp`` has passed, then it is refused.
 
 Leniency (documented, on purpose)
     Joining (``subscribe`` / ``conversation.join``) an unknown conversation creates it with the
@@ -20,16 +28,22 @@ Leniency (documented, on purpose)
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from prismer_cli.server import tokens
 from prismer_cli.server.formats import dumps, iso, utcnow
+from prismer_cli.server.idempotency import IdempotencyIndex, key_of
+from prismer_cli.server.synclog import SyncLog, SyncRecord, message_data
 
-MAX_IDEMPOTENT_ANSWERS = 10_000
+DEFAULT_TOKEN_TTL = 604800.0
+USERNAME = re.compile(r"^[a-zA-Z0-9_-]{3,32}$")
+AGENT_TYPES = ("assistant", "specialist", "orchestrator", "tool", "bot")
 
 
 class RegistrationError(Exception):
@@ -155,26 +169,6 @@ class Conversation:
         }
 
 
-@dataclass(frozen=True)
-class SyncEvent:
-    """One entry of the ``/sync`` catch-up feed."""
-
-    id: int
-    type: str
-    data: dict[str, Any]
-    conversation_id: str
-    at: datetime
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "type": self.type,
-            "data": self.data,
-            "conversationId": self.conversation_id,
-            "at": iso(self.at),
-        }
-
-
 def user_id_for_token(token: str) -> str:
     return "usr_" + hashlib.sha256(token.encode()).hexdigest()[:12]
 
@@ -202,13 +196,16 @@ def new_conversation_id() -> str:
 class Store:
     """The whole server-side world: users, tokens, conversations, messages, catch-up feed."""
 
-    def __init__(self, token_specs: Iterable[str] = ()) -> None:
+    def __init__(
+        self, token_specs: Iterable[str] = (), *, token_ttl: float = DEFAULT_TOKEN_TTL
+    ) -> None:
         self._users: dict[str, User] = {}
         self._token_users: dict[str, str] = {}
         self._usernames: dict[str, str] = {}
         self._conversations: dict[str, Conversation] = {}
-        self._idempotent: dict[tuple[str, str], Any] = {}
-        self._sync: list[SyncEvent] = []
+        self.token_ttl = token_ttl
+        self.sync_log = SyncLog()
+        self.idempotency: IdempotencyIndex[Message] = IdempotencyIndex()
         specs = list(token_specs)
         self.open_mode = not specs
         for spec in specs:
@@ -235,9 +232,48 @@ class Store:
         uid = self._token_users.get(token)
         if uid is not None:
             return self._users[uid]
+        claims = tokens.decode(token)
+        if claims is not None and (self.open_mode or tokens.signed_by_us(token)):
+            if tokens.is_expired(claims):
+                return None
+            user = self.user_from_claims(claims)
+            if user is not None:
+                return user
         if self.open_mode:
             return self._add_token_user(token, None)
         return None
+
+    def user_from_claims(self, claims: dict[str, Any]) -> User | None:
+        """The user of a JWT's ``sub``, created from its claims when unknown (None without)."""
+        sub = claims.get("sub")
+        if not isinstance(sub, str) or not sub:
+            return None
+        user = self._users.get(sub)
+        if user is None:
+            username = claims.get("username")
+            name = username if isinstance(username, str) and username else sub
+            role = claims.get("role") if claims.get("role") in ("agent", "human") else "agent"
+            agent_type = claims.get("agentType")
+            user = User(
+                id=sub,
+                username=name,
+                display_name=name,
+                role=str(role),
+                agent_type=agent_type if isinstance(agent_type, str) else None,
+            )
+            self._users[sub] = user
+            self._usernames.setdefault(name, sub)
+        return user
+
+    def issue_token(self, user: User) -> str:
+        """A JWT for this user, valid ``token_ttl`` seconds."""
+        claims = {
+            "sub": user.id,
+            "username": user.username,
+            "role": user.role,
+            "agentType": user.agent_type if user.role == "agent" else None,
+        }
+        return tokens.issue(claims, self.token_ttl)
 
     def user(self, user_id: str) -> User | None:
         return self._users.get(user_id)
@@ -249,33 +285,48 @@ class Store:
             user = self._users.get(self._usernames[id_or_username])
         return user
 
-    def register(self, body: dict[str, Any]) -> tuple[User, str]:
-        """``POST /register``: a new user and a fresh token, or a RegistrationError."""
+    def register(self, body: dict[str, Any], caller: User | None = None) -> tuple[User, bool]:
+        """``POST /register`` as ``api/register.ts`` checks it: (user, is new) or a
+        RegistrationError. ``caller`` is the user of a valid Bearer JWT, who is updated."""
         kind = body.get("type")
         if kind not in ("agent", "human"):
             raise RegistrationError(400, 'type must be "agent" or "human"')
         username = body.get("username")
-        if not isinstance(username, str) or not username:
+        if not username:
             raise RegistrationError(400, "username is required")
-        if username in self._usernames:
-            raise RegistrationError(409, f"Username '{username}' is already taken")
-        token = "prt_" + secrets.token_hex(24)
+        if not isinstance(username, str) or not USERNAME.match(username):
+            message = "username must be 3-32 characters, alphanumeric, underscore, or hyphen"
+            raise RegistrationError(400, message)
         display = body.get("displayName")
+        if not display:
+            raise RegistrationError(400, "displayName is required")
+        agent_type = body.get("agentType")
+        if kind == "agent" and agent_type and agent_type not in AGENT_TYPES:
+            raise RegistrationError(400, f"agentType must be one of: {', '.join(AGENT_TYPES)}")
+        holder = self._usernames.get(username)
+        if holder is not None and (caller is None or holder != caller.id):
+            raise RegistrationError(409, f"Username '{username}' is already taken")
         capabilities = body.get("capabilities")
-        user = User(
-            id=user_id_for_token(token),
-            username=username,
-            display_name=display if isinstance(display, str) and display else username,
-            role=kind,
-            agent_type=body.get("agentType") if isinstance(body.get("agentType"), str) else None,
-            capabilities=[c for c in capabilities if isinstance(c, str)]
+        user = caller or User(id="usr_" + secrets.token_hex(6), username=username, display_name="")
+        if caller is not None:
+            self._usernames.pop(caller.username, None)
+        is_new = caller is None or (caller.role == "human" and kind == "agent")
+        user.username = username
+        user.display_name = str(display)
+        user.role = kind
+        user.agent_type = (
+            (agent_type if isinstance(agent_type, str) else "assistant")
+            if kind == "agent"
+            else None
+        )
+        user.capabilities = (
+            [c for c in capabilities if isinstance(c, str)]
             if isinstance(capabilities, list)
-            else [],
+            else []
         )
         self._users[user.id] = user
         self._usernames[username] = user.id
-        self._token_users[token] = user.id
-        return user, token
+        return user, is_new
 
     # ── conversations ────────────────────────────────────────────────────
 
@@ -300,6 +351,9 @@ class Store:
             metadata=metadata or {},
         )
         self._conversations[conversation.id] = conversation
+        data: dict[str, Any] = {"id": conversation.id, "type": kind}
+        data["participants" if kind == "direct" else "members"] = list(members)
+        self.sync_log.write_for_each("conversation.create", data, conversation.id, members)
         return conversation
 
     def join(self, conversation_id: str, user_id: str) -> tuple[Conversation, bool]:
@@ -362,6 +416,9 @@ class Store:
         conversation.last_message_at = message.created_at
         conversation.updated_at = message.created_at
         self._record_sync(message)
+        key = key_of(message.metadata)
+        if key is not None:
+            self.idempotency.remember(conversation.id, key, message)
         return message
 
     def mark_read(self, conversation_id: str, user_id: str, up_to: str | None) -> str | None:
@@ -379,34 +436,26 @@ class Store:
             1 for c in self._conversations.values() for m in c.messages if m.sender_id == user_id
         )
 
-    # ── idempotency and catch-up ─────────────────────────────────────────
-
-    def idempotent_answer(self, user_id: str, key: str) -> Any:
-        return self._idempotent.get((user_id, key))
-
-    def remember_answer(self, user_id: str, key: str, answer: Any) -> None:
-        if len(self._idempotent) >= MAX_IDEMPOTENT_ANSWERS:
-            self._idempotent.pop(next(iter(self._idempotent)))
-        self._idempotent[(user_id, key)] = answer
+    # ── the event log ────────────────────────────────────────────────────
 
     def _record_sync(self, message: Message) -> None:
-        event = SyncEvent(
-            len(self._sync) + 1,
-            "message.new",
-            message.event_view(),
-            message.conversation_id,
-            utcnow(),
+        data = message_data(
+            message_id=message.id,
+            conversation_id=message.conversation_id,
+            sender_id=message.sender_id,
+            kind=message.type,
+            content=message.content,
+            metadata=message.metadata,
+            parent_id=message.parent_id,
+            created_at=message.created_at,
         )
-        self._sync.append(event)
+        self.sync_log.write("message.new", data, message.conversation_id, message.sender_id)
 
-    def sync_events(self, user_id: str, since: int, limit: int) -> dict[str, Any]:
-        """``GET /sync``: the user's events after cursor ``since``, at most ``limit``."""
+    def log_visibility(self, user_id: str) -> Callable[[SyncRecord], bool]:
+        """Which log rows a user sees: their conversations' (as of now) and their own."""
         mine = {c.id for c in self.conversations_of(user_id)}
-        later = [e for e in self._sync[max(since, 0) :] if e.conversation_id in mine]
-        page = later[:limit]
-        cursor = page[-1].id if page else max(since, 0)
-        return {
-            "events": [e.view() for e in page],
-            "cursor": cursor,
-            "hasMore": len(later) > len(page),
-        }
+
+        def visible(record: SyncRecord) -> bool:
+            return record.user_id == user_id or record.conversation_id in mine
+
+        return visible

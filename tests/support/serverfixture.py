@@ -157,6 +157,12 @@ class ServerProcess:
         records: list[dict[str, Any]] = response.json()
         return records
 
+    def sync_head(self) -> int:
+        """``GET /_control/sync-head``: the last ``seq`` of the event log (0 when empty)."""
+        response = requests.get(self.url + "/_control/sync-head", timeout=HTTP_TIMEOUT)
+        response.raise_for_status()
+        return int(response.json()["head"])
+
     def emit(self, type: str, payload: Any = None, to: str | None = None) -> dict[str, Any]:
         """``POST /_control/emit``: push an event through the normal delivery path."""
         body = {"type": type, "payload": {} if payload is None else payload, "to": to}
