@@ -1,22 +1,25 @@
 """Shell completions and the man page, generated from the Typer app: never edited by hand.
 
-    python -m prismer_cli.docgen           rewrite completions/ and man/ from the app
-    python -m prismer_cli.docgen --check   exit 1, listing the files that are stale
+    python -m tools.docgen           rewrite completions/ and man/ from the app (make docs)
+    python -m tools.docgen --check   exit 1, listing the files that are stale
 
 The completion scripts are Typer's own: the text `prismer-rt --show-completion` prints and
 `prismer-rt --install-completion` installs. The man page walks the click command tree of
 `typer.main.get_command(app)` for commands, options, metavars, defaults and help, and takes its
 prose from docprose.py. In help texts, a paragraph "Example: CMD" or "Examples: CMD ; CMD"
-becomes a code block with one command a line. The CLI never imports this module.
+becomes a code block with one command a line. A build-time tool: the installed package does not
+contain it, and the CLI never imports it.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from enum import IntEnum
 from pathlib import Path
 
 import typer
@@ -27,8 +30,8 @@ import typer.main
 from typer.completion import get_completion_script  # type: ignore[attr-defined]
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from prismer_cli import __version__, docprose
-from prismer_cli.status import ExitStatus
+from prismer_cli import __version__
+from tools import docprose
 
 PROG = "prismer-rt"
 COMPLETE_VAR = "_PRISMER_RT_COMPLETE"  # what Typer derives from PROG: _{PROG}_COMPLETE
@@ -39,11 +42,50 @@ COMPLETIONS = {
 }
 MAN_PAGE = "man/prismer-rt.1"
 ROOT = Path(__file__).resolve().parent.parent
-REGENERATE = "python -m prismer_cli.docgen"
+REGENERATE = "python -m tools.docgen"
 
 Param = TyperOption | TyperArgument
 Command = TyperCommand | TyperGroup
 Key = tuple[tuple[str, ...], str | None]  # an option's names and help: the same option
+
+# -- what the app defines ------------------------------------------------------------------
+# The redesign of issue 9 moves the Typer app (prismer_cli.cli -> prismer_cli.cli.app) and the
+# exit statuses (prismer_cli.status -> prismer_cli.errors). Each is looked for in its new home
+# first, then in the old one; once the move has landed these can become two plain imports.
+APP_HOMES = ("prismer_cli.cli.app", "prismer_cli.cli")
+EXIT_STATUS_HOMES = ("prismer_cli.errors", "prismer_cli.status")
+
+
+def find(homes: Sequence[str], name: str) -> object:
+    """`name` from the first of the modules `homes` that exists and defines it."""
+    for home in homes:
+        try:
+            module = importlib.import_module(home)
+        except ModuleNotFoundError as exc:
+            if exc.name != home:  # the module exists but something it imports does not
+                raise
+            continue
+        found = getattr(module, name, None)
+        if found is not None:
+            return found
+    raise ImportError(f"{name} is in none of: {', '.join(homes)}")
+
+
+def load_app() -> typer.Typer:
+    """The `prismer-rt` Typer app."""
+    app = find(APP_HOMES, "app")
+    if not isinstance(app, typer.Typer):
+        raise TypeError(f"not a Typer app: {app!r}")
+    return app
+
+
+def exit_statuses() -> type[IntEnum]:
+    """The ExitStatus enum: every status `prismer-rt` returns to the shell."""
+    found = find(EXIT_STATUS_HOMES, "ExitStatus")
+    if not (isinstance(found, type) and issubclass(found, IntEnum)):
+        raise TypeError(f"not an IntEnum: {found!r}")
+    return found
+
 
 # -- roff -------------------------------------------------------------------------------------
 _SPECIAL = {
@@ -304,7 +346,7 @@ def _header() -> list[str]:
     if date is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
         raise ValueError(f"add the release date of {__version__} to docprose.RELEASE_DATES")
     return [
-        rf".\" Generated from the app and prismer_cli/docprose.py by: {REGENERATE}",
+        rf".\" Generated from the app and tools/docprose.py by: {REGENERATE}",
         f'.TH {escape(PROG.upper())} 1 {date} "{escape(PROG)} {escape(__version__)}" '
         '"User Commands"',
         ".nh",  # no hyphenation: option and variable names must stay whole
@@ -383,7 +425,7 @@ def _files() -> list[str]:
 def _exit_status() -> list[str]:
     meanings = dict(docprose.EXIT_STATUS)
     lines = [".SH EXIT STATUS"]
-    for status in ExitStatus:
+    for status in exit_statuses():
         lines += item(bold(str(int(status))), inline(meanings.pop(status.name)))
     if meanings:
         raise ValueError(f"docprose.EXIT_STATUS names no ExitStatus member: {sorted(meanings)}")
@@ -467,10 +509,8 @@ def completion_script(shell: str) -> str:
 
 def generate() -> dict[str, str]:
     """Every generated file: its path below the repository, and its text."""
-    from prismer_cli.cli import app
-
     files = {path: completion_script(shell) for shell, path in COMPLETIONS.items()}
-    page = man_page(app)
+    page = man_page(load_app())
     problems = lint_roff(page)
     if problems:
         raise ValueError("the man page is not clean roff:\n" + "\n".join(problems))
