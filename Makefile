@@ -1,7 +1,7 @@
 # Tasks for working on prismer-rt. Run them from the repository root, in the virtual environment
 # where `pip install -e '.[dev]'` ran (or say which interpreter: make check PYTHON=.venv/bin/python).
 # CI runs the README's test command instead (.ci/run): `pip install -e '.[dev]' && pytest`, which
-# runs the same gates as tests (tests/test_quality.py) and prints the coverage summary.
+# runs the same gates as tests (tests/test_quality.py), with a coverage summary.
 
 PYTHON ?= python
 PYTEST_ARGS ?=
@@ -36,8 +36,8 @@ bench: ## the full benchmark (about 4 minutes; see bench/README.md)
 bench-quick: ## a short benchmark run, to see that it works
 	$(PYTHON) bench/run.py --quick
 
-coverage: ## the tests with a line-by-line coverage report (term and htmlcov/index.html)
-	$(PYTHON) -m pytest --cov-report=term-missing:skip-covered --cov-report=html $(PYTEST_ARGS)
+coverage: ## the tests with coverage, subprocesses included: missed lines, and htmlcov/index.html
+	$(PYTHON) -m pytest --cov --cov-report=term-missing --cov-report=html $(PYTEST_ARGS)
 
 clean: ## remove caches and coverage data
 	rm -rf .mypy_cache .ruff_cache .pytest_cache htmlcov .coverage .coverage.*

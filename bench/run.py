@@ -52,6 +52,9 @@ SCRUB = (
     "HTTPS_PROXY",
     "all_proxy",
     "ALL_PROXY",
+    # Set by the test suite's coverage (tests/test_bench_smoke.py): a benchmark never runs traced.
+    "COVERAGE_PROCESS_CONFIG",
+    "COVERAGE_PROCESS_START",
 )
 # Interpreter knobs that change what is measured (PYTHONUNBUFFERED turns every line printed
 # into a write(2), PYTHONDONTWRITEBYTECODE makes every start compile from source): the

@@ -41,6 +41,19 @@ def test_mypy_checks_every_python_folder() -> None:
     assert folders <= checked, sorted(folders - checked)
 
 
+def test_ci_runs_the_readme_test_command_with_coverage() -> None:
+    """.ci/run ends with the README's test command, verbatim, and has it report coverage with
+    the subprocesses measured."""
+    command = "pip install -e '.[dev]' && pytest"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert f"```sh\n{command}\n```" in readme
+    assert ci.rstrip("\n").splitlines()[-1] == command
+    assert re.search(r"^export PYTEST_ADDOPTS=\"--cov\b", ci, re.M)
+    coverage = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "subprocess" in coverage["tool"]["coverage"]["run"]["patch"]
+
+
 def test_make_runs_the_same_gates() -> None:
     """`make lint` (and so `make check`) runs tools.check, the list these tests run."""
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
