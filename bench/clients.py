@@ -17,6 +17,8 @@ import json
 import os
 import socket
 import sys
+from collections.abc import Callable, Iterable, Iterator
+from typing import cast
 
 
 def with_websockets(url: str, count: int) -> int:
@@ -29,7 +31,7 @@ def with_websockets(url: str, count: int) -> int:
         first = loads(ws.recv())
         if first.get("type") != "auth_success":
             return 3
-        for message in ws:
+        for message in cast("Iterable[str]", ws):  # text frames: str (typed once, not per frame)
             loads(message)
             write(message + "\n")
             seen += 1
@@ -48,7 +50,7 @@ def with_websocket_client(url: str, count: int) -> int:
     first = loads(ws.recv())
     if first.get("type") != "auth_success":
         return 3
-    recv = ws.recv
+    recv = cast("Callable[[], str]", ws.recv)  # text frames: str
     for _ in range(count):
         message = recv()
         loads(message)
@@ -67,7 +69,8 @@ def with_sseclient(url: str, count: int) -> int:
     dumps = json.dumps
     seen = 0
     response = requests.get(url, stream=True, headers={"Accept": "text/event-stream"})
-    client = sseclient.SSEClient(response)
+    # sseclient-py reads the response as its README shows (its stub asks for an iterator).
+    client = sseclient.SSEClient(cast("Iterator[bytes]", response))
     for event in client.events():
         loads(event.data)
         # the same envelope prismer-rt prints: {"type": <event name>, "payload": <data>}

@@ -52,6 +52,9 @@ SCRUB = (
     "HTTPS_PROXY",
     "all_proxy",
     "ALL_PROXY",
+    # Set by the test suite's coverage (tests/test_bench_smoke.py): a benchmark never runs traced.
+    "COVERAGE_PROCESS_CONFIG",
+    "COVERAGE_PROCESS_START",
 )
 # Interpreter knobs that change what is measured (PYTHONUNBUFFERED turns every line printed
 # into a write(2), PYTHONDONTWRITEBYTECODE makes every start compile from source): the
@@ -485,17 +488,22 @@ class Bench:
         self.server: ServerProcess | None = None
         self.tmp = home
 
+    @property
+    def live(self) -> ServerProcess:
+        """The server, while run() has it running."""
+        if self.server is None:
+            raise RuntimeError("the benchmark server is not running")
+        return self.server
+
     def prismer_env(self, token: str) -> dict[str, str]:
-        assert self.server is not None
         return {
             **self.env,
-            "PRISMER_URL": f"http://127.0.0.1:{self.server.port}",
+            "PRISMER_URL": f"http://127.0.0.1:{self.live.port}",
             "PRISMER_TOKEN": token,
         }
 
     def url(self, scheme: str, path: str, token: str) -> str:
-        assert self.server is not None
-        return f"{scheme}://127.0.0.1:{self.server.port}{path}?token={token}"
+        return f"{scheme}://127.0.0.1:{self.live.port}{path}?token={token}"
 
     def prebuild(self) -> list[str]:
         s, want = self.s, []
@@ -533,7 +541,8 @@ class Bench:
         keep_pipe: bool = False,
     ) -> list[Case]:
         """One case per sink (/dev/null, a pipe drained by this process) for one client."""
-        r, cases = self.results, []
+        r = self.results
+        cases: list[Case] = []
         timeout = max(120.0, n / 1_000)
         for sink, suffix, shown in (("null", "", " > /dev/null"), ("pipe", ".pipe", " | reader")):
             row_key, row_label = key + suffix, label + shown
@@ -544,7 +553,7 @@ class Bench:
 
             def run(i: int, sink: str = sink, keep: bool = keep) -> Sample:
                 return run_client(
-                    self.server, cmd, env, sink=sink, keep=keep and i == 0, timeout=timeout
+                    self.live, cmd, env, sink=sink, keep=keep and i == 0, timeout=timeout
                 )
 
             cases.append((r.row(section, row_key, row_label, "events/s"), run, n))
@@ -569,7 +578,7 @@ class Bench:
                     "prismer-rt listen > /dev/null, PYTHONUNBUFFERED=1",
                     "events/s",
                 ),
-                lambda i: run_client(self.server, listen, unbuffered, timeout=max(120, n / 1e3)),
+                lambda i: run_client(self.live, listen, unbuffered, timeout=max(120, n / 1e3)),
                 n,
             )
         )
@@ -765,7 +774,7 @@ class Bench:
             for row, cmd, cmd_env in cases:
                 with path.open("rb") as stdin:
                     sample = run_client(
-                        self.server, cmd, cmd_env, stdin=stdin, timeout=max(120.0, n / 1_000)
+                        self.live, cmd, cmd_env, stdin=stdin, timeout=max(120.0, n / 1_000)
                     )
                 if sample.ok and sample.frames_in != n:
                     sample.ok = False
@@ -861,7 +870,7 @@ class Bench:
                 )
                 env = self.prismer_env(f"stream-{n}")
                 rss, sample = rss_run(
-                    self.server,
+                    self.live,
                     t.python,
                     [t.prismer_rt, "listen", "--count", str(n)],
                     env,

@@ -37,7 +37,11 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+Record = dict[str, Any]  # one JSON line for bench/run.py: {"ev": ..., ...}
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CONTENT_PAD = 250  # target size in bytes of one WebSocket event (the envelope)
@@ -208,7 +212,9 @@ class ClientFrames:
 class BenchServer:
     """Threaded server; `report` is called with one dict per connection event."""
 
-    def __init__(self, report, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self, report: Callable[[Record], None], host: str = "127.0.0.1", port: int = 0
+    ) -> None:
         self._report = report
         self._blobs: dict[tuple[str, int], bytes] = {}
         self._blob_lock = threading.Lock()
@@ -237,7 +243,7 @@ class BenchServer:
 
     def _handle(self, conn: socket.socket, conn_id: int) -> None:
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        end: dict = {"ev": "end", "conn": conn_id, "frames_in": 0, "t_last_in": 0}
+        end: Record = {"ev": "end", "conn": conn_id, "frames_in": 0, "t_last_in": 0}
         try:
             target, headers, rest = read_request(conn)
             url = urlsplit(target)
@@ -273,7 +279,15 @@ class BenchServer:
                 conn.close()
             self._report(end)
 
-    def _ws_stream(self, conn, conn_id, headers, rest, n, end) -> None:
+    def _ws_stream(
+        self,
+        conn: socket.socket,
+        conn_id: int,
+        headers: dict[str, str],
+        rest: bytes,
+        n: int,
+        end: Record,
+    ) -> None:
         body = self.blob("ws", n)
         self._report(
             {"ev": "start", "conn": conn_id, "route": "ws", "n": n, "t": time.perf_counter_ns()}
@@ -282,7 +296,9 @@ class BenchServer:
         end["t_sent"] = time.perf_counter_ns()
         self._drain_until_close(conn, rest, end, reply=False)
 
-    def _ws_discard(self, conn, conn_id, headers, rest, end) -> None:
+    def _ws_discard(
+        self, conn: socket.socket, conn_id: int, headers: dict[str, str], rest: bytes, end: Record
+    ) -> None:
         self._report(
             {"ev": "start", "conn": conn_id, "route": "discard", "t": time.perf_counter_ns()}
         )
@@ -290,7 +306,7 @@ class BenchServer:
         self._drain_until_close(conn, rest, end, reply=True)
 
     @staticmethod
-    def _drain_until_close(conn, rest, end, reply: bool) -> None:
+    def _drain_until_close(conn: socket.socket, rest: bytes, end: Record, reply: bool) -> None:
         frames = ClientFrames()
         if rest:
             frames.feed(rest)
@@ -320,7 +336,7 @@ def main() -> None:
     args = parser.parse_args()
     lock = threading.Lock()
 
-    def report(record: dict) -> None:
+    def report(record: Record) -> None:
         line = json.dumps(record) + "\n"
         with lock:
             sys.stdout.write(line)

@@ -7,15 +7,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = REPO / "bench" / "run.py"
+Report = dict[str, Any]  # the document bench/run.py --json writes, plus "stdout"
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Report:
     if not (Path(sys.executable).parent / "prismer-rt").exists():
         pytest.skip("prismer-rt is not installed beside this interpreter")
     out = tmp_path_factory.mktemp("bench") / "bench.json"
@@ -39,12 +41,12 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    document = json.loads(out.read_text())
+    document: Report = json.loads(out.read_text())
     document["stdout"] = done.stdout
     return document
 
 
-def test_prints_the_machine_and_the_table(smoke: dict) -> None:
+def test_prints_the_machine_and_the_table(smoke: Report) -> None:
     stdout = smoke["stdout"]
     assert stdout.startswith("Machine: ")
     assert "| Benchmark | Client | Result | prismer-rt vs this |" in stdout
@@ -54,14 +56,14 @@ def test_prints_the_machine_and_the_table(smoke: dict) -> None:
     assert smoke["table"] == stdout.rstrip("\n")
 
 
-def test_prismer_rt_output_was_complete(smoke: dict) -> None:
+def test_prismer_rt_output_was_complete(smoke: Report) -> None:
     checks = smoke["checks"]
     assert set(checks) == {"ws.complete", "sse.complete", "send.complete", "latency.complete"}
     assert all(check["ok"] for check in checks.values()), checks
     assert smoke["complete"] is True
 
 
-def test_every_prismer_rt_figure_was_measured(smoke: dict) -> None:
+def test_every_prismer_rt_figure_was_measured(smoke: Report) -> None:
     results = smoke["results"]
     for key in (
         "ws.prismer",
@@ -91,7 +93,7 @@ def test_every_prismer_rt_figure_was_measured(smoke: dict) -> None:
         ("send.websocat", "websocat"),
     ],
 )
-def test_comparison_ran_or_was_skipped(smoke: dict, key: str, tool: str) -> None:
+def test_comparison_ran_or_was_skipped(smoke: Report, key: str, tool: str) -> None:
     row = smoke["results"][key]
     if row["skipped"]:
         pytest.skip(f"{tool}: {row['skipped']}")

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from prismer_cli import __version__, docgen, docprose
+from prismer_cli import __version__
+from prismer_cli.cli import main as CLI_MAIN
 from prismer_cli.cli.app import app
 from prismer_cli.errors import ExitStatus
+from tools import docgen, docprose
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED = docgen.generate()
@@ -71,7 +73,7 @@ def executable(tmp_path: Path) -> str:
 def test_checked_in_file_is_current(path: str) -> None:
     """Each checked-in completion script and the man page equal what the app generates now."""
     on_disk = (REPO / path).read_text(encoding="utf-8") if (REPO / path).exists() else None
-    assert on_disk == GENERATED[path], f"{path} is stale: run `python -m prismer_cli.docgen`"
+    assert on_disk == GENERATED[path], f"{path} is stale: run `make docs`"
 
 
 def test_check_mode_lists_stale_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -84,7 +86,7 @@ def test_check_mode_lists_stale_files(tmp_path: Path, capsys: pytest.CaptureFixt
     (tmp_path / docgen.MAN_PAGE).write_text("stale\n")
     assert docgen.main(["--check", "--root", str(tmp_path)]) == 1
     assert capsys.readouterr().err.splitlines() == [
-        f"stale: {docgen.MAN_PAGE} (run: python -m prismer_cli.docgen)"
+        f"stale: {docgen.MAN_PAGE} (run: python -m tools.docgen)"
     ]
 
 
@@ -246,8 +248,7 @@ def test_environment_names_every_variable() -> None:
     """ENVIRONMENT has the documented variables and every variable the package reads."""
     text = section("ENVIRONMENT")
     listed = set(re.findall(r"^\\fB([A-Z_]+)\\fR$", text, re.M))
-    code = [p for p in (REPO / "prismer_cli").rglob("*.py") if not p.name.startswith("doc")]
-    source = "".join(p.read_text() for p in code)
+    source = "".join(p.read_text() for p in (REPO / "prismer_cli").rglob("*.py"))
     read = set(re.findall(r"[\"'](PRISMER_[A-Z_]+|AGENT_TOKEN|XDG_CONFIG_HOME)[\"']", source))
     assert read <= listed
     assert set(ENVIRONMENT) <= listed
@@ -355,19 +356,24 @@ def test_help_carries_an_example(path: list[str]) -> None:
     assert re.search(r"^\s*Examples?:(\s|$)", result.output, re.M), result.output
 
 
+@pytest.mark.parametrize("entry", ["console script", "cli"])
 @pytest.mark.parametrize(
     "argv", [["--help"], ["--version"], ["--show-completion", "bash"]], ids=" ".join
 )
-def test_fast_paths_import_nothing_heavy(argv: list[str]) -> None:
-    """--help, --version and --show-completion load no network or rich-text library, nor docgen."""
+def test_fast_paths_import_nothing_heavy(argv: list[str], entry: str) -> None:
+    """--help, --version and --show-completion load no network or rich-text library, nor the
+    build-time tools: through the console script, and through the CLI's own main."""
+    if entry == "cli":
+        start = f"from {CLI_MAIN.__module__} import main\nmain()\n"
+    else:
+        start = "import runpy\nrunpy.run_module('prismer_cli', run_name='__main__')\n"
     code = (
         "import contextlib, sys\n"
         f"sys.argv = ['prismer-rt', *{argv!r}]\n"
-        "from prismer_cli.cli import main\n"
         "with contextlib.suppress(SystemExit):\n"
-        "    main()\n"
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}"
-        " or m.startswith('prismer_cli.doc')), file=sys.stderr)\n"
+        + "".join(f"    {line}\n" for line in start.splitlines())
+        + f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}"
+        " or m.startswith(('tools', 'prismer_cli.doc'))), file=sys.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stderr.splitlines()[-1] == "[]", proc.stderr

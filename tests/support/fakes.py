@@ -8,7 +8,7 @@ one `events` list that a test can share with a RecordingStream to check the orde
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -22,7 +22,7 @@ from prismer_cli.transport import Endpoint, Resume
 class FakeConnection:
     def __init__(
         self,
-        frames: list[bytes | dict[str, Any]],
+        frames: Sequence[bytes | dict[str, Any]],
         *,
         dialect: Dialect = DOCS,
         user_id: str | None = None,

@@ -1,13 +1,14 @@
 """Shell completions and the man page, generated from the Typer app: never edited by hand.
 
-    python -m prismer_cli.docgen           rewrite completions/ and man/ from the app
-    python -m prismer_cli.docgen --check   exit 1, listing the files that are stale
+    python -m tools.docgen           rewrite completions/ and man/ from the app (make docs)
+    python -m tools.docgen --check   exit 1, listing the files that are stale
 
 The completion scripts are Typer's own: the text `prismer-rt --show-completion` prints and
 `prismer-rt --install-completion` installs. The man page walks the click command tree of
 `typer.main.get_command(app)` for commands, options, metavars, defaults and help, and takes its
 prose from docprose.py. In help texts, a paragraph "Example: CMD" or "Examples: CMD ; CMD"
-becomes a code block with one command a line. The CLI never imports this module.
+becomes a code block with one command a line. A build-time tool: the installed package does not
+contain it, and the CLI never imports it.
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ import typer.main
 from typer.completion import get_completion_script  # type: ignore[attr-defined]
 from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 
-from prismer_cli import __version__, docprose
+from prismer_cli import __version__
+from prismer_cli.cli.app import app as APP
 from prismer_cli.errors import ExitStatus
+from tools import docprose
 
 PROG = "prismer-rt"
 COMPLETE_VAR = "_PRISMER_RT_COMPLETE"  # what Typer derives from PROG: _{PROG}_COMPLETE
@@ -39,7 +42,7 @@ COMPLETIONS = {
 }
 MAN_PAGE = "man/prismer-rt.1"
 ROOT = Path(__file__).resolve().parent.parent
-REGENERATE = "python -m prismer_cli.docgen"
+REGENERATE = "python -m tools.docgen"
 
 Param = TyperOption | TyperArgument
 Command = TyperCommand | TyperGroup
@@ -304,7 +307,7 @@ def _header() -> list[str]:
     if date is None or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date):
         raise ValueError(f"add the release date of {__version__} to docprose.RELEASE_DATES")
     return [
-        rf".\" Generated from the app and prismer_cli/docprose.py by: {REGENERATE}",
+        rf".\" Generated from the app and tools/docprose.py by: {REGENERATE}",
         f'.TH {escape(PROG.upper())} 1 {date} "{escape(PROG)} {escape(__version__)}" '
         '"User Commands"',
         ".nh",  # no hyphenation: option and variable names must stay whole
@@ -467,10 +470,8 @@ def completion_script(shell: str) -> str:
 
 def generate() -> dict[str, str]:
     """Every generated file: its path below the repository, and its text."""
-    from prismer_cli.cli.app import app
-
     files = {path: completion_script(shell) for shell, path in COMPLETIONS.items()}
-    page = man_page(app)
+    page = man_page(APP)
     problems = lint_roff(page)
     if problems:
         raise ValueError("the man page is not clean roff:\n" + "\n".join(problems))

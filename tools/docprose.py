@@ -2,7 +2,7 @@
 
 Plain text: docgen escapes it for roff, so write `-`, quotes and backslashes as they are.
 Text in `backticks` is set in bold (commands, options, variables, files). After editing, run
-`python -m prismer_cli.docgen` to rewrite man/prismer-rt.1.
+`python -m tools.docgen` (or `make docs`) to rewrite man/prismer-rt.1.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ CONFIG_EXAMPLE: Final = (
     ),
 )
 
-# One meaning per member of prismer_cli.status.ExitStatus (docgen refuses a missing one).
+# One meaning per member of ExitStatus (docgen refuses a missing one).
 EXIT_STATUS: Final[dict[str, str]] = {
     "OK": "Success.",
     "ERROR": "An unexpected error.",
