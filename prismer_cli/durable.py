@@ -92,6 +92,7 @@ class Durable:
         self._started = False
         self._lock = threading.Lock()  # one user of the reader's session at a time
         self._out: Output | None = None
+        self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
 
     # -- before anything connects ------------------------------------------------------------
     def start(self) -> None:
@@ -179,6 +180,12 @@ class Durable:
 
     def after_flush(self) -> None:
         """Output was flushed: everything processed so far is written (or filtered out)."""
+        if self._owed and self._out is not None and self.seen is not None:
+            owed, self._owed = self._owed, []
+            for frame in owed:
+                if not self.seen.seen(stored_key(frame)):
+                    self._out.record(frame)
+            self._out.flush()
         if self._live_ids and self.resume is not None:
             last = self.resume.last_event_id
             if last is not None and last.isdigit() and int(last) > self.cursor:
@@ -228,8 +235,10 @@ class Durable:
     def _resolve(self, out: Output | None) -> int:
         """The cursor after the live events printed before the last flush, read from the log.
 
-        Stops at the first event that passes the filters and was not printed. With `out` (at
-        exit), an event the live stream skipped (one printed live follows it) is printed now.
+        Stops at the first event that passes the filters and was not printed. An event the live
+        stream skipped (one printed live follows it: the server logs it but does not push it,
+        as conversation.create) is owed: printed at the main thread's next flush, or now when
+        `out` is given (at exit).
         """
         seen = self.seen
         assert seen is not None
@@ -246,6 +255,7 @@ class Durable:
                 if serial is not None and serial < limit:
                     if gap:
                         if out is None:
+                            self._owed = gap
                             return cursor
                         for owed in gap:
                             if not seen.seen(stored_key(owed)):
@@ -253,8 +263,6 @@ class Durable:
                         gap = []
                     cursor = seq_of(frame)
                 else:
-                    if out is None:
-                        return cursor
                     gap.append(frame)
         if out is not None:
             out.flush()

@@ -14,7 +14,13 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from prismer_cli.dedupe import RecentKeys
-from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError, TransportError
+from prismer_cli.errors import (
+    ConnectionLost,
+    ExitStatus,
+    Interrupted,
+    PrismerError,
+    TransportError,
+)
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import answers_us, error_message, request_id
@@ -64,11 +70,14 @@ def listen(
     durable.start()
     listener = Listener(endpoint, options, out, log, connect=durable.connect)
     listener.durable = durable
-    clean = False
+    clean = False  # whether stored events the live stream skipped may still be printed
     try:
         status = listener.run()
         clean = options.count is None or listener.printed < options.count
         return status
+    except (Interrupted, KeyboardInterrupt):
+        clean = options.count is None or listener.printed < options.count
+        raise
     finally:
         durable.finish(out, clean)
 
