@@ -207,6 +207,7 @@ def test_filters_and_meta_apply_to_stored_events(server_factory):
     code, out, err = listen(
         server.url, "--since", "all", "--no-follow", "--type", "conversation.create", "--meta"
     )
+    assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [line["type"] for line in lines] == ["conversation.create", "prismer-rt.caught-up"]
     assert lines[-1]["payload"]["cursor"] == server.sync_head()
@@ -238,6 +239,7 @@ def test_a_cursor_past_the_head_is_reported(server_factory):
     server = server_factory(dialect="server", tokens=["alice", "bob"])
     Poster(server.url).post(2)
     code, out, err = listen(server.url, "--since", "99999", "--no-follow")
+    assert code == 2 and out == ""
     assert code == 2 and "past the newest event" in err and f"seq {server.sync_head()}" in err
     code, _out, err = listen(server.url, "--since", "1x", "--no-follow")
     assert code == 2 and "--since takes a seq" in err
