@@ -13,6 +13,7 @@ import pytest
 import requests
 
 from tests.support.cli import Background, env_for, run, user_id, wait_until
+from tests.support.serverfixture import ServerFactory
 
 DIALECTS = ["server", "docs"]
 BOB = user_id("bob")
@@ -49,7 +50,9 @@ def listen(url: str, *args: str, timeout: float = 30) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_five_cron_runs_print_every_message_once_in_order(server_factory, tmp_path, dialect):
+def test_five_cron_runs_print_every_message_once_in_order(
+    server_factory: ServerFactory, tmp_path: Path, dialect: str
+) -> None:
     server = server_factory(dialect=dialect, tokens=["alice", "bob"])
     poster = Poster(server.url)
     cursor = str(tmp_path / "state" / "deep" / "inbox.cursor")
@@ -93,7 +96,9 @@ def test_five_cron_runs_print_every_message_once_in_order(server_factory, tmp_pa
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_a_sigkilled_run_loses_nothing(server_factory, tmp_path, dialect):
+def test_a_sigkilled_run_loses_nothing(
+    server_factory: ServerFactory, tmp_path: Path, dialect: str
+) -> None:
     server = server_factory(dialect=dialect, tokens=["alice", "bob"])
     poster = Poster(server.url)
     cursor = str(tmp_path / "inbox.cursor")
@@ -117,7 +122,9 @@ def test_a_sigkilled_run_loses_nothing(server_factory, tmp_path, dialect):
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_the_cursor_is_saved_on_a_signal(server_factory, tmp_path, signum):
+def test_the_cursor_is_saved_on_a_signal(
+    server_factory: ServerFactory, tmp_path: Path, signum: int
+) -> None:
     server = server_factory(dialect="server", tokens=["alice", "bob"])
     poster = Poster(server.url)
     cursor = str(tmp_path / "inbox.cursor")
@@ -137,7 +144,7 @@ def test_the_cursor_is_saved_on_a_signal(server_factory, tmp_path, signum):
 
 
 @pytest.mark.parametrize("dialect", DIALECTS)
-def test_the_seam_no_gap_no_duplicate(server_factory, dialect):
+def test_the_seam_no_gap_no_duplicate(server_factory: ServerFactory, dialect: str) -> None:
     """Messages posted while the catch-up reads three pages appear exactly once."""
     server = server_factory(dialect=dialect, tokens=["alice", "bob"])
     poster = Poster(server.url)
@@ -151,7 +158,7 @@ def test_the_seam_no_gap_no_duplicate(server_factory, dialect):
     assert contents(result.out) == poster.sent
 
 
-def test_two_runs_on_one_cursor_file(server_factory, tmp_path):
+def test_two_runs_on_one_cursor_file(server_factory: ServerFactory, tmp_path: Path) -> None:
     server = server_factory(dialect="server", tokens=["alice", "bob"])
     poster = Poster(server.url)
     poster.post(2)
@@ -174,7 +181,9 @@ def test_two_runs_on_one_cursor_file(server_factory, tmp_path):
     assert contents(result.out) == poster.sent
 
 
-def test_paging_past_500_and_the_duplicate_conversation_create(server_factory):
+def test_paging_past_500_and_the_duplicate_conversation_create(
+    server_factory: ServerFactory,
+) -> None:
     server = server_factory(dialect="server", tokens=["alice", "bob"])
     poster = Poster(server.url)
     poster.post(1100, metadata={"k": "v"})
@@ -200,7 +209,7 @@ def test_paging_past_500_and_the_duplicate_conversation_create(server_factory):
     assert code == 0 and contents(out) == poster.sent[:600]
 
 
-def test_filters_and_meta_apply_to_stored_events(server_factory):
+def test_filters_and_meta_apply_to_stored_events(server_factory: ServerFactory) -> None:
     server = server_factory(dialect="server", tokens=["alice", "bob"])
     poster = Poster(server.url)
     poster.post(2)
@@ -215,14 +224,16 @@ def test_filters_and_meta_apply_to_stored_events(server_factory):
     assert (code, out) == (0, "")
 
 
-def test_no_history_is_a_usage_error(server_factory):
+def test_no_history_is_a_usage_error(server_factory: ServerFactory) -> None:
     server = server_factory(dialect="server", tokens=["alice", "bob"], faults=["no-history"])
     code, out, err = listen(server.url, "--since", "all", "--timeout", "2")
     assert code == 2 and out == ""
     assert "keeps no event history" in err
 
 
-def test_a_cursor_belongs_to_one_server_and_user(server_factory, tmp_path):
+def test_a_cursor_belongs_to_one_server_and_user(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
     one = server_factory(dialect="server", tokens=["alice", "bob"])
     other = server_factory(dialect="server", tokens=["alice", "bob"])
     Poster(one.url).post(2)
@@ -235,7 +246,7 @@ def test_a_cursor_belongs_to_one_server_and_user(server_factory, tmp_path):
     assert "alice" not in result.err.replace(user_id("alice"), "")
 
 
-def test_a_cursor_past_the_head_is_reported(server_factory):
+def test_a_cursor_past_the_head_is_reported(server_factory: ServerFactory) -> None:
     server = server_factory(dialect="server", tokens=["alice", "bob"])
     Poster(server.url).post(2)
     code, out, err = listen(server.url, "--since", "99999", "--no-follow")
