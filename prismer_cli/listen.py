@@ -7,19 +7,28 @@ flushed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from prismer_cli.dedupe import RecentKeys
-from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError, TransportError
+from prismer_cli.errors import (
+    ConnectionLost,
+    ExitStatus,
+    Interrupted,
+    PrismerError,
+    TransportError,
+)
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import answers_us, error_message, request_id
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
+
+if TYPE_CHECKING:
+    from prismer_cli.durable import Durable
 
 META = "prismer-rt."  # --meta records: prismer-rt.connected, .reconnecting, .disconnected
 
@@ -45,9 +54,32 @@ class _Done(Exception):
     """--count reached."""
 
 
-def listen(endpoint: Endpoint, options: ListenOptions, out: Output, log: Log) -> ExitStatus:
-    """Stream events until --count or --timeout; reconnect as the policy allows."""
-    return Listener(endpoint, options, out, log).run()
+def listen(
+    endpoint: Endpoint,
+    options: ListenOptions,
+    out: Output,
+    log: Log,
+    durable: Durable | None = None,
+) -> ExitStatus:
+    """Stream events until --count or --timeout; reconnect as the policy allows.
+
+    With `durable` (--since, --cursor-file), stored events come first and the cursor is saved
+    at every exit (prismer_cli/durable.py)."""
+    if durable is None:
+        return Listener(endpoint, options, out, log).run()
+    durable.start()
+    listener = Listener(endpoint, options, out, log, connect=durable.connect)
+    listener.durable = durable
+    clean = False  # whether stored events the live stream skipped may still be printed
+    try:
+        status = listener.run()
+        clean = options.count is None or listener.printed < options.count
+        return status
+    except (Interrupted, KeyboardInterrupt):
+        clean = options.count is None or listener.printed < options.count
+        raise
+    finally:
+        durable.finish(out, clean)
 
 
 class Listener:
@@ -71,6 +103,7 @@ class Listener:
         self.seen = RecentKeys()
         self.printed = 0
         self.connections = 0
+        self.durable: Durable | None = None
         self._connect = connect  # open_connection(endpoint, resume, log); tests pass a fake
 
     def run(self) -> ExitStatus:
@@ -97,6 +130,8 @@ class Listener:
             retries.succeeded()
             try:
                 self._announce(conn)
+                if self.durable is not None and self.durable.connected(self, conn):
+                    raise _Done
                 self._pump(conn)
             except _Done:
                 return ExitStatus.OK
@@ -194,11 +229,10 @@ class Listener:
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         log, resume = self.log, self.resume
         dialect = conn.hello.dialect
-        consumed, error_type, dedupe_key = (
-            dialect.consumed,
-            dialect.error_type,
-            dialect.dedupe_key,
-        )
+        consumed, error_type = dialect.consumed, dialect.error_type
+        dedupe_key: Callable[[str, Any, Any], Hashable | None] = dialect.dedupe_key
+        if self.durable is not None:
+            dedupe_key = self.durable.keys(dedupe_key)
         ack_field, time_field = dialect.ack_field, dialect.time_field
         conversation_field, sender_field = dialect.conversation_field, dialect.sender_field
         filters = self.options.filters
@@ -249,6 +283,13 @@ class Listener:
             conn.pending,
             conn.flush_acks,
         )
+        if self.durable is not None:  # the cursor follows each flush
+            write_out, after_flush = self.out.flush, self.durable.after_flush
+
+            def flush() -> None:
+                write_out()
+                after_flush()
+
         count = self.options.count
         printed = self.printed
         try:

@@ -16,10 +16,13 @@ from prismer_cli.log import Log
 def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> None:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import endpoint_for
+        from prismer_cli.durable import Durable, DurableOptions, no_follow, parse_since
         from prismer_cli.listen import Filters, ListenOptions, listen
         from prismer_cli.output import Output
         from prismer_cli.retry import Policy
 
+        durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
+        parse_since(flags.since)  # a bad --since is exit 2 before anything connects
         endpoint, tuning = endpoint_for(g, log, stdin_free=True)
         options = ListenOptions(
             filters=Filters(
@@ -33,7 +36,12 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
             meta=flags.meta,
         )
-        return listen(endpoint, options, Output(), log)
+        durable = None
+        if durable_options.active:
+            durable = Durable(endpoint, durable_options, options.filters, log, meta=options.meta)
+            if durable_options.no_follow:
+                return no_follow(durable, Output(), options.count)
+        return listen(endpoint, options, Output(), log, durable)
 
     execute(job, g)
 

@@ -154,6 +154,9 @@ class ListenFlags:
     max_retries: int | None = None
     meta: bool = False
     ignore_self: bool = False
+    since: str = "now"
+    cursor_file: str | None = None
+    no_follow: bool = False
 
 
 # The options of listen and subscribe.
@@ -225,5 +228,31 @@ LISTEN = OptionGroup(
     ignore_self=Annotated[
         bool,
         typer.Option("--ignore-self", help="Drop events sent by the authenticated user itself."),
+    ],
+    since=Annotated[
+        str,
+        typer.Option(
+            "--since",
+            metavar="SEQ|all|now",
+            help="First print the stored events after SEQ (all: from the start) from the "
+            "server's event log, then the live ones.",
+        ),
+    ],
+    cursor_file=Annotated[
+        str | None,
+        typer.Option(
+            "--cursor-file",
+            metavar="FILE",
+            help="Start after the cursor saved in FILE (else as --since says); save the cursor "
+            "of each event written there. One listen per FILE at a time.",
+            show_default=False,
+        ),
+    ],
+    no_follow=Annotated[
+        bool,
+        typer.Option(
+            "--no-follow",
+            help="Print the stored events and exit 0 without going live (the cron mode).",
+        ),
     ],
 )

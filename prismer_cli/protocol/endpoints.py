@@ -6,6 +6,7 @@ GET  {base}/sse?token=T                          SSE, server dialect (envelopes)
 POST {base}/api/im/messages/{conversationId}     {type, content, metadata?, parentId?}
 POST {base}/api/im/conversations/{id}/read       (no body: marks everything read)
 GET  {base}/api/im/me                            {data: {user: {id}}}
+GET  {base}/api/im/sync?since=SEQ&limit=N         the event log (prismer_cli/catchup.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ SSE_DOCS_PATH = "/api/im/events/stream"
 SSE_SERVER_PATH = "/sse"
 REST_PREFIX = "/api/im"
 ME_PATH = f"{REST_PREFIX}/me"
+SYNC_PATH = f"{REST_PREFIX}/sync"
 IDEMPOTENCY_HEADER = "X-Idempotency-Key"
 
 

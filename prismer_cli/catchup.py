@@ -1,0 +1,160 @@
+"""The server's event log, `GET /api/im/sync` (docs/protocol.md "The event log"), read in pages.
+
+Guards against the real server's traps: a page with no events ends the reading whatever
+`hasMore` says (`limit=0` answers `hasMore: true` with nothing); `since` is always sent as a
+plain integer (anything else is a 500 there); a 404 means the server keeps no history.
+
+Stored events print as the live envelope: `{"type": <type>, "payload": <data>, "seq": <seq>}`,
+with `data.metadata` (a JSON string in the log) turned back into the object the live frame
+carries (docs/cli.md "Cron and scripts").
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+
+import orjson
+import requests
+
+from prismer_cli.errors import AuthError, ConnectError, UsageError
+from prismer_cli.log import Log
+from prismer_cli.protocol.endpoints import JSON, SYNC_PATH
+from prismer_cli.redact import redact
+from prismer_cli.transport.base import Endpoint, retry_after
+from prismer_cli.transport.urls import endpoint as endpoint_url
+
+PAGE = 500  # the real server's largest page
+
+
+class NoHistory(UsageError):
+    """The server keeps no event log (GET /api/im/sync is 404)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    events: list[JSON]
+    cursor: int
+    has_more: bool
+
+
+class SyncReader:
+    """GET /api/im/sync over one keep-alive session."""
+
+    def __init__(self, endpoint: Endpoint, log: Log) -> None:
+        self._endpoint = endpoint
+        self._log = log
+        self._url = endpoint_url(endpoint.url, SYNC_PATH)
+        self._session = requests.Session()
+        self._session.headers["Authorization"] = f"Bearer {endpoint.token}"
+
+    def page(self, since: int, limit: int = PAGE) -> Page:
+        """The events after `since` (at most `limit`, oldest first)."""
+        try:
+            answer = self._session.get(
+                self._url,
+                params={"since": str(int(since)), "limit": str(int(limit))},
+                timeout=(self._endpoint.timeouts.connect, self._endpoint.timeouts.connect),
+            )
+        except requests.RequestException as exc:
+            raise ConnectError(
+                f"cannot read the event log: {redact(str(exc), self._endpoint.token)}"
+            ) from None
+        status = answer.status_code
+        if status == 404:
+            raise NoHistory(
+                "this server keeps no event history (GET /api/im/sync is 404): "
+                "--since and --cursor-file cannot be used with it"
+            )
+        if status in (401, 403):
+            raise AuthError(f"the server rejected the token (HTTP {status} from the event log)")
+        if status != 200:
+            raise ConnectError(
+                f"the event log answered HTTP {status}", retry_after=retry_after(answer.headers)
+            )
+        try:
+            body = orjson.loads(answer.content)
+            data = body["data"]
+            events, cursor = data["events"], data["cursor"]
+            has_more = bool(data.get("hasMore"))
+            if type(events) is not list or type(cursor) is not int:
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ConnectError(f"the event log answered something unexpected ({exc})") from None
+        return Page(events, cursor, has_more)
+
+    def after(self, since: int) -> Iterator[list[JSON]]:
+        """Every page after `since`; stops at a page with no events, whatever hasMore says."""
+        while True:
+            page = self.page(since)
+            if page.events:
+                yield page.events
+            if not page.events or not page.has_more:
+                return
+            if page.cursor <= since:
+                raise ConnectError(f"the event log's cursor went backwards ({page.cursor})")
+            since = page.cursor
+
+    def anything_after(self, since: int) -> bool:
+        return bool(self.page(since, 1).events)
+
+    def head(self) -> int:
+        """The seq of this user's newest event (0 for none): a galloping then binary search on
+        "is there anything after X", a few dozen one-event pages even for millions of events."""
+        if not self.anything_after(0):
+            return 0
+        low, high = 0, 1  # anything after low; high: not known yet
+        while self.anything_after(high):
+            low, high = high, high * 2
+        while high - low > 1:  # anything after low, nothing after high
+            middle = (low + high) // 2
+            if self.anything_after(middle):
+                low = middle
+            else:
+                high = middle
+        return high
+
+    def close(self) -> None:
+        self._session.close()
+
+
+def check_cursor(reader: SyncReader, cursor: int, where: str) -> None:
+    """Refuse a cursor past this user's newest event: the real server echoes any `since`
+    back, so a cursor from another or a reset server would otherwise be trusted silently."""
+    if cursor <= 0 or reader.anything_after(cursor - 1):
+        return
+    head = reader.head()
+    if cursor > head:
+        raise UsageError(
+            f"{where} is past the newest event of this user's log (seq {head}): "
+            "is it from another server, or was the server's log reset? "
+            "Use --since all or --since now (or delete the cursor file)"
+        )
+
+
+def envelope(event: JSON) -> JSON:
+    """A stored event as the live envelope, with its seq; metadata as an object."""
+    data = event.get("data")
+    if type(data) is dict:
+        metadata = data.get("metadata")
+        if type(metadata) is str:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                data["metadata"] = orjson.loads(metadata)
+    return {"type": event.get("type"), "payload": data, "seq": event.get("seq")}
+
+
+def stored_key(frame: JSON) -> Hashable:
+    """What identifies a stored event as already printed: a message's id (as live frames are
+    keyed), else the envelope without its seq (the log writes conversation.create twice)."""
+    kind, payload = frame["type"], frame["payload"]
+    if isinstance(kind, str) and kind.startswith("message.") and isinstance(payload, dict):
+        message_id = payload.get("id")
+        if message_id is not None:
+            return hash((kind, message_id))
+    return hash(("stored", kind, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)))
+
+
+def seq_of(frame: JSON) -> int:
+    seq = frame.get("seq")
+    return seq if type(seq) is int else 0

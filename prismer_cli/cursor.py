@@ -1,0 +1,127 @@
+"""The cursor file of `listen --cursor-file` (docs/cli.md "Cron and scripts").
+
+One JSON object: `{"version": 1, "server": URL, "user": USER_ID, "dialect": NAME|null,
+"cursor": SEQ}`; never the token. A cursor belongs to one server and one user: a run with
+another URL or token refuses the file rather than skipping or repeating events.
+
+Saved atomically (a temporary file in the same folder, fsync, rename; mode 0600; parent folders
+created). `FILE.lock` is held with flock(2) for the whole run, so a second listen on the same file
+refuses at once (exit 2) and overlapping cron runs never print an event twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from prismer_cli.errors import UsageError
+from prismer_cli.transport.urls import http_base
+
+VERSION = 1
+
+
+class CursorFile:
+    def __init__(self, path: str) -> None:
+        self.path = Path(path).expanduser()
+        self._lock_fd: int | None = None
+        self.saved: int | None = None
+        self.binding: dict[str, Any] = {}
+
+    def lock(self) -> None:
+        """Take FILE.lock, or refuse at once when another listen holds it (exit 2)."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise UsageError(f"cannot use the cursor file {self.path}: {exc.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise UsageError(
+                f"another listen holds {self.path} (its lock {self.path}.lock is taken); "
+                "a cursor file serves one listen at a time"
+            ) from None
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def load(self, server: str, user: str) -> int | None:
+        """The saved cursor, or None for a new file; refuses one of another server or user."""
+        try:
+            text = self.path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise UsageError(f"cannot read the cursor file {self.path}: {exc.strerror}") from None
+        try:
+            data = orjson.loads(text)
+            cursor = data["cursor"]
+            if type(cursor) is not int or cursor < 0 or not isinstance(data, dict):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UsageError(
+                f"the cursor file {self.path} is not one of prismer-rt's (delete it to start over)"
+            ) from None
+        if data.get("server") != server_key(server):
+            raise UsageError(
+                f"the cursor file {self.path} belongs to another server "
+                f"({data.get('server')}); give it its own file"
+            )
+        if data.get("user") != user:
+            raise UsageError(
+                f"the cursor file {self.path} belongs to another user ({data.get('user')}, "
+                f"this token is {user}); give each token its own file"
+            )
+        self.binding = data
+        self.saved = cursor
+        return cursor
+
+    def save(self, cursor: int, server: str, user: str, dialect: str | None) -> None:
+        """Write atomically: a temporary file in the same folder, fsync, rename, mode 0600."""
+        if cursor == self.saved:
+            return
+        data = {
+            "version": VERSION,
+            "server": server_key(server),
+            "user": user,
+            "dialect": dialect or self.binding.get("dialect"),
+            "cursor": cursor,
+        }
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.")
+        try:
+            os.fchmod(fd, 0o600)
+            os.write(fd, orjson.dumps(data) + b"\n")
+            os.fsync(fd)
+            os.close(fd)
+            fd = -1
+            os.replace(temp, self.path)
+        except BaseException:
+            if fd >= 0:
+                os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+        with contextlib.suppress(OSError):  # the rename itself, durable
+            dir_fd = os.open(folder, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        self.saved = cursor
+
+
+def server_key(url: str) -> str:
+    """The server a cursor belongs to: the base URL, normalised, never with a token."""
+    return http_base(url)

@@ -1,0 +1,353 @@
+"""Durable listening: `--since`, `--cursor-file`, `--no-follow` (docs/cli.md "Cron and scripts").
+
+The seam, server dialect: the live connection is opened first, then the log is read from the
+cursor (catchup.py) and printed, then live events print unless already printed (message ids,
+or the envelope without ackId/timestamp for other events). A live event has no seq there: its
+place in the log is found by reading the log after the cursor (`_resolve`), in a thread of its
+own so the live path never waits for it.
+
+The seam, docs dialect: the SSE stream is opened with `Last-Event-ID: <cursor>` and the server
+replays what follows before going live; the cursor is the last `id:` passed.
+
+The cursor only ever covers events flushed to stdout (or dropped by a filter): it is taken at
+each flush, saved by the thread, and saved once more at every exit.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from prismer_cli.catchup import SyncReader, check_cursor, envelope, seq_of, stored_key
+from prismer_cli.cursor import CursorFile
+from prismer_cli.dedupe import RecentKeys
+from prismer_cli.errors import ExitStatus, PrismerError, UsageError
+from prismer_cli.log import Log
+from prismer_cli.output import Output
+from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
+
+if TYPE_CHECKING:
+    from prismer_cli.listen import Filters, Listener
+
+CAUGHT_UP = "prismer-rt.caught-up"
+KeyFunction = Callable[[str, JSON, Any], Hashable | None]
+
+
+@dataclass(frozen=True)
+class DurableOptions:
+    since: str = "now"  # now | all | SEQ
+    cursor_file: str | None = None
+    no_follow: bool = False
+
+    @property
+    def active(self) -> bool:
+        return self.since != "now" or self.cursor_file is not None or self.no_follow
+
+
+def parse_since(text: str) -> int | None:
+    """`--since`: None for now, 0 for all, else the seq (a plain non-negative integer)."""
+    if text == "now":
+        return None
+    if text == "all":
+        return 0
+    if text.isascii() and text.isdigit():
+        return int(text)
+    raise UsageError(f"--since takes a seq (a whole number), all or now, not {text!r}")
+
+
+class Durable:
+    """The cursor of one listen: where it starts, what is printed from the log, what is saved."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        options: DurableOptions,
+        filters: Filters,
+        log: Log,
+        *,
+        meta: bool = False,
+    ) -> None:
+        self.endpoint = endpoint
+        self.options = options
+        self.filters = filters
+        self.log = log
+        self.meta = meta
+        self.reader = SyncReader(endpoint, log)
+        self.file = CursorFile(options.cursor_file) if options.cursor_file else None
+        self.user: str | None = None
+        self.dialect: str | None = endpoint.dialect.name if endpoint.dialect else None
+        self.cursor = 0  # every event up to here was flushed or filtered out (main thread)
+        self.flushed = 0  # the cursor at the last flush: what may be saved
+        self.flushed_serial = 0  # RecentKeys.added at the last flush
+        self.head: int | None = None
+        self.caught_up = False
+        self.seen: RecentKeys | None = None
+        self.resume: Resume | None = None
+        self._live_ids = False  # docs dialect: the cursor is the SSE id
+        self._resolving = False  # server dialect: live events are found in the log
+        self._saver: _Saver | None = None
+        self._started = False
+        self._lock = threading.Lock()  # one user of the reader's session at a time
+        self._out: Output | None = None
+        self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
+
+    # -- before anything connects ------------------------------------------------------------
+    def start(self) -> None:
+        """Lock the cursor file, find the user, check history, and settle where to start."""
+        if self.file is not None:
+            self.file.lock()
+        since = parse_since(self.options.since)
+        from prismer_cli.transport.rest import RestClient
+
+        self.reader.page(0, 1)  # a server without history refuses here (NoHistory, exit 2)
+        rest = RestClient(self.endpoint, self.log)
+        try:
+            self.user = rest.whoami()
+        finally:
+            rest.close()
+        if self.user is None and (self.file is not None or self.filters.ignore_self):
+            raise UsageError(
+                "the server did not say which user this token is (GET /api/im/me): "
+                "a cursor file needs it"
+            )
+        start, where = since, f"--since {self.options.since}"
+        if self.file is not None:
+            assert self.user is not None
+            saved = self.file.load(self.endpoint.url, self.user)
+            if saved is not None:
+                start, where = saved, f"the cursor in {self.file.path} ({saved})"
+        if start is None:
+            start = self.reader.head()
+        else:
+            check_cursor(self.reader, start, where)
+        self.cursor = self.flushed = start
+        if self.meta and not self.options.no_follow:
+            self.head = self.reader.head()
+        self._save(start)
+        self._started = True
+        self._saver = _Saver(self._save_now, self.log)
+        self._saver.start()
+
+    # -- the live connection -------------------------------------------------------------------
+    def connect(self, endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
+        """open_connection, except that the docs dialect goes over SSE with Last-Event-ID."""
+        if resume.last_event_id is None:
+            resume.last_event_id = str(self.flushed)
+        conn = open_connection(endpoint, resume, log)
+        if conn.hello.dialect.name == "docs" and conn.kind == "ws":
+            conn.close()
+            if endpoint.transport == "ws":
+                raise UsageError(
+                    "in the docs dialect --since/--cursor-file resume over SSE: drop --transport ws"
+                )
+            log.info("docs dialect: resuming over Server-Sent Events with Last-Event-ID")
+            resume.transport = "sse"
+            conn = open_connection(endpoint, resume, log)
+        return conn
+
+    def connected(self, listener: Listener, conn: Connection) -> bool:
+        """After each authentication: catch up from the log (server dialect). True at --count."""
+        self.seen, self.resume, self._out = listener.seen, listener.resume, listener.out
+        self.dialect = conn.hello.dialect.name
+        if conn.kind == "sse" and self.dialect == "docs":  # the server replays after the id
+            self._live_ids = True
+            if not self.caught_up and (self.head is None or self.head <= self.cursor):
+                self._caught_up(listener.out)
+            return False
+        with self._lock:  # after a reconnect too: what was missed meanwhile is in the log
+            printed, done = self.catch_up(
+                listener.out, listener.seen, listener.printed, listener.options.count
+            )
+        listener.printed = printed
+        if not done and not self.caught_up:
+            self._caught_up(listener.out)
+        self._resolving = True
+        return done
+
+    def keys(self, base: KeyFunction) -> KeyFunction:
+        """Live de-duplication keys that stored events share: a message's id, else the envelope
+        (ignoring ackId and timestamp), so what the catch-up printed does not print again."""
+
+        def key(kind: str, payload: JSON, ack_id: Any) -> Hashable | None:
+            if kind.startswith("message.") and payload.get("id") is not None:
+                return base(kind, payload, ack_id)
+            return stored_key({"type": kind, "payload": payload})
+
+        return key
+
+    def after_flush(self) -> None:
+        """Output was flushed: everything processed so far is written (or filtered out)."""
+        if self._owed and self._out is not None and self.seen is not None:
+            owed, self._owed = self._owed, []
+            for frame in owed:
+                if not self.seen.seen(stored_key(frame)):
+                    self._out.record(frame)
+            self._out.flush()
+        if self._live_ids and self.resume is not None:
+            last = self.resume.last_event_id
+            if last is not None and last.isdigit() and int(last) > self.cursor:
+                self.cursor = int(last)
+        if self.seen is not None:
+            self.flushed_serial = self.seen.added
+        self.flushed = self.cursor
+        if self._saver is not None:
+            self._saver.poke()
+        if not self.caught_up and self.head is not None and self.cursor >= self.head:
+            assert self._out is not None
+            self._caught_up(self._out)
+
+    # -- the log -----------------------------------------------------------------------------
+    def catch_up(
+        self, out: Output, seen: RecentKeys, printed: int, count: int | None
+    ) -> tuple[int, bool]:
+        """Print the stored events after the cursor; (printed, --count reached)."""
+        self.seen = seen
+        passes, record = self._passes, out.record
+        for events in self.reader.after(self.cursor):
+            for event in events:
+                frame = envelope(event)
+                if passes(frame) and not seen.seen(stored_key(frame)):
+                    record(frame)
+                    printed += 1
+                    if count is not None and printed >= count:
+                        self.cursor = seq_of(frame)
+                        out.flush()
+                        self.after_flush()
+                        return printed, True
+                self.cursor = seq_of(frame)
+            out.flush()
+            self.after_flush()
+        return printed, False
+
+    def _passes(self, frame: JSON) -> bool:
+        payload = frame["payload"]
+        payload = payload if isinstance(payload, dict) else {}
+        filters = self.filters
+        if filters.types and frame["type"] not in filters.types:
+            return False
+        if filters.conversations and payload.get("conversationId") not in filters.conversations:
+            return False
+        return not (filters.ignore_self and self.user and payload.get("senderId") == self.user)
+
+    def _resolve(self, out: Output | None) -> int:
+        """The cursor after the live events printed before the last flush, read from the log.
+
+        Stops at the first event that passes the filters and was not printed. An event the live
+        stream skipped (one printed live follows it: the server logs it but does not push it,
+        as conversation.create) is owed: printed at the main thread's next flush, or now when
+        `out` is given (at exit).
+        """
+        seen = self.seen
+        assert seen is not None
+        limit, cursor = self.flushed_serial, self.flushed
+        gap: list[JSON] = []
+        for events in self.reader.after(cursor):
+            for event in events:
+                frame = envelope(event)
+                if not self._passes(frame):
+                    if not gap:
+                        cursor = seq_of(frame)
+                    continue
+                serial = seen.serial(stored_key(frame))
+                if serial is not None and serial < limit:
+                    if gap:
+                        if out is None:
+                            self._owed = gap
+                            return cursor
+                        for owed in gap:
+                            if not seen.seen(stored_key(owed)):
+                                out.record(owed)
+                        gap = []
+                    cursor = seq_of(frame)
+                else:
+                    gap.append(frame)
+        if out is not None:
+            out.flush()
+        return cursor
+
+    # -- saving ------------------------------------------------------------------------------
+    def _save(self, cursor: int) -> None:
+        if self.file is not None and self.user is not None:
+            self.file.save(cursor, self.endpoint.url, self.user, self.dialect)
+
+    def _save_now(self) -> None:
+        """The saver thread's work: find live events in the log if need be, then save."""
+        with self._lock:
+            if self._resolving:
+                resolved = self._resolve(None)
+                if resolved > self.cursor:
+                    self.cursor = resolved
+                    self.flushed = resolved
+            self._save(self.flushed)
+
+    def finish(self, out: Output | None, clean: bool) -> None:
+        """At every exit: stop the thread, place the last live events, save, unlock."""
+        if self._saver is not None:
+            self._saver.stop()
+            self._saver = None
+        try:
+            if not self._started:
+                return
+            if self._resolving:
+                try:
+                    self.flushed = self._resolve(out if clean else None)
+                except PrismerError as exc:
+                    self.log.warning(f"could not read the event log to place live events: {exc}")
+            self._save(self.flushed)
+        finally:
+            if self.file is not None:
+                self.file.unlock()
+            self.reader.close()
+
+    def _caught_up(self, out: Output) -> None:
+        self.caught_up = True
+        if self.meta:
+            out.record({"type": CAUGHT_UP, "payload": {"cursor": self.cursor}})
+            out.flush()
+
+
+class _Saver(threading.Thread):
+    """Saves the cursor off the live path: each poke asks for one more save, coalesced."""
+
+    def __init__(self, work: Callable[[], None], log: Log) -> None:
+        super().__init__(name="prismer-rt-cursor", daemon=True)
+        self._work = work
+        self._log = log
+        self._wanted = threading.Event()
+        self._stopping = False
+
+    def poke(self) -> None:
+        self._wanted.set()
+
+    def run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping:
+                return
+            self._wanted.clear()
+            try:
+                self._work()
+            except (PrismerError, OSError) as exc:
+                self._log.info(f"the cursor was not saved this time: {exc}")
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        self.join()
+
+
+def no_follow(durable: Durable, out: Output, count: int | None) -> ExitStatus:
+    """--no-follow: print the stored events after the cursor and exit 0 (the cron mode)."""
+    durable.start()
+    clean = False
+    try:
+        _, done = durable.catch_up(out, RecentKeys(), 0, count)
+        if not done:
+            durable._caught_up(out)
+        clean = True
+    finally:
+        durable.finish(out, clean)
+    return ExitStatus.OK
