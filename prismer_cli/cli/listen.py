@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
@@ -15,12 +16,13 @@ from prismer_cli.log import Log
 
 def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> None:
     def job(log: Log) -> ExitStatus:
-        from prismer_cli.cli.endpoint import endpoint_for
-        from prismer_cli.listen import Filters, ListenOptions, listen
+        from prismer_cli.cli.endpoint import keeper_for
+        from prismer_cli.listen import Filters, Listener, ListenOptions
         from prismer_cli.output import Output
         from prismer_cli.retry import Policy
 
-        endpoint, tuning = endpoint_for(g, log, stdin_free=True)
+        keeper, tuning = keeper_for(g, log, stdin_free=True)
+        endpoint = keeper.fresh()
         options = ListenOptions(
             filters=Filters(
                 frozenset(flags.type_ or ()),
@@ -33,7 +35,11 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
             meta=flags.meta,
         )
-        return listen(endpoint, options, Output(), log)
+        signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
+        try:  # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
+            return Listener(endpoint, options, Output(), log, connect=keeper.connect).run()
+        finally:
+            keeper.close()
 
     execute(job, g)
 
