@@ -106,6 +106,8 @@ class TokenKeeper:
             self._log.info("the server refused the token on a reconnect; refreshing it once")
             with self._lock:
                 self._refresh_or_fail()
+                if self._token == current.token:  # the same token again: no use trying it
+                    raise self._explained(exc) from None
                 current = replace(current, token=self._token)
             try:
                 conn = self._open(current, resume, log)
@@ -229,7 +231,7 @@ class TokenKeeper:
             note = expiry_note(claims_of(self._token), self._clock())
             hint = what_to_do(self._source.origin)
             if not self._source.refresh:
-                hint = "refreshing is off (--no-refresh); " + hint
+                hint = "refreshing is off (--no-refresh, or no_refresh in the config); " + hint
             return AuthError(f"{exc}: the token {note}; {hint}")
 
     def _warn_if_expiring(self) -> None:

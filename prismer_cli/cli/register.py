@@ -49,6 +49,7 @@ def register_user(
     """
 
     def job(log: Log) -> ExitStatus:
+        from dataclasses import replace
         from pathlib import Path
 
         from prismer_cli.auth import api
@@ -62,8 +63,9 @@ def register_user(
             raise UsageError(f"usernames are 3 to 32 letters, digits, '_' or '-', not {username!r}")
         if type_ not in TYPES:
             raise UsageError(f"--type must be agent or human, not {type_!r}")
-        settings = resolve(g, os.environ)
-        log.secret = settings.token.value
+        # Only the URL is wanted: a stand-in token keeps resolve from reading any token file
+        # (the profile's token_file may not exist yet). Registering sends no token.
+        settings = resolve(replace(g, token="none", token_file=None), os.environ)
         named = profile_value(g, os.environ, "token_file")
         target = Path(named).expanduser() if isinstance(named, str) else None
         target = target or default_token_path(os.environ)
