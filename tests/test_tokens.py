@@ -459,3 +459,23 @@ def test_a_store_that_cannot_be_edited_warns_and_keeps_the_token_in_memory(
     assert result.code == 0, result.err
     assert "the refreshed token is used in memory only" in result.err
     assert config.read_bytes() == before
+
+
+def test_send_refreshes_an_expired_token_before_connecting(
+    server_factory: Any, tmp_path: Path
+) -> None:
+    server = server_factory(token_ttl=2)
+    first = registered(server, "sender")
+    token_file = write(tmp_path / "token", first + "\n")
+    time.sleep(2.1)  # expired: without a refresh the server refuses it (exit 3)
+    result = cli(
+        "send",
+        "conv-1",
+        "hello",
+        "--token-file",
+        str(token_file),
+        env=env_for(server.url, token=None),
+    )
+    assert result.code == 0, result.err
+    assert result.lines[0]["ok"] is True
+    assert exp_of(token_file.read_text().strip()) > exp_of(first)
