@@ -12,7 +12,7 @@ carries (docs/cli.md "Cron and scripts").
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
 import orjson
@@ -42,12 +42,14 @@ class Page:
 class SyncReader:
     """GET /api/im/sync over one keep-alive session."""
 
-    def __init__(self, endpoint: Endpoint, log: Log) -> None:
+    def __init__(
+        self, endpoint: Endpoint, log: Log, token: Callable[[], str] | None = None
+    ) -> None:
         self._endpoint = endpoint
         self._log = log
+        self._token = token or (lambda: endpoint.token)  # the current one, refreshed or not
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
         self._session = requests.Session()
-        self._session.headers["Authorization"] = f"Bearer {endpoint.token}"
 
     def page(self, since: int, limit: int = PAGE) -> Page:
         """The events after `since` (at most `limit`, oldest first)."""
@@ -55,11 +57,12 @@ class SyncReader:
             answer = self._session.get(
                 self._url,
                 params={"since": str(int(since)), "limit": str(int(limit))},
+                headers={"Authorization": f"Bearer {self._token()}"},
                 timeout=(self._endpoint.timeouts.connect, self._endpoint.timeouts.connect),
             )
         except requests.RequestException as exc:
             raise ConnectError(
-                f"cannot read the event log: {redact(str(exc), self._endpoint.token)}"
+                f"cannot read the event log: {redact(str(exc), self._token())}"
             ) from None
         status = answer.status_code
         if status == 404:

@@ -6,6 +6,7 @@ Precedence, highest first (README "Configuration"):
    `PRISMER_TOKEN_FILE`, `PRISMER_TRANSPORT`, `PRISMER_DIALECT`);
 3. the selected profile of `$XDG_CONFIG_HOME/prismer-rt/config.toml` (`--profile` or
    `PRISMER_PROFILE`; top-level keys are the default profile, `[profiles.NAME]` override them);
+   then `$XDG_CONFIG_HOME/prismer-rt/token`, the token file `register` writes;
 4. the official SDK's login, `~/.prismer/config.toml` (`[auth] im_token`, `[default] base_url`);
 5. the defaults.
 A token is never read from a file that other users can read (mode wider than 0600), as ssh does;
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from prismer_cli.auth.stores import TokenFile, TokenStore, TomlValue
 from prismer_cli.errors import UsageError
 
 DEFAULT_URL = "https://cloud.prismer.dev"
@@ -40,6 +42,7 @@ class CommandLine:
     profile: str | None = None
     verbose: bool = False
     quiet: bool = False
+    no_refresh: bool = False
 
     def merged(self, other: CommandLine) -> CommandLine:
         """`other` (a command's own options) over these (those given before the subcommand)."""
@@ -51,6 +54,7 @@ class CommandLine:
 class Setting:
     value: str | None
     source: str  # where it came from, for `config show` and error messages
+    store: TokenStore | None = None  # the token's file, where a refreshed one is written back
 
 
 @dataclass
@@ -61,11 +65,17 @@ class Settings:
     dialect: Setting
     profile: str | None
     warnings: list[str] = field(default_factory=list)
+    no_refresh: bool = False  # --no-refresh, or `no_refresh = true` in the profile
 
 
 def config_path(env: Mapping[str, str]) -> Path:
     base = env.get("XDG_CONFIG_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".config")
     return Path(base) / "prismer-rt" / "config.toml"
+
+
+def default_token_path(env: Mapping[str, str]) -> Path:
+    """Where `register` keeps the token, and where it is found when nothing else gives one."""
+    return config_path(env).with_name("token")
 
 
 def sdk_config_path(env: Mapping[str, str]) -> Path:
@@ -145,7 +155,8 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     """Resolve every setting with the precedence of the module docstring."""
     profile = cli.profile or env.get("PRISMER_PROFILE") or None
     path = config_path(env)
-    table = _profile_table(_load_toml(path), profile, path)
+    data = _load_toml(path)
+    table = _profile_table(data, profile, path)
     where = f"{path}" + (f" [profiles.{profile}]" if profile else "")
     sdk_path = sdk_config_path(env)
     sdk_file: dict[str, Any] | None = None
@@ -164,23 +175,46 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         raise UsageError("give --token or --token-file, not both")
     token = _first((cli.token, "--token"))
     if token is None and cli.token_file:
-        token = Setting(read_token_file(cli.token_file, stdin), f"--token-file {cli.token_file}")
+        token = Setting(
+            read_token_file(cli.token_file, stdin),
+            f"--token-file {cli.token_file}",
+            None if cli.token_file == "-" else TokenFile(Path(cli.token_file).expanduser()),
+        )
     token = token or _first(
         (env.get("PRISMER_TOKEN"), "env PRISMER_TOKEN"), (env.get("AGENT_TOKEN"), "env AGENT_TOKEN")
     )
     if token is None and env.get("PRISMER_TOKEN_FILE"):
         name = env["PRISMER_TOKEN_FILE"]
-        token = Setting(read_token_file(name, None), f"env PRISMER_TOKEN_FILE ({name})")
+        token = Setting(
+            read_token_file(name, None),
+            f"env PRISMER_TOKEN_FILE ({name})",
+            TokenFile(Path(name).expanduser()),
+        )
     if token is None and isinstance(table.get("token"), str):
         _refuse_open_file(path, "config file")
-        token = Setting(table["token"], where)
+        in_profile = bool(profile) and "token" in data["profiles"][profile]
+        table_name = ("profiles", profile) if in_profile and profile else ()
+        token = Setting(table["token"], where, TomlValue(path, table_name, "token"))
     if token is None and isinstance(table.get("token_file"), str):
         name = table["token_file"]
-        token = Setting(read_token_file(name, None), f"{where} token_file ({name})")
+        token = Setting(
+            read_token_file(name, None),
+            f"{where} token_file ({name})",
+            TokenFile(Path(name).expanduser()),
+        )
+    default_token = default_token_path(env)
+    if token is None and default_token.exists():
+        token = Setting(
+            read_token_file(str(default_token), None), str(default_token), TokenFile(default_token)
+        )
     if token is None and _str(sdk("auth").get("im_token")):
         if _readable_by_others(sdk_path):
             warnings.append(f"{sdk_path} is readable by other users; run: chmod 600 {sdk_path}")
-        token = Setting(sdk("auth")["im_token"], f"{sdk_path} [auth] im_token")
+        token = Setting(
+            sdk("auth")["im_token"],
+            f"{sdk_path} [auth] im_token",
+            TomlValue(sdk_path, ("auth",), "im_token"),
+        )
 
     url = _first(
         (cli.url, "--url"),
@@ -203,7 +237,10 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
 
     transport = _choice("transport", TRANSPORTS, cli.transport, env, table, where)
     dialect = _choice("dialect", DIALECT_CHOICES, cli.dialect, env, table, where)
-    return Settings(url, token or Setting(None, "not set"), transport, dialect, profile, warnings)
+    token = token or Setting(None, "not set")
+    settings = Settings(url, token, transport, dialect, profile, warnings)
+    settings.no_refresh = cli.no_refresh or table.get("no_refresh") is True
+    return settings
 
 
 def _str(value: object) -> str | None:
@@ -228,3 +265,10 @@ def _choice(
             f"{name} must be one of {', '.join(choices)}, not {setting.value!r} ({setting.source})"
         )
     return setting
+
+
+def profile_value(cli: CommandLine, env: Mapping[str, str], key: str) -> object:
+    """One key of the selected profile of the config file (None when absent)."""
+    path = config_path(env)
+    profile = cli.profile or env.get("PRISMER_PROFILE") or None
+    return _profile_table(_load_toml(path), profile, path).get(key)

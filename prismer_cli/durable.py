@@ -69,13 +69,14 @@ class Durable:
         log: Log,
         *,
         meta: bool = False,
+        token: Callable[[], str] | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.options = options
         self.filters = filters
         self.log = log
         self.meta = meta
-        self.reader = SyncReader(endpoint, log)
+        self.reader = SyncReader(endpoint, log, token)  # token: the current one, if refreshed
         self.file = CursorFile(options.cursor_file) if options.cursor_file else None
         self.user: str | None = None
         self.dialect: str | None = endpoint.dialect.name if endpoint.dialect else None

@@ -25,7 +25,7 @@ from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import answers_us, error_message, request_id
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
-from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
+from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
 
 if TYPE_CHECKING:
     from prismer_cli.durable import Durable
@@ -60,15 +60,17 @@ def listen(
     out: Output,
     log: Log,
     durable: Durable | None = None,
+    *,
+    connect: Connect = open_connection,
 ) -> ExitStatus:
     """Stream events until --count or --timeout; reconnect as the policy allows.
 
     With `durable` (--since, --cursor-file), stored events come first and the cursor is saved
     at every exit (prismer_cli/durable.py)."""
     if durable is None:
-        return Listener(endpoint, options, out, log).run()
+        return Listener(endpoint, options, out, log, connect=connect).run()
     durable.start()
-    listener = Listener(endpoint, options, out, log, connect=durable.connect)
+    listener = Listener(endpoint, options, out, log, connect=connect)
     listener.durable = durable
     clean = False  # whether stored events the live stream skipped may still be printed
     try:
@@ -92,7 +94,7 @@ class Listener:
         out: Output,
         log: Log,
         *,
-        connect: Callable[[Endpoint, Resume, Log], Connection] = open_connection,
+        connect: Connect = open_connection,
     ) -> None:
         self.endpoint = endpoint
         self.options = options

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from prismer_cli import __version__
-from prismer_cli.cli import config, listen, send
+from prismer_cli.cli import config, listen, register, send, whoami
 from prismer_cli.cli.options import CONNECTION
 from prismer_cli.config import CommandLine
 from prismer_cli.server.command import register as register_serve
@@ -54,6 +54,8 @@ def main_callback(
 config.register(app)
 listen.register(app)
 send.register(app)
+register.register(app)
+whoami.register(app)
 register_serve(app)  # the stand-in server declares its own options
 
 

@@ -39,6 +39,7 @@ def config_show(
         rows = [
             ("url", settings.url.value, settings.url.source),
             ("token", mask(settings.token.value), settings.token.source),
+            *_token_rows(settings.token.value, settings.no_refresh, log),
             ("transport", settings.transport.value, settings.transport.source),
             ("dialect", settings.dialect.value, settings.dialect.source),
             ("profile", settings.profile or "(none)", _profile_source(g)),
@@ -49,6 +50,25 @@ def config_show(
         return ExitStatus.OK
 
     execute(job, g)
+
+
+def _token_rows(token: str | None, no_refresh: bool, log: Log) -> list[tuple[str, str, str]]:
+    """Who the token is and when it expires, from its claims (none for an opaque token)."""
+    from prismer_cli.auth.claims import claims_of, expiry_note, expiry_warning
+
+    claims = claims_of(token)
+    if claims is None:
+        return []
+    warning = expiry_warning(claims)
+    if warning:
+        log.warning(warning)
+    who = f"{claims.username or '?'} ({claims.sub or 'no sub'})"
+    refresh = "off" if no_refresh else "on, when less than min(24 h, half its lifetime) remains"
+    return [
+        ("user", who, "token claims"),
+        ("expiry", expiry_note(claims) or "never", "token claims"),
+        ("refresh", refresh, ""),
+    ]
 
 
 def _profile_source(g: CommandLine) -> str:

@@ -1,10 +1,16 @@
-"""The connection options resolved (config.py) into an Endpoint, and the timers (tuning.py)."""
+"""The connection options resolved (config.py) into an Endpoint, and the timers (tuning.py).
+
+The token comes with a TokenKeeper (auth/keeper.py) that refreshes it before connecting and,
+for `listen`, while it runs; a reload (SIGHUP) resolves the options again.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import BinaryIO
 
+from prismer_cli.auth.keeper import TokenKeeper, TokenSource
 from prismer_cli.config import CommandLine, resolve
 from prismer_cli.errors import UsageError
 from prismer_cli.log import Log
@@ -14,8 +20,26 @@ from prismer_cli.tuning import Tuning, from_env
 
 
 def endpoint_for(g: CommandLine, log: Log, *, stdin_free: bool) -> tuple[Endpoint, Tuning]:
-    """Resolve settings into an Endpoint; warns about a token typed on the command line."""
-    settings = resolve(g, os.environ, stdin=sys.stdin.buffer if stdin_free else None)
+    """Resolve settings into an Endpoint whose token is refreshed if it is due."""
+    keeper, tuning = keeper_for(g, log, stdin_free=stdin_free)
+    return keeper.fresh(), tuning
+
+
+def keeper_for(g: CommandLine, log: Log, *, stdin_free: bool) -> tuple[TokenKeeper, Tuning]:
+    """Resolve settings into a TokenKeeper that can re-read them (SIGHUP)."""
+    tuning = from_env(os.environ)
+    source = _source(g, log, tuning, sys.stdin.buffer if stdin_free else None)
+    return TokenKeeper(
+        source,
+        log,
+        retry_delay=tuning.backoff.cap,
+        reload=lambda: _source(g, log, tuning, None),
+    ), tuning
+
+
+def _source(g: CommandLine, log: Log, tuning: Tuning, stdin: BinaryIO | None) -> TokenSource:
+    """Resolve settings; warns about a token typed on the command line."""
+    settings = resolve(g, os.environ, stdin=stdin)
     log.secret = settings.token.value
     for warning in settings.warnings:
         log.warning(warning)
@@ -26,14 +50,17 @@ def endpoint_for(g: CommandLine, log: Log, *, stdin_free: bool) -> tuple[Endpoin
         )
     if not settings.token.value:
         raise UsageError(
-            "no token: give --token-file, set PRISMER_TOKEN, or run `prismer-py register`"
+            "no token: give --token-file, set PRISMER_TOKEN, or run `prismer-rt register NAME`"
+            " (or `prismer-py register`)"
         )
-    tuning = from_env(os.environ)
     assert settings.url.value is not None and settings.transport.value and settings.dialect.value
-    return Endpoint(
+    endpoint = Endpoint(
         url=settings.url.value,
         token=settings.token.value,
         transport=settings.transport.value,
         dialect=DIALECTS.get(settings.dialect.value),
         timeouts=tuning.timeouts,
-    ), tuning
+    )
+    return TokenSource(
+        endpoint, settings.token.store, settings.token.source, refresh=not settings.no_refresh
+    )

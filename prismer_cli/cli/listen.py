@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from typing import Annotated
 
 import typer
@@ -15,7 +16,7 @@ from prismer_cli.log import Log
 
 def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> None:
     def job(log: Log) -> ExitStatus:
-        from prismer_cli.cli.endpoint import endpoint_for
+        from prismer_cli.cli.endpoint import keeper_for
         from prismer_cli.durable import Durable, DurableOptions, no_follow, parse_since
         from prismer_cli.listen import Filters, ListenOptions, listen
         from prismer_cli.output import Output
@@ -23,7 +24,8 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
         parse_since(flags.since)  # a bad --since is exit 2 before anything connects
-        endpoint, tuning = endpoint_for(g, log, stdin_free=True)
+        keeper, tuning = keeper_for(g, log, stdin_free=True)
+        endpoint = keeper.fresh()
         options = ListenOptions(
             filters=Filters(
                 frozenset(flags.type_ or ()),
@@ -38,10 +40,22 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
         )
         durable = None
         if durable_options.active:
-            durable = Durable(endpoint, durable_options, options.filters, log, meta=options.meta)
+            durable = Durable(
+                endpoint,
+                durable_options,
+                options.filters,
+                log,
+                meta=options.meta,
+                token=lambda: keeper.token,
+            )
             if durable_options.no_follow:
                 return no_follow(durable, Output(), options.count)
-        return listen(endpoint, options, Output(), log, durable)
+            keeper.open = durable.connect  # the cursor's resume point, with the current token
+        signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
+        try:  # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
+            return listen(endpoint, options, Output(), log, durable, connect=keeper.connect)
+        finally:
+            keeper.close()
 
     execute(job, g)
 

@@ -132,6 +132,14 @@ CONNECTION = OptionGroup(
             show_default=False,
         ),
     ],
+    no_refresh=Annotated[
+        bool,
+        typer.Option(
+            "--no-refresh",
+            help="Never refresh the token, even when it is about to expire.",
+            rich_help_panel=PANEL,
+        ),
+    ],
     verbose=Annotated[
         bool,
         typer.Option(

@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from prismer_cli.errors import ConnectError, NoWebSocket
 from prismer_cli.log import Log
-from prismer_cli.transport.base import Connection, Endpoint, Resume
+from prismer_cli.transport.base import Connect, Connection, Endpoint, Resume
 from prismer_cli.tuning import Timeouts
 
-__all__ = ["Connection", "Endpoint", "Resume", "Timeouts", "open_connection", "open_websocket"]
+__all__ = [
+    "Connect",
+    "Connection",
+    "Endpoint",
+    "Resume",
+    "Timeouts",
+    "open_connection",
+    "open_websocket",
+]
 
 
 def open_websocket(endpoint: Endpoint, resume: Resume) -> Connection:

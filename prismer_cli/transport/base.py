@@ -7,11 +7,12 @@ bytes of one JSON document; it acknowledges, pings and closes on the caller's be
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
+from prismer_cli.log import Log
 from prismer_cli.protocol.dialects import Dialect, Hello
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.tuning import Timeouts
@@ -87,3 +88,8 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
             return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+Connect = Callable[[Endpoint, Resume, Log], Connection]
+"""Opens an authenticated Connection (open_connection; wrapped by the token keeper and the
+durable feed, replaced by a fake in tests)."""

@@ -1,0 +1,84 @@
+"""The server's token endpoints (docs/protocol.md "Tokens"), over requests.
+
+POST {base}/api/im/token/refresh   Bearer <token>  -> {ok, data: {token, expiresIn}}
+POST {base}/api/im/register        {type, username, displayName} -> 201 {ok, data: {token, ...}}
+GET  {base}/api/im/me              Bearer <token>  -> {ok, data: {user: {id, username, ...}}}
+
+An answer the server means (4xx but 429) raises Refused with its status; network errors, 5xx
+and 429 raise ConnectError, worth another try later. The token is never part of a message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+
+from prismer_cli.errors import ConnectError
+from prismer_cli.protocol.endpoints import ME_PATH, REST_PREFIX, problem_of
+from prismer_cli.redact import redact
+from prismer_cli.transport.base import retry_after
+from prismer_cli.transport.urls import endpoint as endpoint_url
+
+REFRESH_PATH = f"{REST_PREFIX}/token/refresh"
+REGISTER_PATH = f"{REST_PREFIX}/register"
+
+
+class Refused(Exception):
+    """The server answered 4xx (not 429): it means it; `status` and a message for people."""
+
+    def __init__(self, status: int, problem: str) -> None:
+        super().__init__(f"HTTP {status}" + (f": {problem}" if problem else ""))
+        self.status = status
+
+
+def _call(
+    method: str, url: str, path: str, *, token: str | None, body: Any, timeout: float
+) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        answer = requests.request(
+            method, endpoint_url(url, path), json=body, headers=headers, timeout=timeout
+        )
+    except requests.RequestException as exc:
+        raise ConnectError(f"cannot reach the server: {redact(str(exc), token)}") from None
+    try:
+        data = answer.json()
+    except ValueError:
+        data = None
+    data = data if isinstance(data, dict) else {}
+    status = answer.status_code
+    if status < 300:
+        return data
+    problem = redact(problem_of(data) or "", token)
+    if status >= 500 or status == 429:
+        message = f"HTTP {status}" + (f": {problem}" if problem else "")
+        raise ConnectError(message, retry_after=retry_after(answer.headers))
+    raise Refused(status, problem)
+
+
+def _data(answer: dict[str, Any]) -> dict[str, Any]:
+    data = answer.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def refresh(url: str, token: str, timeout: float) -> str:
+    """A new token for `token` (expired or not); Refused or ConnectError."""
+    answer = _call("POST", url, REFRESH_PATH, token=token, body=None, timeout=timeout)
+    new = _data(answer).get("token")
+    if not isinstance(new, str) or not new:
+        raise Refused(200, "the answer holds no token")
+    return new
+
+
+def register(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+    """The `data` of a successful registration (with its token); Refused or ConnectError."""
+    data = _data(_call("POST", url, REGISTER_PATH, token=None, body=body, timeout=timeout))
+    if not isinstance(data.get("token"), str) or not data["token"]:
+        raise Refused(200, "the answer holds no token")
+    return data
+
+
+def me(url: str, token: str, timeout: float) -> dict[str, Any]:
+    """The `data` of GET /api/im/me (`user`, `stats`, ...); Refused or ConnectError."""
+    return _data(_call("GET", url, ME_PATH, token=token, body=None, timeout=timeout))
