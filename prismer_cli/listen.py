@@ -8,13 +8,14 @@ flushed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from prismer_cli.dedupe import RecentKeys
 from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError, TransportError
+from prismer_cli.failures import FailureReport
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import answers_us, error_message, request_id
@@ -62,11 +63,12 @@ class Listener:
         *,
         connect: Callable[[Endpoint, Resume, Log], Connection] = open_connection,
     ) -> None:
-        self.endpoint = endpoint
+        self.deadline = Deadline(options.timeout)
+        self.endpoint = endpoint.until(self.deadline)
         self.options = options
         self.out = out
         self.log = log
-        self.deadline = Deadline(options.timeout)
+        self.failures = FailureReport(log, endpoint.url)
         self.resume = Resume()
         self.seen = RecentKeys()
         self.printed = 0
@@ -86,15 +88,17 @@ class Listener:
                     return self._timed_out()
             retry_after = None
             try:
-                conn = self._connect(self._within_deadline(), self.resume, self.log)
+                conn = self._connect(self.endpoint.cut(), self.resume, self.log)
             except PrismerError as exc:  # a refused token is never retried
                 if not retryable(exc):
                     raise
                 reason, retry_after = str(exc), retry_after_of(exc)
                 if not retries.failed():
                     raise TransportError(_give_up(retries.count, reason)) from None
+                self.failures.failed(reason)
                 continue
             retries.succeeded()
+            self.failures.succeeded()
             try:
                 self._announce(conn)
                 self._pump(conn)
@@ -111,21 +115,6 @@ class Listener:
                 conn.close()
             return self._timed_out()
 
-    def _within_deadline(self) -> Endpoint:
-        """The endpoint with its waits (connect, auth, an SSE answer) cut short by --timeout."""
-        left = self.deadline.left()
-        if left is None:
-            return self.endpoint
-        left = max(0.1, left)
-        t = self.endpoint.timeouts
-        bounded = replace(
-            t,
-            connect=min(t.connect, left),
-            auth=min(t.auth, left),
-            sse_silence=min(t.sse_silence, left),
-        )
-        return self.endpoint if bounded == t else replace(self.endpoint, timeouts=bounded)
-
     def _stream_retry(self, retry: int) -> float | None:
         """An SSE stream's own retry: field, used for the first retry as EventSource does."""
         if retry == 1 and self.resume.retry_ms is not None:
@@ -133,6 +122,12 @@ class Listener:
         return None
 
     def _timed_out(self) -> ExitStatus:
+        if not self.connections:
+            timeout, failures = self.options.timeout, self.failures
+            raise TransportError(
+                f"no connection to {failures.where} within --timeout {timeout:g} s"
+                + (f": {failures.reason}" if failures.reason else "")
+            )
         count = self.options.count
         if count is not None and self.printed < count:
             return ExitStatus.TIMEOUT

@@ -1,0 +1,120 @@
+"""Honest failures for scripts (issue 11), through the real command: deadlines that hold
+against a server that accepts TCP and never answers, and a connection that never came is a
+failure, said on stderr without -v."""
+
+from __future__ import annotations
+
+import select
+import time
+
+import pytest
+
+from tests.support.cli import Background, env_for, run
+from tests.support.serverfixture import BlackHole, ServerFactory
+
+TOKEN = "failures-token"
+
+
+def timed(*args: str, env: dict[str, str], input: str | None = None) -> tuple[float, object]:
+    start = time.monotonic()
+    result = run(*args, env=env, input=input, timeout=60)
+    return time.monotonic() - start, result
+
+
+@pytest.mark.parametrize("transport", ["auto", "ws", "sse"])
+def test_listen_timeout_is_a_hard_deadline_and_never_connected_is_exit_4(
+    black_hole: BlackHole, transport: str
+) -> None:
+    """--timeout 2 against a black hole: exit 4 within 3 s, whichever transport (the SSE
+    fallback gets no time of its own), and the failure is on stderr without -v."""
+    env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="10")
+    elapsed, result = timed("listen", "--timeout", "2", "--transport", transport, env=env)
+    assert result.code == 4, result.err  # type: ignore[attr-defined]
+    assert elapsed < 3.0
+    err = result.err  # type: ignore[attr-defined]
+    assert f"cannot connect to {black_hole.url}" in err
+    assert f"no connection to {black_hole.url} within --timeout 2 s" in err
+    assert "Traceback" not in err and result.out == ""  # type: ignore[attr-defined]
+
+
+def test_listen_timeout_with_count_never_connected_is_exit_4_not_124(
+    black_hole: BlackHole,
+) -> None:
+    elapsed, result = timed("listen", "--count", "1", "--timeout", "1", env=env_for(black_hole.url))
+    assert result.code == 4  # type: ignore[attr-defined]
+    assert elapsed < 2.0
+
+
+def test_max_retries_bounds_attempts_and_each_attempt_by_the_connect_timeout(
+    black_hole: BlackHole,
+) -> None:
+    """--max-retries 1: two attempts, each (WebSocket and its SSE fallback together) within
+    the 1 s connect timeout: well under 3 s, not the 161 s of issue 11."""
+    env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="1")
+    elapsed, result = timed("listen", "--max-retries", "1", env=env)
+    assert result.code == 4  # type: ignore[attr-defined]
+    assert "giving up after 1 retries" in result.err  # type: ignore[attr-defined]
+    assert elapsed < 3.5
+    assert black_hole.accepted == 2  # one connection per attempt: no SSE on top
+
+
+def test_send_has_an_overall_bound(black_hole: BlackHole) -> None:
+    """send against a black hole gives up after PRISMER_RT_SEND_TIMEOUT, with a result line."""
+    env = env_for(black_hole.url, TOKEN, PRISMER_RT_SEND_TIMEOUT="2")
+    elapsed, result = timed("send", "c1", "hi", env=env)
+    assert result.code == 4  # type: ignore[attr-defined]
+    assert elapsed < 3.0
+    (line,) = result.lines  # type: ignore[attr-defined]
+    assert line["ok"] is False and line["conversationId"] == "c1"
+
+
+def test_send_help_documents_the_bound() -> None:
+    result = run("send", "--help")
+    assert "30 s" in result.out and "PRISMER_RT_SEND_TIMEOUT" in result.out
+
+
+def test_refused_connection_is_reported_at_once_without_verbose(
+    server_factory: ServerFactory,
+) -> None:
+    """A down server: the first failure is on stderr at once, then nothing more for 5 s
+    (the attempts go on every ~0.4 s), then exit 4 at the deadline."""
+    server = server_factory()
+    url = server.url
+    server.stop()
+    start = time.monotonic()
+    proc = Background("listen", "--timeout", "3", env=env_for(url, TOKEN))
+    assert proc.proc.stderr is not None
+    ready, _, _ = select.select([proc.proc.stderr], [], [], 2.0)
+    assert ready, "nothing on stderr within 2 s"
+    first = proc.proc.stderr.readline().decode()
+    assert time.monotonic() - start < 2.0
+    assert first.startswith(f"prismer-rt: warning: cannot connect to {url}: ")
+    assert "refused" in first
+    result = proc.wait()
+    assert result.code == 4
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prismer-rt: error: no connection to")
+
+
+def test_failure_reports_come_at_growing_intervals() -> None:
+    """FailureReport: the first at once, then one per interval, the interval doubling."""
+    import io
+
+    from prismer_cli.failures import FailureReport
+    from prismer_cli.log import Log
+
+    now = [0.0]
+    stream = io.StringIO()
+    report = FailureReport(Log(stream=stream), "http://h", clock=lambda: now[0])
+    for tick in range(0, 400):  # an attempt every 0.5 s for 200 s
+        now[0] = tick * 0.5
+        report.failed("refused")
+    times = [0.0, 5.0, 15.0, 35.0, 75.0, 155.0]
+    assert len(stream.getvalue().splitlines()) == len(times)
+    assert "still no connection to http://h after 11 attempts in 5 s" in stream.getvalue()
+    report.succeeded()
+    now[0] = 1000.0
+    report.failed("refused")
+    assert (
+        stream.getvalue().splitlines()[-1].endswith("cannot connect to http://h: refused; retrying")
+    )
