@@ -118,3 +118,25 @@ def test_failure_reports_come_at_growing_intervals() -> None:
     assert (
         stream.getvalue().splitlines()[-1].endswith("cannot connect to http://h: refused; retrying")
     )
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_listen_notices_at_once_that_stdout_reader_went_away(
+    server_factory: ServerFactory, transport: str
+) -> None:
+    """`listen --timeout 30 | (read nothing; exit)`: listen ends quietly within a second or
+    two of the reader going away, not at its next write or at --timeout."""
+    from tests.support.cli import wait_for_connections
+
+    server = server_factory()
+    proc = Background(
+        "listen", "--timeout", "30", "--transport", transport, env=env_for(server.url, TOKEN)
+    )
+    wait_for_connections(server, 1)
+    assert proc.proc.stdout is not None
+    proc.proc.stdout.close()
+    start = time.monotonic()
+    code = proc.proc.wait(timeout=10)
+    assert time.monotonic() - start < 2.0
+    assert code == 0
+    assert proc.proc.stderr is not None and proc.proc.stderr.read() == b""

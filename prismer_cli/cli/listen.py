@@ -17,7 +17,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import endpoint_for
         from prismer_cli.listen import Filters, ListenOptions, listen
-        from prismer_cli.output import Output
+        from prismer_cli.output import Output, close_on_hangup
         from prismer_cli.retry import Policy
 
         endpoint, tuning = endpoint_for(g, log, stdin_free=True)
@@ -33,6 +33,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
             meta=flags.meta,
         )
+        close_on_hangup()
         return listen(endpoint, options, Output(), log)
 
     execute(job, g)
