@@ -17,6 +17,7 @@ from prismer_cli.dedupe import RecentKeys
 from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError, TransportError
 from prismer_cli.failures import FailureReport
 from prismer_cli.log import Log
+from prismer_cli.matcher import Match, all_hold
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import answers_us, error_message, request_id
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
@@ -30,6 +31,7 @@ class Filters:
     types: frozenset[str] = frozenset()
     conversations: frozenset[str] = frozenset()
     ignore_self: bool = False
+    match: tuple[Match, ...] = ()  # --match: every one must hold
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ class Listener:
         ack_field, time_field = dialect.ack_field, dialect.time_field
         conversation_field, sender_field = dialect.conversation_field, dialect.sender_field
         filters = self.options.filters
-        types, conversations = filters.types, filters.conversations
+        types, conversations, match = filters.types, filters.conversations, filters.match
         me = resume.user_id if filters.ignore_self else None
         ack, is_seen = conn.ack, self.seen.seen
 
@@ -234,6 +236,7 @@ class Listener:
                 (types and kind not in types)
                 or (conversations and payload.get(conversation_field) not in conversations)
                 or (me is not None and payload.get(sender_field) == me)
+                or (match and not all_hold(match, frame))
             ):
                 return None
             return data if b"\n" not in data else orjson.dumps(frame)

@@ -140,3 +140,46 @@ def test_listen_notices_at_once_that_stdout_reader_went_away(
     assert time.monotonic() - start < 2.0
     assert code == 0
     assert proc.proc.stderr is not None and proc.proc.stderr.read() == b""
+
+
+def test_match_compares_as_json_else_as_string_and_all_must_hold(
+    server_factory: ServerFactory,
+) -> None:
+    """--match payload.n=1 is the number 1 (not "1", not true); payload.s=x is the string x;
+    an absent field never matches; both must hold."""
+    from tests.support.cli import user_id, wait_for_connections
+
+    server = server_factory()
+    proc = Background(
+        "listen",
+        "--match",
+        "payload.n=1",
+        "-m",
+        "payload.s=x",
+        "--count",
+        "2",
+        "--timeout",
+        "10",
+        env=env_for(server.url, TOKEN),
+    )
+    wait_for_connections(server, 1)
+    payloads: list[dict[str, object]] = [
+        {"n": "1", "s": "x"},
+        {"n": True, "s": "x"},
+        {"n": 1, "s": "y"},
+        {"s": "x"},
+        {"n": 1, "s": "x", "k": "first"},
+        {"n": 1.0, "s": "x", "k": "second"},
+    ]
+    for payload in payloads:
+        server.emit("task.updated", payload, to=user_id(TOKEN))
+    result = proc.wait()
+    assert result.code == 0, result.err
+    assert [e["payload"]["k"] for e in result.lines] == ["first", "second"]
+
+
+@pytest.mark.parametrize("spec", ["payload.taskId", "=1", "payload..x=1", ".x=1"])
+def test_match_without_a_path_or_value_is_a_usage_error(spec: str) -> None:
+    result = run("listen", "--match", spec, env=env_for("http://127.0.0.1:9", TOKEN))
+    assert result.code == 2
+    assert "expected PATH=VALUE" in result.err and "Traceback" not in result.err

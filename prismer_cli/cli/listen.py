@@ -17,6 +17,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import endpoint_for
         from prismer_cli.listen import Filters, ListenOptions, listen
+        from prismer_cli.matcher import Match
         from prismer_cli.output import Output, close_on_hangup
         from prismer_cli.retry import Policy
 
@@ -26,6 +27,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
                 frozenset(flags.type_ or ()),
                 frozenset(flags.conversation or ()) | frozenset(subscribe),
                 flags.ignore_self,
+                tuple(Match.parse(spec) for spec in flags.match or ()),
             ),
             subscribe=subscribe,
             count=flags.stop_after,
