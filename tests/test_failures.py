@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import select
 import time
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,53 @@ def test_match_without_a_path_or_value_is_a_usage_error(spec: str) -> None:
     result = run("listen", "--match", spec, env=env_for("http://127.0.0.1:9", TOKEN))
     assert result.code == 2
     assert "expected PATH=VALUE" in result.err and "Traceback" not in result.err
+
+
+def _config(home: Path, text: str | bytes) -> Path:
+    path = home / ".config" / "prismer-rt" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[profiles.dev]\nurl = 18765\n", "[profiles.dev] url must be a string, not an integer"),
+        ("token = 12345\n", "token must be a string, not an integer"),
+        ('transprot = "ws"\n', "unknown key 'transprot' (did you mean 'transport'?)"),
+        ('[profiles.dev]\ndialct = "docs"\n', "[profiles.dev] unknown key 'dialct'"),
+        ('url = "localhost:8765"\n', "url: not a usable URL: 'localhost:8765'"),
+        ('[profiles.x]\ntransport = "carrier-pigeon"\n', "transport must be one of auto, ws, sse"),
+        ("profiles = 3\n", "profiles must be tables"),
+        (b'url = "\xff"\n', "it is not UTF-8 text"),
+    ],
+)
+@pytest.mark.parametrize("command", [("config", "show"), ("listen", "--timeout", "1")])
+def test_config_is_validated_whole_before_anything_connects(
+    isolated_home: Path, text: str | bytes, expected: str, command: tuple[str, ...]
+) -> None:
+    """Every mistake in config.toml, in any profile (selected or not): exit 2 naming the file,
+    the key and what was expected; no connection is attempted (the token would otherwise go
+    to the default production URL)."""
+    path = _config(isolated_home, text)
+    env = env_for(None, TOKEN)  # no profile selected: [profiles.*] are checked all the same
+    result = run(*command, env=env)
+    assert result.code == 2, result.err
+    assert str(path) in result.err and expected in result.err, result.err
+    assert result.out == "" and "Traceback" not in result.err
+
+
+def test_missing_profile_is_exit_2(isolated_home: Path) -> None:
+    _config(isolated_home, '[profiles.work]\nurl = "http://127.0.0.1:1"\n')
+    result = run("config", "show", "--profile", "wrok", env=env_for(None, TOKEN))
+    assert result.code == 2 and "no profile 'wrok'" in result.err and "work" in result.err
+
+
+def test_sdk_login_of_the_wrong_type_is_not_skipped(isolated_home: Path) -> None:
+    sdk = isolated_home / ".prismer" / "config.toml"
+    sdk.parent.mkdir()
+    sdk.write_text("[auth]\nim_token = 12345\n")
+    result = run("config", "show", env=env_for(None, None))
+    assert result.code == 2 and "[auth] im_token must be a string" in result.err
