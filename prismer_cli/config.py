@@ -9,6 +9,8 @@ Precedence, highest first (README "Configuration"):
    then `$XDG_CONFIG_HOME/prismer-rt/token`, the token file `register` writes;
 4. the official SDK's login, `~/.prismer/config.toml` (`[auth] im_token`, `[default] base_url`);
 5. the defaults.
+The whole file is validated before anything connects (`validate`): an unknown key, a value of the
+wrong type, a bad URL or choice is a usage error naming the file and the key, never skipped.
 A token is never read from a file that other users can read (mode wider than 0600), as ssh does;
 the SDK's own file is the exception, since `prismer-py register` writes it 0644: it gets a warning.
 """
@@ -28,6 +30,27 @@ from prismer_cli.errors import UsageError
 DEFAULT_URL = "https://cloud.prismer.dev"
 TRANSPORTS = ("auto", "ws", "sse")
 DIALECT_CHOICES = ("auto", "docs", "server")
+
+# Every key of config.toml (top level, or in [profiles.NAME]) and its TOML type: a new setting
+# is one line here.
+KEYS: dict[str, type] = {
+    "url": str,
+    "token": str,
+    "token_file": str,
+    "transport": str,
+    "dialect": str,
+    "no_refresh": bool,
+}
+SDK_KEYS = {"auth": ("im_token",), "default": ("base_url",)}  # what is read of the SDK's file
+CHOICES: dict[str, tuple[str, ...]] = {"transport": TRANSPORTS, "dialect": DIALECT_CHOICES}
+_TYPE_NAMES = {
+    str: "a string",
+    bool: "a boolean (true or false)",
+    int: "an integer",
+    float: "a number",
+    dict: "a table",
+    list: "an array",
+}
 
 
 @dataclass(frozen=True)
@@ -110,9 +133,50 @@ def _load_toml(path: Path) -> dict[str, Any]:
     with handle:
         try:
             data: dict[str, Any] = tomllib.load(handle)
+        except UnicodeDecodeError:
+            raise UsageError(f"cannot read {path}: it is not UTF-8 text") from None
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise UsageError(f"cannot read {path}: {exc}") from exc
     return data
+
+
+def validate(data: dict[str, Any], path: Path) -> None:
+    """Check every key and value of the file, every profile included; raises UsageError."""
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(t, dict) for t in profiles.values()):
+        raise UsageError(f"{path}: profiles must be tables, as in [profiles.NAME]")
+    _validate_table({k: v for k, v in data.items() if k != "profiles"}, path, "")
+    for name, table in profiles.items():
+        _validate_table(table, path, f"[profiles.{name}] ")
+
+
+def _validate_table(table: dict[str, Any], path: Path, where: str) -> None:
+    import difflib
+
+    for key, value in table.items():
+        expected = KEYS.get(key)
+        if expected is None:
+            close = difflib.get_close_matches(key, [*KEYS, "profiles"], n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            known = ", ".join(KEYS)
+            raise UsageError(f"{path}: {where}unknown key {key!r}{hint}; known keys: {known}")
+        if type(value) is not expected:
+            raise UsageError(
+                f"{path}: {where}{key} must be {_TYPE_NAMES[expected]}, "
+                f"not {_TYPE_NAMES.get(type(value), type(value).__name__)} ({value!r})"
+            )
+        choices = CHOICES.get(key)
+        if choices is not None and value not in choices:
+            raise UsageError(
+                f"{path}: {where}{key} must be one of {', '.join(choices)}, not {value!r}"
+            )
+        if key == "url":
+            from prismer_cli.transport.urls import http_base
+
+            try:
+                http_base(str(value))
+            except UsageError as exc:
+                raise UsageError(f"{path}: {where}url: {exc}") from None
 
 
 def read_token_file(name: str, stdin: BinaryIO | None = None) -> str:
@@ -156,6 +220,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     profile = cli.profile or env.get("PRISMER_PROFILE") or None
     path = config_path(env)
     data = _load_toml(path)
+    validate(data, path)
     table = _profile_table(data, profile, path)
     where = f"{path}" + (f" [profiles.{profile}]" if profile else "")
     sdk_path = sdk_config_path(env)
@@ -167,7 +232,11 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         if sdk_file is None:
             sdk_file = _load_toml(sdk_path)
         table = sdk_file.get(section)
-        return table if isinstance(table, dict) else {}
+        table = table if isinstance(table, dict) else {}
+        for key in SDK_KEYS[section]:
+            if key in table and not isinstance(table[key], str):
+                raise UsageError(f"{sdk_path}: [{section}] {key} must be a string")
+        return table
 
     warnings: list[str] = []
 

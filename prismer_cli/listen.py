@@ -8,7 +8,7 @@ flushed.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -21,7 +21,9 @@ from prismer_cli.errors import (
     PrismerError,
     TransportError,
 )
+from prismer_cli.failures import FailureReport
 from prismer_cli.log import Log
+from prismer_cli.matcher import Match, all_hold
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import answers_us, error_message, request_id
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
@@ -38,6 +40,7 @@ class Filters:
     types: frozenset[str] = frozenset()
     conversations: frozenset[str] = frozenset()
     ignore_self: bool = False
+    match: tuple[Match, ...] = ()  # --match: every one must hold
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,12 @@ class Listener:
         *,
         connect: Connect = open_connection,
     ) -> None:
-        self.endpoint = endpoint
+        self.deadline = Deadline(options.timeout)
+        self.endpoint = endpoint.until(self.deadline)
         self.options = options
         self.out = out
         self.log = log
-        self.deadline = Deadline(options.timeout)
+        self.failures = FailureReport(log, endpoint.url)
         self.resume = Resume()
         self.seen = RecentKeys()
         self.printed = 0
@@ -121,15 +125,17 @@ class Listener:
                     return self._timed_out()
             retry_after = None
             try:
-                conn = self._connect(self._within_deadline(), self.resume, self.log)
+                conn = self._connect(self.endpoint.cut(), self.resume, self.log)
             except PrismerError as exc:  # a refused token is never retried
                 if not retryable(exc):
                     raise
                 reason, retry_after = str(exc), retry_after_of(exc)
                 if not retries.failed():
                     raise TransportError(_give_up(retries.count, reason)) from None
+                self.failures.failed(reason)
                 continue
             retries.succeeded()
+            self.failures.succeeded()
             try:
                 self._announce(conn)
                 if self.durable is not None and self.durable.connected(self, conn):
@@ -148,21 +154,6 @@ class Listener:
                 conn.close()
             return self._timed_out()
 
-    def _within_deadline(self) -> Endpoint:
-        """The endpoint with its waits (connect, auth, an SSE answer) cut short by --timeout."""
-        left = self.deadline.left()
-        if left is None:
-            return self.endpoint
-        left = max(0.1, left)
-        t = self.endpoint.timeouts
-        bounded = replace(
-            t,
-            connect=min(t.connect, left),
-            auth=min(t.auth, left),
-            sse_silence=min(t.sse_silence, left),
-        )
-        return self.endpoint if bounded == t else replace(self.endpoint, timeouts=bounded)
-
     def _stream_retry(self, retry: int) -> float | None:
         """An SSE stream's own retry: field, used for the first retry as EventSource does."""
         if retry == 1 and self.resume.retry_ms is not None:
@@ -170,6 +161,12 @@ class Listener:
         return None
 
     def _timed_out(self) -> ExitStatus:
+        if not self.connections:
+            timeout, failures = self.options.timeout, self.failures
+            raise TransportError(
+                f"no connection to {failures.where} within --timeout {timeout:g} s"
+                + (f": {failures.reason}" if failures.reason else "")
+            )
         count = self.options.count
         if count is not None and self.printed < count:
             return ExitStatus.TIMEOUT
@@ -238,7 +235,7 @@ class Listener:
         ack_field, time_field = dialect.ack_field, dialect.time_field
         conversation_field, sender_field = dialect.conversation_field, dialect.sender_field
         filters = self.options.filters
-        types, conversations = filters.types, filters.conversations
+        types, conversations, match = filters.types, filters.conversations, filters.match
         me = resume.user_id if filters.ignore_self else None
         ack, is_seen = conn.ack, self.seen.seen
 
@@ -275,6 +272,7 @@ class Listener:
                 (types and kind not in types)
                 or (conversations and payload.get(conversation_field) not in conversations)
                 or (me is not None and payload.get(sender_field) == me)
+                or (match and not all_hold(match, frame))
             ):
                 return None
             return data if b"\n" not in data else orjson.dumps(frame)

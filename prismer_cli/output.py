@@ -3,13 +3,19 @@
 Lines are written to a buffer and flushed whenever the transport has nothing more buffered, so
 a quiet stream shows each event at once and a storm costs one write() per burst, not per line.
 A reader that went away (`prismer-rt listen | head -1`) raises OutputClosed, which ends the
-program quietly.
+program quietly: at the next write, or at once with `close_on_hangup`, which watches the pipe
+while the program waits for the network.
 """
 
 from __future__ import annotations
 
 import os
+import select
+import signal
+import stat
 import sys
+import threading
+from types import FrameType
 from typing import Any, BinaryIO
 
 import orjson
@@ -59,3 +65,36 @@ def silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         return
+
+
+HANGUP_SIGNAL = signal.SIGUSR1  # how the watcher wakes the main thread from a blocking wait
+
+
+def close_on_hangup() -> None:
+    """When stdout is a pipe or socket, raise OutputClosed in the main thread as soon as its
+    reader goes away, even while the main thread is blocked waiting for the network."""
+    try:
+        fd = sys.stdout.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return
+    main = threading.main_thread()
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or threading.current_thread() is not main:
+        return
+    hung_up = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        if hung_up.is_set():
+            hung_up.clear()  # once: the program's own clean-up must not be interrupted again
+            raise OutputClosed
+
+    def watch() -> None:
+        poller = select.poll()
+        poller.register(fd, 0)  # no events asked for: only POLLERR, POLLHUP, POLLNVAL come back
+        poller.poll()
+        hung_up.set()
+        assert main.ident is not None
+        signal.pthread_kill(main.ident, HANGUP_SIGNAL)
+
+    signal.signal(HANGUP_SIGNAL, on_signal)
+    threading.Thread(target=watch, name="prismer-rt-stdout-watch", daemon=True).start()

@@ -7,7 +7,8 @@
   429) is worth another attempt; a refused token or a rejected command never is.
 - `Retries` counts one loop's consecutive failures against its bound and gives the delay before
   the next attempt, with a server's Retry-After as a floor.
-- `Deadline` is one monotonic deadline (--timeout) that every wait of a command is cut to.
+- `Deadline` is one monotonic deadline (--timeout, or one connection attempt's bound) that
+  every wait of a command is cut to, so that no timeout of a library can overrun it.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Policy:
 
     backoff: Backoff = field(default_factory=Backoff)
     max_retries: int | None = None  # None: retry for ever; 0: never
+    give_up_after: float | None = None  # seconds from an operation's first attempt; None: never
 
     def allows(self, retry: int) -> bool:
         return self.max_retries is None or retry <= self.max_retries
@@ -83,15 +85,39 @@ class Retries:
         self._delays = delays(self.policy.backoff, self._rand)
 
 
+MIN_WAIT = 0.05  # the shortest wait a cut timeout is given: a socket timeout of 0 means "never"
+
+
 class Deadline:
     """A monotonic deadline, or none; every wait of a command is cut to what is left of it."""
 
-    def __init__(self, seconds: float | None, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        seconds: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        at: float | None = None,
+    ) -> None:
         self._clock = clock
-        self.at = None if seconds is None else clock() + seconds
+        self.at = at if seconds is None else clock() + seconds
 
     def left(self) -> float | None:
         return None if self.at is None else self.at - self._clock()
+
+    def expired(self) -> bool:
+        return self.at is not None and self._clock() >= self.at
+
+    def within(self, seconds: float | None) -> Deadline:
+        """The sooner of this deadline and `seconds` from now."""
+        if seconds is None:
+            return self
+        at = self._clock() + seconds
+        return Deadline(clock=self._clock, at=at if self.at is None else min(self.at, at))
+
+    def cut(self, seconds: float) -> float:
+        """A timeout of `seconds`, shortened so that it ends by the deadline."""
+        left = self.left()
+        return seconds if left is None else max(MIN_WAIT, min(seconds, left))
 
     def sleep(self, delay: float) -> bool:
         """Sleep, but not past the deadline; False if the deadline came first."""
@@ -100,3 +126,9 @@ class Deadline:
             return False
         time.sleep(delay)
         return True
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Deadline) and other.at == self.at
+
+    def __hash__(self) -> int:
+        return hash(self.at)

@@ -21,6 +21,7 @@ class Timeouts:
     ping_interval: float = 15.0  # idle time before a keepalive ping
     ping_timeout: float = 10.0  # no byte at all this long after a ping: the peer is gone
     sse_silence: float = 75.0  # no data and no comment this long: the stream is dead
+    send: float = 30.0  # send, mark-read: a command's attempts (connect, retries) end by then
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ def from_env(env: Mapping[str, str]) -> Tuning:
             ping_interval=_seconds(env, "PRISMER_RT_PING_INTERVAL", t.ping_interval),
             ping_timeout=_seconds(env, "PRISMER_RT_PING_TIMEOUT", t.ping_timeout),
             sse_silence=_seconds(env, "PRISMER_RT_SSE_SILENCE", t.sse_silence),
+            send=_seconds(env, "PRISMER_RT_SEND_TIMEOUT", t.send),
         ),
         Backoff(
             initial=_seconds(env, "PRISMER_RT_BACKOFF_INITIAL", b.initial),

@@ -87,7 +87,8 @@ ENVIRONMENT: Final = (
     ),
     (
         "PRISMER_RT_CONNECT_TIMEOUT",
-        "Seconds to open a connection or complete a REST request (TCP, TLS, handshake). "
+        "Seconds for one connection attempt as a whole (TCP, TLS, handshake, authentication, "
+        "any SSE fallback), or one REST request. "
         "Default 10.",
     ),
     (
@@ -102,6 +103,11 @@ ENVIRONMENT: Final = (
     (
         "PRISMER_RT_SSE_SILENCE",
         "Seconds without data or heartbeat after which an SSE stream counts as dead. Default 75.",
+    ),
+    (
+        "PRISMER_RT_SEND_TIMEOUT",
+        "Seconds after which send and mark-read give up a command whose connection attempts and "
+        "retries have not succeeded (exit 4). Default 30.",
     ),
     ("PRISMER_RT_BACKOFF_INITIAL", "The first reconnect delay, in seconds. Default 1."),
     ("PRISMER_RT_BACKOFF_MAX", "The longest reconnect delay, in seconds. Default 30."),

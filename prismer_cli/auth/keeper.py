@@ -26,7 +26,6 @@ from prismer_cli.auth.stores import CannotSave, TokenStore
 from prismer_cli.errors import AuthError, ConnectError, PrismerError
 from prismer_cli.log import Log
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
-from prismer_cli.tuning import Timeouts
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,9 @@ class TokenKeeper:
         with self._lock:
             return self._token
 
-    def fresh(self, timeouts: Timeouts | None = None) -> Endpoint:
-        """The endpoint to connect with: reloaded if asked, its token refreshed if due."""
+    def fresh(self, like: Endpoint | None = None) -> Endpoint:
+        """The endpoint to connect with: reloaded if asked, its token refreshed if due; with
+        the timeouts and deadline of `like` (the caller's, cut to what is left)."""
         with self._lock:
             if self._reload_requested:
                 self._reload_now()
@@ -90,11 +90,13 @@ class TokenKeeper:
                 self._refresh_before_connecting()
             self._warn_if_expiring()
             endpoint = replace(self._source.endpoint, token=self._token)
-        return endpoint if timeouts is None else replace(endpoint, timeouts=timeouts)
+        if like is None:
+            return endpoint
+        return replace(endpoint, timeouts=like.timeouts, deadline=like.deadline)
 
     def connect(self, endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
         """open_connection with the current token; on a reconnect, one refresh after a refusal."""
-        current = self.fresh(endpoint.timeouts)
+        current = self.fresh(endpoint)
         try:
             conn = self.open(current, resume, log)
         except AuthError as exc:

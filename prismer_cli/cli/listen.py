@@ -19,7 +19,8 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
         from prismer_cli.cli.endpoint import keeper_for
         from prismer_cli.durable import Durable, DurableOptions, no_follow, parse_since
         from prismer_cli.listen import Filters, ListenOptions, listen
-        from prismer_cli.output import Output
+        from prismer_cli.matcher import Match
+        from prismer_cli.output import Output, close_on_hangup
         from prismer_cli.retry import Policy
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
@@ -31,6 +32,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
                 frozenset(flags.type_ or ()),
                 frozenset(flags.conversation or ()) | frozenset(subscribe),
                 flags.ignore_self,
+                tuple(Match.parse(spec) for spec in flags.match or ()),
             ),
             subscribe=subscribe,
             count=flags.stop_after,
@@ -51,6 +53,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
             if durable_options.no_follow:
                 return no_follow(durable, Output(), options.count)
             keeper.open = durable.connect  # the cursor's resume point, with the current token
+        close_on_hangup()
         signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
         try:  # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
             return listen(endpoint, options, Output(), log, durable, connect=keeper.connect)

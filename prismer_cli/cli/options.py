@@ -156,6 +156,7 @@ CONNECTION = OptionGroup(
 class ListenFlags:
     type_: list[str] | None = None
     conversation: list[str] | None = None
+    match: list[str] | None = None
     stop_after: int | None = None  # --count
     timeout: float | None = None
     no_reconnect: bool = False
@@ -187,6 +188,20 @@ LISTEN = OptionGroup(
             "-c",
             metavar="ID",
             help="Keep only events of this conversation (repeatable).",
+            show_default=False,
+        ),
+    ],
+    match=Annotated[
+        list[str] | None,
+        typer.Option(
+            "--match",
+            "-m",
+            metavar="PATH=VALUE",
+            help=(
+                "Keep only events whose field PATH (dotted into the envelope, e.g. "
+                "payload.taskId) equals VALUE, as JSON when it parses, else as a string "
+                "(repeatable: all must hold)."
+            ),
             show_default=False,
         ),
     ],

@@ -64,7 +64,8 @@ def _run_commands(
                 parse_batch(batch, default_action, message_type)
                 for batch in read_lines(sys.stdin.buffer)
             )
-        options = send.SendOptions(wait, Policy(tuning.backoff, SEND_RETRIES))
+        policy = Policy(tuning.backoff, SEND_RETRIES, tuning.timeouts.send)
+        options = send.SendOptions(wait, policy)
         return send.run(endpoint, batches, Output(), log, options)
 
     execute(job, g)
@@ -105,7 +106,9 @@ def send(
 ) -> None:
     """Send a message, all of stdin as one message, or JSON-line commands from stdin.
 
-    Prints one JSON result line per command, with "ok": true|false.
+    Prints one JSON result line per command, with "ok": true|false. A command whose
+    connection attempts and retries have not succeeded after 30 s is given up (exit 4;
+    PRISMER_RT_SEND_TIMEOUT changes the bound), then at most --wait more for its confirmation.
     """
     from prismer_cli.protocol.commands import SEND, Command
 

@@ -15,7 +15,6 @@ another attempt, and the error decides the exit status (docs/cli.md "Exit status
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from prismer_cli.errors import AuthError, ConnectError, ExitStatus, Interrupted,
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.commands import Command, InvalidLine
-from prismer_cli.retry import Retries, retry_after_of, retryable
+from prismer_cli.retry import Deadline, Retries, retry_after_of, retryable
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
 from prismer_cli.send.ledger import Ledger
 from prismer_cli.send.rest import RestChannel
@@ -107,6 +106,7 @@ def _deliver(
     """
     pending = commands
     retries = Retries(options.policy)
+    deadline = endpoint.deadline.within(options.policy.give_up_after)
     while True:
         error: ConnectError | AuthError
         try:
@@ -114,7 +114,8 @@ def _deliver(
                 link.channel.finish()
                 link.channel = None
             if link.channel is None:
-                link.channel = _open_channel(endpoint, ledger, log, options)
+                link.channel = _open_channel(endpoint, deadline, ledger, log, options)
+            link.channel.deadline = deadline
             link.channel.submit(pending)
             return None
         except Stopped as stop:
@@ -128,14 +129,22 @@ def _deliver(
             return error
         delay = retries.delay(retry_after_of(error))
         log.info(f"{error}; retrying in {delay:.1f} s")
-        time.sleep(delay)
+        if not deadline.sleep(delay):
+            error = ConnectError(f"gave up after {options.policy.give_up_after:g} s: {error}")
+            ledger.fail_all(pending, f"not sent: {error}", error.status)
+            return error
 
 
-def _open_channel(endpoint: Endpoint, ledger: Ledger, log: Log, options: SendOptions) -> Channel:
+def _open_channel(
+    endpoint: Endpoint, deadline: Deadline, ledger: Ledger, log: Log, options: SendOptions
+) -> Channel:
+    """A socket channel, else REST; opening ends within the connect timeout and the deadline."""
     if endpoint.transport != "sse":
         try:
             return SocketChannel(
-                open_websocket(endpoint, Resume(dialect=endpoint.dialect)),
+                open_websocket(
+                    endpoint.until(deadline).attempt(), Resume(dialect=endpoint.dialect)
+                ),
                 endpoint,
                 ledger,
                 log,

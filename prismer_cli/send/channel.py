@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from prismer_cli.errors import AuthError, ConnectError
 from prismer_cli.protocol.commands import Command
-from prismer_cli.retry import Policy
+from prismer_cli.retry import Deadline, Policy
 from prismer_cli.tuning import SEND_RETRIES
 
 
@@ -34,6 +34,7 @@ class Stopped(Exception):
 
 class Channel:
     broken = False
+    deadline = Deadline()  # the current batch's: its attempts end by then (set by the loop)
 
     def submit(self, commands: list[Command]) -> None:
         """Send the commands in order; raises Stopped when it cannot finish."""

@@ -50,6 +50,7 @@ class RestChannel(Channel):
         self._ledger = ledger
 
     def submit(self, commands: list[Command]) -> None:
+        self._rest.not_after = self.deadline
         for index, command in enumerate(commands):
             entry = self._ledger.add(command, "")
             try:

@@ -39,14 +39,19 @@ def open_sse(endpoint: Endpoint, resume: Resume) -> Connection:
 
 
 def open_connection(endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
-    """Connect as --transport says; in auto mode fall back to SSE (and stay there)."""
+    """Connect as --transport says; in auto mode fall back to SSE (and stay there).
+
+    The attempt as a whole, fallback included, ends within the connect timeout (Endpoint.attempt).
+    """
     transport = endpoint.transport if endpoint.transport != "auto" else resume.transport or "auto"
+    endpoint = endpoint.attempt()
     if transport != "sse":
         try:
             return open_websocket(endpoint, resume)
         except NoWebSocket as exc:
-            if transport == "ws":
+            if transport == "ws" or endpoint.deadline.expired():
                 raise ConnectError(str(exc)) from None
             log.info(f"{exc}; falling back to Server-Sent Events")
             resume.transport = "sse"
+            endpoint = endpoint.cut()
     return open_sse(endpoint, resume)

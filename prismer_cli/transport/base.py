@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Protocol
 
 from prismer_cli.log import Log
 from prismer_cli.protocol.dialects import Dialect, Hello
 from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.retry import Deadline
 from prismer_cli.tuning import Timeouts
 
 
@@ -27,6 +28,31 @@ class Endpoint:
     transport: str = "auto"  # auto | ws | sse
     dialect: Dialect | None = None  # None: detect
     timeouts: Timeouts = field(default_factory=Timeouts)
+    deadline: Deadline = field(default_factory=Deadline)  # none by default
+
+    def until(self, deadline: Deadline) -> Endpoint:
+        """This endpoint with its deadline set and its waits (connect, authentication) cut to
+        what is left of it. A stream's silence timeout is not cut: a stream ends at the
+        deadline by itself (Connection.messages)."""
+        t = self.timeouts
+        return replace(
+            self,
+            deadline=deadline,
+            timeouts=replace(
+                t,
+                connect=deadline.cut(t.connect),
+                auth=deadline.cut(t.auth),
+            ),
+        )
+
+    def cut(self) -> Endpoint:
+        """This endpoint with its waits cut to what is left of its deadline now."""
+        return self.until(self.deadline)
+
+    def attempt(self) -> Endpoint:
+        """This endpoint for one connection attempt: TCP, TLS, upgrade, authentication and any
+        fallback together end within the connect timeout (and by the deadline)."""
+        return self.until(self.deadline.within(self.timeouts.connect))
 
 
 @dataclass

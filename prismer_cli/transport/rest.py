@@ -8,7 +8,6 @@ retried (retry.py).
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -26,7 +25,7 @@ from prismer_cli.protocol.endpoints import (
     user_id_of,
 )
 from prismer_cli.redact import redact
-from prismer_cli.retry import Policy, Retries, retry_after_of, retryable
+from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport.base import Endpoint, retry_after
 from prismer_cli.transport.urls import endpoint as endpoint_url
 from prismer_cli.tuning import SEND_RETRIES
@@ -37,6 +36,7 @@ class RestClient:
         self._endpoint = endpoint
         self._log = log
         self._policy = policy or Policy(max_retries=SEND_RETRIES)
+        self.not_after = endpoint.deadline  # no request's attempts go past it
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {endpoint.token}"
 
@@ -55,7 +55,7 @@ class RestClient:
         try:
             answer = self._session.get(
                 endpoint_url(self._endpoint.url, ME_PATH),
-                timeout=self._endpoint.timeouts.connect,
+                timeout=self._endpoint.cut().timeouts.connect,
             )
             data = answer.json() if answer.ok else {}
         except (requests.RequestException, ValueError):
@@ -66,20 +66,27 @@ class RestClient:
         """POST with retries on network errors, 5xx and 429; the answer's JSON on 2xx."""
         url = endpoint_url(self._endpoint.url, path)
         retries = Retries(self._policy)
+        deadline = self.not_after.within(self._policy.give_up_after)
         while True:
             try:
-                return self._post_once(url, body, headers)
+                return self._post_once(url, body, headers, deadline)
             except ConnectError as exc:
                 if not (retryable(exc) and retries.failed()):
                     raise
                 delay = retries.delay(retry_after_of(exc))
                 self._log.info(f"{exc}; retrying in {delay:.1f} s")
-                time.sleep(delay)
+                if not deadline.sleep(delay):
+                    raise
 
-    def _post_once(self, url: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
+    def _post_once(
+        self, url: str, body: Any, headers: dict[str, str], deadline: Deadline
+    ) -> dict[str, Any]:
         try:
             answer = self._session.post(
-                url, json=body, headers=headers, timeout=self._endpoint.timeouts.connect
+                url,
+                json=body,
+                headers=headers,
+                timeout=deadline.cut(self._endpoint.timeouts.connect),
             )
         except requests.RequestException as exc:
             problem = f"cannot reach the server: {redact(str(exc), self._endpoint.token)}"

@@ -8,7 +8,8 @@ envelopes. Over the docs path, the last `id:` is sent back as `Last-Event-ID` on
 The stream is read with urllib3's read1(), which returns whatever has arrived, and parsed by
 sseparse.py rather than sseclient-py, whose per-event cost caps it below 70k events/s
 (README "Design notes"). A silent stream trips the read timeout (Timeouts.sse_silence); the
-caller's --timeout deadline interrupts a blocking read with SIGALRM.
+caller's --timeout deadline, and the attempt's bound while the stream is opened, interrupt a
+blocking read with SIGALRM.
 """
 
 from __future__ import annotations
@@ -100,26 +101,34 @@ class SSEConnection:
         forced = endpoint.dialect or resume.dialect
         probes = (forced,) if forced else SSE_PROBE_ORDER
         for dialect in probes:
-            response = _get(endpoint, dialect, resume)
+            with _Alarm(endpoint.deadline.at) as alarm:
+                alarm.blocking = True
+                try:
+                    response = _get(endpoint, dialect, resume)
+                except _DeadlineReached:
+                    raise ConnectError(
+                        f"no answer from the server within {endpoint.timeouts.connect:.1f} s"
+                        " (event stream)"
+                    ) from None
             if response.status_code == 404 and dialect is not probes[-1]:
                 response.close()
                 continue
             _check_status(response)
             conn = cls(response, dialect, resume, endpoint.token)
             if dialect.sse_authenticates:
-                conn._authenticate()
+                conn._authenticate(endpoint.deadline.at)
             return conn
         raise ConnectError("no SSE endpoint on this server (HTTP 404 on both paths)")
 
-    def _authenticate(self) -> None:
+    def _authenticate(self, deadline: float | None) -> None:
         """A stream that starts with an authentication envelope (the server dialect's)."""
         try:
-            self._first_envelope()
+            self._first_envelope(deadline)
         except ConnectionLost as exc:
             raise ConnectError(str(exc)) from None
 
-    def _first_envelope(self) -> None:
-        for data in self.messages():
+    def _first_envelope(self, deadline: float | None) -> None:
+        for data in self.messages(deadline):
             try:
                 frame = orjson.loads(data)
             except orjson.JSONDecodeError:

@@ -1,0 +1,236 @@
+"""Honest failures for scripts (issue 11), through the real command: deadlines that hold
+against a server that accepts TCP and never answers, and a connection that never came is a
+failure, said on stderr without -v."""
+
+from __future__ import annotations
+
+import select
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli import Background, env_for, run
+from tests.support.serverfixture import BlackHole, ServerFactory
+
+TOKEN = "failures-token"
+
+
+def timed(*args: str, env: dict[str, str], input: str | None = None) -> tuple[float, object]:
+    start = time.monotonic()
+    result = run(*args, env=env, input=input, timeout=60)
+    return time.monotonic() - start, result
+
+
+@pytest.mark.parametrize("transport", ["auto", "ws", "sse"])
+def test_listen_timeout_is_a_hard_deadline_and_never_connected_is_exit_4(
+    black_hole: BlackHole, transport: str
+) -> None:
+    """--timeout 2 against a black hole: exit 4 within 3 s, whichever transport (the SSE
+    fallback gets no time of its own), and the failure is on stderr without -v."""
+    env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="10")
+    elapsed, result = timed("listen", "--timeout", "2", "--transport", transport, env=env)
+    assert result.code == 4, result.err  # type: ignore[attr-defined]
+    assert elapsed < 3.0
+    err = result.err  # type: ignore[attr-defined]
+    assert f"cannot connect to {black_hole.url}" in err
+    assert f"no connection to {black_hole.url} within --timeout 2 s" in err
+    assert "Traceback" not in err and result.out == ""  # type: ignore[attr-defined]
+
+
+def test_listen_timeout_with_count_never_connected_is_exit_4_not_124(
+    black_hole: BlackHole,
+) -> None:
+    elapsed, result = timed("listen", "--count", "1", "--timeout", "1", env=env_for(black_hole.url))
+    assert result.code == 4  # type: ignore[attr-defined]
+    assert elapsed < 2.0
+
+
+def test_max_retries_bounds_attempts_and_each_attempt_by_the_connect_timeout(
+    black_hole: BlackHole,
+) -> None:
+    """--max-retries 1: two attempts, each (WebSocket and its SSE fallback together) within
+    the 1 s connect timeout: well under 3 s, not the 161 s of issue 11."""
+    env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="1")
+    elapsed, result = timed("listen", "--max-retries", "1", env=env)
+    assert result.code == 4  # type: ignore[attr-defined]
+    assert "giving up after 1 retries" in result.err  # type: ignore[attr-defined]
+    assert elapsed < 3.5
+    assert black_hole.accepted == 2  # one connection per attempt: no SSE on top
+
+
+def test_send_has_an_overall_bound(black_hole: BlackHole) -> None:
+    """send against a black hole gives up after PRISMER_RT_SEND_TIMEOUT, with a result line."""
+    env = env_for(black_hole.url, TOKEN, PRISMER_RT_SEND_TIMEOUT="2")
+    elapsed, result = timed("send", "c1", "hi", env=env)
+    assert result.code == 4  # type: ignore[attr-defined]
+    assert elapsed < 3.0
+    (line,) = result.lines  # type: ignore[attr-defined]
+    assert line["ok"] is False and line["conversationId"] == "c1"
+
+
+def test_send_help_documents_the_bound() -> None:
+    result = run("send", "--help")
+    assert "30 s" in result.out and "PRISMER_RT_SEND_TIMEOUT" in result.out
+
+
+def test_refused_connection_is_reported_at_once_without_verbose(
+    server_factory: ServerFactory,
+) -> None:
+    """A down server: the first failure is on stderr at once, then nothing more for 5 s
+    (the attempts go on every ~0.4 s), then exit 4 at the deadline."""
+    server = server_factory()
+    url = server.url
+    server.stop()
+    start = time.monotonic()
+    proc = Background("listen", "--timeout", "3", env=env_for(url, TOKEN))
+    assert proc.proc.stderr is not None
+    ready, _, _ = select.select([proc.proc.stderr], [], [], 2.0)
+    assert ready, "nothing on stderr within 2 s"
+    first = proc.proc.stderr.readline().decode()
+    assert time.monotonic() - start < 2.0
+    assert first.startswith(f"prismer-rt: warning: cannot connect to {url}: ")
+    assert "refused" in first
+    result = proc.wait()
+    assert result.code == 4
+    lines = result.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("prismer-rt: error: no connection to")
+
+
+def test_failure_reports_come_at_growing_intervals() -> None:
+    """FailureReport: the first at once, then one per interval, the interval doubling."""
+    import io
+
+    from prismer_cli.failures import FailureReport
+    from prismer_cli.log import Log
+
+    now = [0.0]
+    stream = io.StringIO()
+    report = FailureReport(Log(stream=stream), "http://h", clock=lambda: now[0])
+    for tick in range(0, 400):  # an attempt every 0.5 s for 200 s
+        now[0] = tick * 0.5
+        report.failed("refused")
+    times = [0.0, 5.0, 15.0, 35.0, 75.0, 155.0]
+    assert len(stream.getvalue().splitlines()) == len(times)
+    assert "still no connection to http://h after 11 attempts in 5 s" in stream.getvalue()
+    report.succeeded()
+    now[0] = 1000.0
+    report.failed("refused")
+    assert (
+        stream.getvalue().splitlines()[-1].endswith("cannot connect to http://h: refused; retrying")
+    )
+
+
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_listen_notices_at_once_that_stdout_reader_went_away(
+    server_factory: ServerFactory, transport: str
+) -> None:
+    """`listen --timeout 30 | (read nothing; exit)`: listen ends quietly within a second or
+    two of the reader going away, not at its next write or at --timeout."""
+    from tests.support.cli import wait_for_connections
+
+    server = server_factory()
+    proc = Background(
+        "listen", "--timeout", "30", "--transport", transport, env=env_for(server.url, TOKEN)
+    )
+    wait_for_connections(server, 1)
+    assert proc.proc.stdout is not None
+    proc.proc.stdout.close()
+    start = time.monotonic()
+    code = proc.proc.wait(timeout=10)
+    assert time.monotonic() - start < 2.0
+    assert code == 0
+    assert proc.proc.stderr is not None and proc.proc.stderr.read() == b""
+
+
+def test_match_compares_as_json_else_as_string_and_all_must_hold(
+    server_factory: ServerFactory,
+) -> None:
+    """--match payload.n=1 is the number 1 (not "1", not true); payload.s=x is the string x;
+    an absent field never matches; both must hold."""
+    from tests.support.cli import user_id, wait_for_connections
+
+    server = server_factory()
+    proc = Background(
+        "listen",
+        "--match",
+        "payload.n=1",
+        "-m",
+        "payload.s=x",
+        "--count",
+        "2",
+        "--timeout",
+        "10",
+        env=env_for(server.url, TOKEN),
+    )
+    wait_for_connections(server, 1)
+    payloads: list[dict[str, object]] = [
+        {"n": "1", "s": "x"},
+        {"n": True, "s": "x"},
+        {"n": 1, "s": "y"},
+        {"s": "x"},
+        {"n": 1, "s": "x", "k": "first"},
+        {"n": 1.0, "s": "x", "k": "second"},
+    ]
+    for payload in payloads:
+        server.emit("task.updated", payload, to=user_id(TOKEN))
+    result = proc.wait()
+    assert result.code == 0, result.err
+    assert [e["payload"]["k"] for e in result.lines] == ["first", "second"]
+
+
+@pytest.mark.parametrize("spec", ["payload.taskId", "=1", "payload..x=1", ".x=1"])
+def test_match_without_a_path_or_value_is_a_usage_error(spec: str) -> None:
+    result = run("listen", "--match", spec, env=env_for("http://127.0.0.1:9", TOKEN))
+    assert result.code == 2
+    assert "expected PATH=VALUE" in result.err and "Traceback" not in result.err
+
+
+def _config(home: Path, text: str | bytes) -> Path:
+    path = home / ".config" / "prismer-rt" / "config.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode() if isinstance(text, str) else text)
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[profiles.dev]\nurl = 18765\n", "[profiles.dev] url must be a string, not an integer"),
+        ("token = 12345\n", "token must be a string, not an integer"),
+        ('transprot = "ws"\n', "unknown key 'transprot' (did you mean 'transport'?)"),
+        ('[profiles.dev]\ndialct = "docs"\n', "[profiles.dev] unknown key 'dialct'"),
+        ('url = "localhost:8765"\n', "url: not a usable URL: 'localhost:8765'"),
+        ('[profiles.x]\ntransport = "carrier-pigeon"\n', "transport must be one of auto, ws, sse"),
+        ("profiles = 3\n", "profiles must be tables"),
+        (b'url = "\xff"\n', "it is not UTF-8 text"),
+    ],
+)
+@pytest.mark.parametrize("command", [("config", "show"), ("listen", "--timeout", "1")])
+def test_config_is_validated_whole_before_anything_connects(
+    isolated_home: Path, text: str | bytes, expected: str, command: tuple[str, ...]
+) -> None:
+    """Every mistake in config.toml, in any profile (selected or not): exit 2 naming the file,
+    the key and what was expected; no connection is attempted (the token would otherwise go
+    to the default production URL)."""
+    path = _config(isolated_home, text)
+    env = env_for(None, TOKEN)  # no profile selected: [profiles.*] are checked all the same
+    result = run(*command, env=env)
+    assert result.code == 2, result.err
+    assert str(path) in result.err and expected in result.err, result.err
+    assert result.out == "" and "Traceback" not in result.err
+
+
+def test_missing_profile_is_exit_2(isolated_home: Path) -> None:
+    _config(isolated_home, '[profiles.work]\nurl = "http://127.0.0.1:1"\n')
+    result = run("config", "show", "--profile", "wrok", env=env_for(None, TOKEN))
+    assert result.code == 2 and "no profile 'wrok'" in result.err and "work" in result.err
+
+
+def test_sdk_login_of_the_wrong_type_is_not_skipped(isolated_home: Path) -> None:
+    sdk = isolated_home / ".prismer" / "config.toml"
+    sdk.parent.mkdir()
+    sdk.write_text("[auth]\nim_token = 12345\n")
+    result = run("config", "show", env=env_for(None, None))
+    assert result.code == 2 and "[auth] im_token must be a string" in result.err
