@@ -229,8 +229,7 @@ class Listener:
             ack_id = frame.get(ack_field)
             if ack_id is not None:
                 ack(ack_id)
-            key = dedupe_key(kind, payload, ack_id)
-            if key is not None and is_seen(key):
+            if is_seen(dedupe_key(kind, payload, frame)):
                 return None
             stamp = frame.get(time_field)
             if stamp is not None:

@@ -15,11 +15,18 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from prismer_cli.protocol.commands import MARK_READ, SEND, SUBSCRIBE, Command
 from prismer_cli.protocol.endpoints import JSON, SSE_DOCS_PATH, SSE_SERVER_PATH
 
 # Every requestId the CLI sends starts with this, so answers to its own traffic are known.
 REQUEST_PREFIX = "prt-"
+
+
+# Envelope fields that differ between deliveries of one event (docs/cli.md "listen").
+_VOLATILE = frozenset({"ackId", "timestamp", "isRetry"})
+_dumps, _SORTED = orjson.dumps, orjson.OPT_SORT_KEYS
 
 
 def request_id(tag: str) -> str:
@@ -149,15 +156,24 @@ class Dialect:
         return key, payload
 
     @staticmethod  # a plain function: it is called once per event in listen's hot loop
-    def dedupe_key(kind: str, payload: JSON, ack_id: Any) -> Hashable | None:
-        """What identifies an event delivered twice (a message id, or a re-sent frame's ackId).
+    def dedupe_key(kind: str, payload: JSON, frame: JSON) -> Hashable:
+        """What a re-delivery of this event shares with the first delivery (docs/cli.md).
 
-        The keys are hashes (small ints), not the ids: 10,000 of them cost well under 1 MiB.
+        A message is new only once: `message.new` is keyed by its `payload.id` alone (one
+        dict lookup; a re-broadcast of a stored message comes with a new ackId). Any other
+        event is keyed by its whole envelope but the fields that change on a re-send (`ackId`,
+        `timestamp`, `isRetry`), so an edit or a status change about the same message is a
+        new event. Nothing that belongs to one server process (an ackId) is ever a key.
         """
-        if kind.startswith("message."):
+        if kind == "message.new":
             message_id = payload.get("id")
-            return None if message_id is None else hash((kind, message_id))
-        return None if ack_id is None else hash(("ack", ack_id))
+            if type(message_id) is str:
+                return message_id
+        stable = {k: v for k, v in frame.items() if k not in _VOLATILE}
+        try:
+            return hash(_dumps(stable, option=_SORTED))  # an int: never equal to an id
+        except TypeError:  # a value orjson cannot write again (a huge int): not de-duplicated
+            return object()
 
 
 class DocsDialect(Dialect):
