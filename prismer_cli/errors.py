@@ -56,7 +56,15 @@ class ConnectError(TransportError):
 
 
 class NoWebSocket(ConnectError):
-    pass
+    """The upgrade was refused. `lasting`: by something that will always refuse it (a proxy
+    without WebSockets); else by a 5xx or 429, worth one SSE or REST try at once and a
+    WebSocket again on the next connection."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, lasting: bool = True
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.lasting = lasting
 
 
 class ConnectionLost(TransportError):

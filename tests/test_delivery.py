@@ -6,23 +6,46 @@ the printed lines with what was emitted or sent.
 
 from __future__ import annotations
 
+import json
+import time
+from typing import Any
+
 import pytest
+import websocket
 
 from tests.support.cli import (
     Background,
+    accepted_connections,
     env_for,
     frames_in,
+    run,
     user_id,
     wait_for_connections,
     wait_until,
 )
-from tests.support.serverfixture import ServerFactory
+from tests.support.serverfixture import ServerFactory, ServerProcess
 
 TOKEN = "delivery-token"
 ME = user_id(TOKEN)
 
 
-def acks(log: list[dict]) -> int:
+def join(server: ServerProcess, *convs: str, token: str = TOKEN) -> None:
+    """Make the user a participant of each conversation (server dialect; set-up)."""
+    if server.dialect != "server":
+        return
+    ws = websocket.create_connection(f"{server.ws_url}/ws?token={token}", timeout=5)
+    try:
+        ws.recv()  # authenticated
+        for conv in convs:
+            ws.send(json.dumps({"type": "conversation.join", "payload": {"conversationId": conv}}))
+        ws.send(json.dumps({"type": "ping", "payload": {}, "requestId": "sync"}))
+        while json.loads(ws.recv()).get("type") != "pong":
+            pass
+    finally:
+        ws.close()
+
+
+def acks(log: list[dict[str, Any]]) -> int:
     return sum(1 for f in frames_in(log) if f.get("type") == "ack")
 
 
@@ -67,3 +90,72 @@ def test_repeated_events_about_one_message_all_print(
     result = proc.wait()
     assert result.code == 0, result.err
     assert [(e["type"], e["payload"]) for e in result.lines] == sent
+
+
+# ── transport fallback on a 5xx or 429 answer to the upgrade ──────────────
+
+
+def ws_refusals(log: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in log if r["kind"] == "refused" and r["path"].startswith("/ws")]
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_listen_falls_back_to_sse_on_502_and_tries_websocket_again(
+    server_factory: ServerFactory, dialect: str
+) -> None:
+    """A 502 to the upgrade: SSE at once, said by -v and --meta; the next connection (after
+    a restart that cleared the fault) is a WebSocket again."""
+    server = server_factory(dialect=dialect)
+    server.set_faults(["upgrade-status=502"])
+    start = time.monotonic()
+    env = env_for(server.url, TOKEN)
+    proc = Background("-v", "listen", "--meta", "--count", "2", "--timeout", "20", env=env)
+    wait_for_connections(server, 1)
+    assert time.monotonic() - start < 5
+    assert accepted_connections(server.log())[0]["kind"] == "sse_connect"
+    assert len(ws_refusals(server.log())) == 1
+    server.emit("message.new", {"id": "m1", "conversationId": "c1", "content": "#1"}, to=ME)
+    wait_until(lambda: acks(server.log()) >= 1 or time.monotonic() - start > 3)
+    time.sleep(0.3)
+    server.restart()  # a new process: no fault any more
+    wait_for_connections(server, 1)
+    assert accepted_connections(server.log())[0]["kind"] == "ws_connect"
+    server.emit("message.new", {"id": "m2", "conversationId": "c1", "content": "#2"}, to=ME)
+    result = proc.wait()
+    assert result.code == 0, result.err
+    connected = [e for e in result.lines if e["type"] == "prismer-rt.connected"]
+    assert [e["payload"]["transport"] for e in connected] == ["sse", "ws"]
+    assert [e["payload"]["content"] for e in result.lines if e["type"] == "message.new"] == [
+        "#1",
+        "#2",
+    ]
+    assert "HTTP 502" in result.err and "connected over sse" in result.err
+
+
+def test_listen_backs_off_only_when_sse_fails_too(server_factory: ServerFactory) -> None:
+    """503 to both (refuse=2:1): SSE is tried right after the upgrade's 503, and only then does
+    listen wait, at least the Retry-After, before the next WebSocket."""
+    server = server_factory(faults=["refuse=2:1"])
+    proc = Background("listen", "--count", "1", env=env_for(server.url, TOKEN))
+    wait_for_connections(server, 1, timeout=15)
+    server.emit("task.updated", {"taskId": "t"}, to=ME)
+    assert proc.wait().code == 0
+    tried = [r for r in server.log() if r["kind"] in ("refused", "ws_connect", "sse_connect")]
+    paths = [r.get("path", "/ws" if r["kind"] == "ws_connect" else "/sse") for r in tried]
+    assert [p.startswith("/ws") for p in paths] == [True, False, True]
+    times = [r["t"] for r in tried]
+    assert times[1] - times[0] < 0.5 and times[2] - times[1] >= 0.95
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_send_falls_back_to_rest_on_502(server_factory: ServerFactory, dialect: str) -> None:
+    """send in auto mode behind a 502 to the upgrade: over REST at once, stored, exit 0."""
+    server = server_factory(dialect=dialect)
+    join(server, "c-rest")
+    server.set_faults(["upgrade-status=502"])
+    result = run("-v", "send", "c-rest", "hello", env=env_for(server.url, TOKEN), timeout=20)
+    assert result.code == 0, result.err
+    assert [r["ok"] for r in result.lines] == [True]
+    assert [m["content"] for m in server.messages("c-rest")] == ["hello"]
+    assert len(ws_refusals(server.log())) == 1
+    assert "sending over REST" in result.err

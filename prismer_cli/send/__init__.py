@@ -141,8 +141,8 @@ def _open_channel(endpoint: Endpoint, ledger: Ledger, log: Log, options: SendOpt
                 log,
                 options,
             )
-        except NoWebSocket as exc:
+        except NoWebSocket as exc:  # a 5xx or 429 too: REST is tried at once (docs/cli.md)
             if endpoint.transport == "ws":
-                raise ConnectError(str(exc)) from None
+                raise ConnectError(str(exc), retry_after=exc.retry_after) from None
             log.info(f"{exc}; sending over REST")
     return RestChannel(endpoint, ledger, log, options)

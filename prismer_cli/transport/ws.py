@@ -63,8 +63,10 @@ def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
         if status in (401, 403):
             raise AuthError(f"the server rejected the token (HTTP {status})") from None
         if status == 429 or status >= 500:
-            raise ConnectError(
-                f"the server answered HTTP {status}", retry_after=retry_after(exc.resp_headers)
+            raise NoWebSocket(
+                f"the server answered the WebSocket upgrade with HTTP {status}",
+                retry_after=retry_after(exc.resp_headers),
+                lasting=False,
             ) from None
         raise NoWebSocket(f"WebSocket upgrade refused (HTTP {status})") from None
     except websocket.WebSocketTimeoutException:
