@@ -17,7 +17,7 @@ from prismer_cli.dedupe import RecentKeys
 from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError, TransportError
 from prismer_cli.log import Log
 from prismer_cli.output import Output
-from prismer_cli.protocol.dialects import answers_us, error_message, request_id
+from prismer_cli.protocol.dialects import answers_us, error_message, eviction, request_id
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
 
@@ -71,11 +71,13 @@ class Listener:
         self.seen = RecentKeys()
         self.printed = 0
         self.connections = 0
+        self.evicted: str | None = None  # why the server replaced the current connection
         self._connect = connect  # open_connection(endpoint, resume, log); tests pass a fake
 
     def run(self) -> ExitStatus:
         retries = Retries(self.options.policy)
         reason, retry_after = "", None
+        evictions = 0  # consecutive connections the server replaced with a newer one
         while True:
             if retries.count:
                 delay = retries.delay(retry_after, self._stream_retry(retries.count))
@@ -94,7 +96,9 @@ class Listener:
                 if not retries.failed():
                     raise TransportError(_give_up(retries.count, reason)) from None
                 continue
-            retries.succeeded()
+            if not evictions:  # after an eviction the backoff keeps growing (never a tight loop)
+                retries.succeeded()
+            self.evicted = None
             try:
                 self._announce(conn)
                 self._pump(conn)
@@ -102,7 +106,20 @@ class Listener:
                 return ExitStatus.OK
             except ConnectionLost as exc:
                 reason = str(exc)
-                self.log.info(f"connection lost: {exc}")
+                if self.evicted is None and eviction(reason, exc.close_code):
+                    self.evicted = reason
+                if self.evicted is not None:
+                    reason = f"{reason}: {self.evicted}" if self.evicted != reason else reason
+                    if not evictions:
+                        self.log.warning(
+                            f"the server replaced this connection ({self.evicted}): too many "
+                            "connections for this user; reconnecting with a growing backoff"
+                        )
+                    evictions += 1
+                elif evictions:
+                    evictions = 0
+                    retries.succeeded()
+                self.log.info(f"connection lost: {reason}")
                 self._meta("disconnected", reason=reason)
                 if not retries.failed():
                     raise TransportError(_give_up(retries.count, reason)) from None
@@ -175,6 +192,17 @@ class Listener:
                     "--ignore-self: the server did not say which user this is; nothing is dropped"
                 )
 
+    def _on_error(self, frame: dict[str, Any]) -> None:
+        """An error frame: a command of ours refused, an eviction, or another protocol error;
+        said on stderr (an eviction once, when the connection closes), never printed."""
+        message = error_message(frame)
+        if answers_us(frame):
+            self.log.warning(f"the server refused a command of ours: {message}")
+        elif eviction(message):
+            self.evicted = message
+        else:
+            self.log.warning(f"the server reported an error: {message}")
+
     def _whoami(self) -> str | None:
         """The user behind the token, asked over REST (a docs-dialect SSE stream does not say)."""
         from prismer_cli.transport.rest import RestClient
@@ -223,8 +251,8 @@ class Listener:
                 kind = frame["type"]
             if kind in consumed:
                 return None
-            if kind == error_type and answers_us(frame):
-                log.warning(f"the server refused a command of ours: {error_message(frame)}")
+            if kind == error_type:  # about a command of ours or the connection: not an event
+                self._on_error(frame)
                 return None
             ack_id = frame.get(ack_field)
             if ack_id is not None:

@@ -159,3 +159,30 @@ def test_send_falls_back_to_rest_on_502(server_factory: ServerFactory, dialect: 
     assert [m["content"] for m in server.messages("c-rest")] == ["hello"]
     assert len(ws_refusals(server.log())) == 1
     assert "sending over REST" in result.err
+
+
+# ── eviction: more than five connections of one user ─────────────────────
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_evicted_listeners_say_so_once_and_back_off(
+    server_factory: ServerFactory, dialect: str
+) -> None:
+    """Six listeners of one user (the server keeps five): each eviction is said once on
+    stderr with its cause, nothing reaches stdout, and the reconnections slow down to the
+    backoff's cap instead of evicting each other in a tight loop."""
+    server = server_factory(dialect=dialect)
+    env = env_for(server.url, TOKEN, PRISMER_RT_BACKOFF_MAX="1")
+    procs = [Background("listen", "--timeout", "5", env=env) for _ in range(6)]
+    results = [p.wait(timeout=30) for p in procs]
+    evicted = [r for r in server.log() if r["kind"] == "evicted"]
+    assert evicted  # the sixth connection did evict one
+    for result in results:
+        assert result.code == 0, result.err
+        assert result.out == ""  # the error frame is not an event
+        lines = result.err.splitlines()
+        assert len(lines) <= 1, lines
+        assert all("Connection replaced by newer client" in line for line in lines)
+    # Each listener waits 0.05, 0.1, 0.2, 0.4, 0.8, 1 s ... between evictions: in 5 s that is
+    # well under 8 reconnections each; a tight loop makes hundreds.
+    assert len(evicted) <= 6 * 8, len(evicted)

@@ -278,11 +278,27 @@ def answers_us(frame: JSON) -> bool:
     return isinstance(request_id, str) and request_id.startswith(REQUEST_PREFIX)
 
 
+# What the real server (at most five connections per user) and proxies say when they close a
+# connection to make room for another: the connection is fine, the user has too many.
+_EVICTION_WORDS = ("replaced by newer", "too many connections", "connection limit")
+EVICTION_CLOSE_CODES = frozenset({1013, 4029})  # "try again later", "too many"
+
+
+def eviction(text: str | None, close_code: int | None = None) -> bool:
+    """Whether an error or close reason means "too many connections of this user"."""
+    if close_code in EVICTION_CLOSE_CODES:
+        return True
+    lowered = (text or "").lower()
+    return any(words in lowered for words in _EVICTION_WORDS)
+
+
 def error_message(frame: JSON) -> str:
-    payload = frame.get("payload")
-    if isinstance(payload, dict):
-        message = payload.get("message") or payload.get("error")
-        code = payload.get("code")
-        if message:
-            return f"{message} ({code})" if code else str(message)
+    """What an error frame says; the eviction frame has `data` where others have `payload`."""
+    for field in ("payload", "data"):
+        body = frame.get(field)
+        if isinstance(body, dict):
+            message = body.get("message") or body.get("error")
+            code = body.get("code")
+            if message:
+                return f"{message} ({code})" if code else str(message)
     return "rejected by the server"

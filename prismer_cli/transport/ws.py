@@ -184,7 +184,8 @@ class WebSocketConnection:
         elif opcode == OP_CLOSE:
             code, reason = decode_close(data)
             self._reply_close()
-            message = f"the server closed the connection ({code} {reason}".rstrip() + ")"
+            said = f"{code} {reason}".rstrip() if code is not None else "no status code"
+            message = f"the server closed the connection ({said})"
             raise ConnectionLost(message, close_code=code)
 
     # -- receiving -------------------------------------------------------------------------
