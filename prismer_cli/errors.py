@@ -9,6 +9,7 @@ PrismerError                    exit 1  unexpected
 │   ├── ConnectError            could not connect (refused, DNS, TLS, 5xx, 429)
 │   │   └── NoWebSocket         the upgrade was refused: an SSE fallback may work
 │   └── ConnectionLost          an established connection went away
+│       └── PartialWrite        ... while frames were written: how many had started
 ├── CommandRejected             exit 5  the server answered a command with an error
 └── Interrupted                 exit 130 or 143: SIGINT / SIGTERM
 """
@@ -71,6 +72,14 @@ class ConnectionLost(TransportError):
     def __init__(self, message: str, *, close_code: int | None = None) -> None:
         super().__init__(message)
         self.close_code = close_code  # the server's close code, when it sent a close frame
+
+
+class PartialWrite(ConnectionLost):
+    """A write of several frames failed; the first `started` frames may have reached the peer."""
+
+    def __init__(self, message: str, started: int) -> None:
+        super().__init__(message)
+        self.started = started
 
 
 class CommandRejected(PrismerError):

@@ -7,6 +7,7 @@ the printed lines with what was emitted or sent.
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from typing import Any
 
@@ -16,6 +17,7 @@ import websocket
 from tests.support.cli import (
     Background,
     accepted_connections,
+    command,
     env_for,
     frames_in,
     run,
@@ -186,3 +188,109 @@ def test_evicted_listeners_say_so_once_and_back_off(
     # Each listener waits 0.05, 0.1, 0.2, 0.4, 0.8, 1 s ... between evictions: in 5 s that is
     # well under 8 reconnections each; a tight loop makes hundreds.
     assert len(evicted) <= 6 * 8, len(evicted)
+
+
+# ── send: confirmed, re-sent with its key, or reported as uncertain ───────
+
+
+def lines_for(conv: str, n: int) -> str:
+    return "".join(
+        json.dumps({"conversationId": conv, "content": f"m{i}"}) + "\n" for i in range(n)
+    )
+
+
+def assert_each_stored_once_or_reported(
+    server: ServerProcess, conv: str, n: int, results: list[dict[str, Any]]
+) -> None:
+    stored = [m["content"] for m in server.messages(conv)]
+    assert len(stored) == len(set(stored)), "a message was stored twice"
+    assert [r["line"] for r in results] == list(range(1, n + 1))
+    for i, result in enumerate(results):
+        if result["ok"]:
+            assert f"m{i}" in stored or i == -1
+        else:
+            assert "may or may not have been delivered" in result["error"], result
+    missing = {f"m{i}" for i in range(n)} - set(stored)
+    reported = {f"m{i}" for i, r in enumerate(results) if not r["ok"]}
+    assert missing <= reported
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_send_10000_lines_through_drops(server_factory: ServerFactory, dialect: str) -> None:
+    """drop-after=4000: every message stored exactly once, or each missing one reported; the
+    server dialect sends the unconfirmed ones again with their keys and says so on stderr."""
+    server = server_factory(dialect=dialect)
+    join(server, "c-bulk")
+    server.set_faults(["drop-after=4000"])
+    n = 10_000
+    result = run("send", env=env_for(server.url, TOKEN), input=lines_for("c-bulk", n), timeout=120)
+    assert "Traceback" not in result.err
+    results = result.lines
+    assert_each_stored_once_or_reported(server, "c-bulk", n, results)
+    assert any(r["kind"] == "fault" for r in server.log())  # it did drop
+    uncertain = [r for r in results if not r["ok"]]
+    assert result.code == (4 if uncertain else 0), result.err
+    stored = len(server.messages("c-bulk"))
+    if dialect == "server":
+        assert "again on a new connection" in result.err
+        assert stored == n and not uncertain  # every one confirmed, none doubled
+        keys: dict[str, set[str]] = {}  # the log keeps the latest 10,000 records: enough
+        for frame in frames_in(server.log()):  # to see that a content always has one key
+            if frame.get("type") == "message.send":
+                payload = frame["payload"]
+                keys.setdefault(payload["content"], set()).add(
+                    payload["metadata"]["_idempotencyKey"]
+                )
+        assert keys and all(len(k) == 1 for k in keys.values())
+    else:  # uncertain ones are never written again (no key in this dialect): never doubled
+        assert uncertain and f"{len(uncertain)} command(s) not confirmed" in result.err
+
+
+def test_docs_send_into_a_silent_server_is_never_ok(server_factory: ServerFactory) -> None:
+    """half-open-after=0: the frames are written but nothing is ever read: no "ok": true."""
+    server = server_factory(dialect="docs", faults=["half-open-after=0"])
+    stdin = lines_for("c-void", 2)
+    result = run("send", "--wait", "0.5", env=env_for(server.url, TOKEN), input=stdin, timeout=30)
+    assert result.code == 4, result.err
+    assert [r["ok"] for r in result.lines] == [False, False]
+    assert all("may or may not have been delivered" in r["error"] for r in result.lines)
+    assert len(server.messages("c-void")) == 0
+
+
+def test_docs_send_is_confirmed_by_pongs(server_factory: ServerFactory) -> None:
+    """A healthy docs-dialect send: every line ok, one WebSocket ping per batch, not per line."""
+    server = server_factory(dialect="docs")
+    result = run("send", env=env_for(server.url, TOKEN), input=lines_for("c-ok", 3000))
+    assert result.code == 0, result.err
+    assert all(r["ok"] and r["sent"] for r in result.lines) and len(result.lines) == 3000
+    assert len(server.messages("c-ok")) == 3000
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_send_into_head_still_sends_everything(server_factory: ServerFactory, dialect: str) -> None:
+    """`send | head -1`: every line sent and stored, no traceback, the usual exit status."""
+    server = server_factory(dialect=dialect)
+    join(server, "c-head")
+    proc = subprocess.Popen(
+        command("send"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env_for(server.url, TOKEN),
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(lines_for("c-head", 1).encode())
+    proc.stdin.flush()
+    first = proc.stdout.readline()  # what `head -1` reads, then it exits
+    proc.stdout.close()
+    proc.stdin.write(lines_for("c-head", 50).encode()[len(lines_for("c-head", 1)) :])
+    proc.stdin.close()
+    code = proc.wait(timeout=30)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert json.loads(first)["ok"] is True
+    assert code == 0, err
+    assert err == ""
+    assert sorted(m["content"] for m in server.messages("c-head")) == sorted(
+        f"m{i}" for i in range(50)
+    )

@@ -62,7 +62,7 @@ def _run_commands(
         else:
             batches = (
                 parse_batch(batch, default_action, message_type)
-                for batch in read_lines(sys.stdin.buffer)
+                for batch in read_lines(sys.stdin.buffer, idle=0.1)
             )
         options = send.SendOptions(wait, Policy(tuning.backoff, SEND_RETRIES))
         return send.run(endpoint, batches, Output(), log, options)
@@ -102,13 +102,28 @@ def send(
             help="Server dialect: how long to wait for the server to confirm each message.",
         ),
     ] = 10.0,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            metavar="KEY",
+            help="The one message's idempotency key: a re-run with the same KEY posts nothing "
+            'new (JSON lines give their own "idempotencyKey").',
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Send a message, all of stdin as one message, or JSON-line commands from stdin.
 
     Prints one JSON result line per command, with "ok": true|false.
     """
-    from prismer_cli.protocol.commands import SEND, Command
+    from prismer_cli.protocol.commands import SEND, Command, new_key
 
+    if idempotency_key is not None and (conversation_id is None or not idempotency_key):
+        raise typer.BadParameter(
+            'a non-empty key, for one message (JSON lines give their own "idempotencyKey")',
+            param_hint="--idempotency-key",
+        )
     single = None
     if conversation_id is not None:
 
@@ -116,7 +131,7 @@ def send(
             text = _read_all_stdin() if content in (None, "-") else content
             if not text:
                 raise UsageError("nothing to send: the message is empty")
-            return Command(SEND, conversation_id, text, type_)
+            return Command(SEND, conversation_id, text, type_, key=idempotency_key or new_key())
 
     _run_commands(
         g,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
@@ -43,9 +42,10 @@ class Hello:
     name: str | None = None
 
 
-EchoKey = tuple[
-    Any, Any, Any
-]  # what a sent message and its echo share: conversation, content, type
+# What a sent message and its echo share: the idempotency key (server dialect), or else
+# conversation, content and type.
+EchoKey = Hashable
+IDEMPOTENCY_FIELD = "_idempotencyKey"  # in payload.metadata (server dialect, docs/protocol.md)
 
 
 class Dialect:
@@ -87,6 +87,7 @@ class Dialect:
                 command.message_type,
                 command.extra,
                 request_id,
+                command.key,
             )
         if command.action == SUBSCRIBE:
             return self.subscribe(command.conversation_id, request_id)
@@ -96,7 +97,13 @@ class Dialect:
         return self.mark_read(command.conversation_id, command.up_to, request_id)
 
     def send_message(
-        self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
+        self,
+        conversation_id: str,
+        content: str,
+        message_type: str,
+        extra: JSON,
+        request_id: str,
+        key: str = "",
     ) -> JSON:
         raise NotImplementedError
 
@@ -189,7 +196,13 @@ class DocsDialect(Dialect):
     # The page's commands carry exactly the page's fields: a server built from it may
     # reject anything else, so no requestId goes out in this dialect.
     def send_message(
-        self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
+        self,
+        conversation_id: str,
+        content: str,
+        message_type: str,
+        extra: JSON,
+        request_id: str,
+        key: str = "",
     ) -> JSON:
         return {
             "action": SEND,
@@ -223,17 +236,39 @@ class ServerDialect(Dialect):
         return isinstance(payload, dict) and payload.get("code") in ("AUTH_FAILED", "AUTH_REQUIRED")
 
     def send_message(
-        self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
+        self,
+        conversation_id: str,
+        content: str,
+        message_type: str,
+        extra: JSON,
+        request_id: str,
+        key: str = "",
     ) -> JSON:
         payload: JSON = {
             "conversationId": conversation_id,
             "content": content,
             "type": message_type,
         }
-        for key in ("metadata", "parentId"):
-            if extra.get(key) is not None:
-                payload[key] = extra[key]
+        if extra.get("parentId") is not None:
+            payload["parentId"] = extra["parentId"]
+        metadata = extra.get("metadata")
+        if key:  # the real server's de-duplication (message.service.ts)
+            metadata = {**(metadata or {}), IDEMPOTENCY_FIELD: key}
+        if metadata is not None:
+            payload["metadata"] = metadata
         return {"type": "message.send", "payload": payload, "requestId": request_id}
+
+    def echo_key(self, command: Command) -> EchoKey:
+        """The idempotency key: the server keeps `metadata`, and its echo carries the key."""
+        return command.key or super().echo_key(command)
+
+    def own_echo(self, frame: JSON, me: str | None) -> tuple[EchoKey, JSON] | None:
+        echo = super().own_echo(frame, me)
+        if echo is None:
+            return None
+        metadata = echo[1].get("metadata")
+        key = metadata.get(IDEMPOTENCY_FIELD) if isinstance(metadata, dict) else None
+        return (key, echo[1]) if isinstance(key, str) else echo
 
     def subscribe(self, conversation_id: str, request_id: str) -> JSON:
         return {

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from prismer_cli.errors import AuthError, ConnectError
 from prismer_cli.protocol.commands import Command
 from prismer_cli.retry import Policy
+from prismer_cli.send.ledger import Entry
 from prismer_cli.tuning import SEND_RETRIES
 
 
@@ -24,20 +25,36 @@ class Stopped(Exception):
     """
 
     def __init__(
-        self, error: ConnectError | AuthError, unsent: list[Command], *, resendable: bool
+        self,
+        error: ConnectError | AuthError,
+        unsent: list[Command],
+        *,
+        resendable: bool,
+        again: list[Entry] | None = None,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.unsent = unsent
         self.resendable = resendable
+        self.again = again or []  # in the ledger already, without a result: to send again
 
 
 class Channel:
     broken = False
+    confirmed = 0  # commands confirmed over this channel
+    cause = ""  # why it broke
 
-    def submit(self, commands: list[Command]) -> None:
-        """Send the commands in order; raises Stopped when it cannot finish."""
+    def submit(self, commands: list[Command], again: list[Entry] | None = None) -> None:
+        """Send `again` (entries of the ledger) then the commands, in order; raises Stopped
+        when it cannot finish."""
         raise NotImplementedError
+
+    def tend(self) -> None:
+        """Settle what was confirmed meanwhile (called while stdin is quiet)."""
+
+    def unconfirmed(self) -> list[Entry]:
+        """Once broken: the entries to send again (same idempotency key) on a new channel."""
+        return []
 
     def finish(self, *, abandon: bool = False) -> None:
         """Close; `abandon`: fail what awaits confirmation instead of waiting for it."""
