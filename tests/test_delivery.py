@@ -294,3 +294,25 @@ def test_send_into_head_still_sends_everything(server_factory: ServerFactory, di
     assert sorted(m["content"] for m in server.messages("c-head")) == sorted(
         f"m{i}" for i in range(50)
     )
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_oversized_line_fails_alone(server_factory: ServerFactory, dialect: str) -> None:
+    """A 10 MB line over the server's 1 MiB limit is never written: it fails alone (exit 5),
+    the lines around it are sent over the same connection."""
+    limit = 2**20
+    server = server_factory(dialect=dialect, max_message_bytes=limit)
+    join(server, "c-big")
+    stdin = "".join(
+        json.dumps({"conversationId": "c-big", "content": text}) + "\n"
+        for text in ("before", "x" * 10_000_000, "after")
+    )
+    env = env_for(server.url, TOKEN, PRISMER_RT_MAX_MESSAGE_BYTES=str(limit))
+    result = run("send", env=env, input=stdin, timeout=60)
+    assert result.code == 5, result.err
+    assert [r["ok"] for r in result.lines] == [True, False, True]
+    assert "more than the 1048576 bytes the server accepts" in result.lines[1]["error"]
+    assert [m["content"] for m in server.messages("c-big")] == ["before", "after"]
+    log = server.log()
+    assert not [r for r in log if r["kind"] == "oversized"]
+    assert len([r for r in log if r["kind"] == "ws_connect"]) == 1 + (dialect == "server")

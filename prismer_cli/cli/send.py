@@ -64,7 +64,9 @@ def _run_commands(
                 parse_batch(batch, default_action, message_type)
                 for batch in read_lines(sys.stdin.buffer, idle=0.1)
             )
-        options = send.SendOptions(wait, Policy(tuning.backoff, SEND_RETRIES))
+        options = send.SendOptions(
+            wait, Policy(tuning.backoff, SEND_RETRIES), tuning.max_message_bytes
+        )
         return send.run(endpoint, batches, Output(), log, options)
 
     execute(job, g)

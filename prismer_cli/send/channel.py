@@ -8,13 +8,14 @@ from prismer_cli.errors import AuthError, ConnectError
 from prismer_cli.protocol.commands import Command
 from prismer_cli.retry import Policy
 from prismer_cli.send.ledger import Entry
-from prismer_cli.tuning import SEND_RETRIES
+from prismer_cli.tuning import MAX_MESSAGE_BYTES, SEND_RETRIES
 
 
 @dataclass(frozen=True)
 class SendOptions:
     wait: float = 10.0  # --wait: how long the server dialect may take to confirm a message
     policy: Policy = field(default_factory=lambda: Policy(max_retries=SEND_RETRIES))
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # a bigger frame is never written
 
 
 class Stopped(Exception):

@@ -77,6 +77,9 @@ class SocketChannel(Channel):
         self._lost: list[Entry] = []  # server dialect: unconfirmed when the connection broke
         self.confirmed = 0  # commands this connection confirmed: progress, for the retries
         self.cause = ""  # why the connection broke
+        self._max_bytes = options.max_message_bytes
+        # a content up to this long cannot make a frame too big (JSON escapes are 6x at most)
+        self._small = max(0, options.max_message_bytes - 4096) // 6
         self._counter = 0
         self._finishing = False
         self._rest: RestClient | None = None
@@ -112,6 +115,11 @@ class SocketChannel(Channel):
                     if frame is None:
                         over_rest = entry
                         break
+                    if command.content is not None and len(command.content) > self._small:
+                        size = len(orjson.dumps(frame))
+                        if size > self._max_bytes:  # it would close the connection: not sent
+                            self._too_big(entry, size)
+                            continue
                     entries.append(entry)
                     frames.append(frame)
                     if command.action == SEND and self._dialect.confirms_sends:
@@ -138,6 +146,15 @@ class SocketChannel(Channel):
                     rest = [c if isinstance(c, Command) else c.command for c in todo[index:]]
                     raise Stopped(exc, rest, resendable=False) from None
             self._ledger.emit()
+
+    def _too_big(self, entry: Entry, size: int) -> None:
+        self._ledger.settle(
+            entry,
+            False,
+            ExitStatus.REJECTED,
+            error=f"not sent: the message is {size} bytes, more than the {self._max_bytes} bytes "
+            "the server accepts (PRISMER_RT_MAX_MESSAGE_BYTES)",
+        )
 
     def _send(self, frames: list[JSON], ping: bytes | None) -> None:
         if ping is None:
