@@ -244,6 +244,7 @@ class Listener:
                 log.warning(f"skipped a frame that is not a JSON object: {_preview(data)}")
                 return None
             kind, payload = frame.get("type"), frame.get("payload")
+            bare = type(payload) is not dict  # no payload: not an event (the eviction frame)
             if type(kind) is not str or type(payload) is not dict:
                 frame, payload, data = _normalise(frame, log)
                 if frame is None:
@@ -251,8 +252,8 @@ class Listener:
                 kind = frame["type"]
             if kind in consumed:
                 return None
-            if kind == error_type:  # about a command of ours or the connection: not an event
-                self._on_error(frame)
+            if kind == error_type and (bare or answers_us(frame) or eviction(error_message(frame))):
+                self._on_error(frame)  # about a command of ours or the connection: stderr
                 return None
             ack_id = frame.get(ack_field)
             if ack_id is not None:
