@@ -9,6 +9,7 @@ PrismerError                    exit 1  unexpected
 │   ├── ConnectError            could not connect (refused, DNS, TLS, 5xx, 429)
 │   │   └── NoWebSocket         the upgrade was refused: an SSE fallback may work
 │   └── ConnectionLost          an established connection went away
+│       └── PartialWrite        ... while frames were written: how many had started
 ├── CommandRejected             exit 5  the server answered a command with an error
 └── Interrupted                 exit 130 or 143: SIGINT / SIGTERM
 """
@@ -56,13 +57,29 @@ class ConnectError(TransportError):
 
 
 class NoWebSocket(ConnectError):
-    pass
+    """The upgrade was refused. `lasting`: by something that will always refuse it (a proxy
+    without WebSockets); else by a 5xx or 429, worth one SSE or REST try at once and a
+    WebSocket again on the next connection."""
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, lasting: bool = True
+    ) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.lasting = lasting
 
 
 class ConnectionLost(TransportError):
     def __init__(self, message: str, *, close_code: int | None = None) -> None:
         super().__init__(message)
         self.close_code = close_code  # the server's close code, when it sent a close frame
+
+
+class PartialWrite(ConnectionLost):
+    """A write of several frames failed; the first `started` frames may have reached the peer."""
+
+    def __init__(self, message: str, started: int) -> None:
+        super().__init__(message)
+        self.started = started
 
 
 class CommandRejected(PrismerError):

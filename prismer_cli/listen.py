@@ -25,7 +25,7 @@ from prismer_cli.failures import FailureReport
 from prismer_cli.log import Log
 from prismer_cli.matcher import Match, all_hold
 from prismer_cli.output import Output
-from prismer_cli.protocol.dialects import answers_us, error_message, request_id
+from prismer_cli.protocol.dialects import answers_us, error_message, eviction, request_id
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
 
@@ -110,11 +110,13 @@ class Listener:
         self.printed = 0
         self.connections = 0
         self.durable: Durable | None = None
+        self.evicted: str | None = None  # why the server replaced the current connection
         self._connect = connect  # open_connection(endpoint, resume, log); tests pass a fake
 
     def run(self) -> ExitStatus:
         retries = Retries(self.options.policy)
         reason, retry_after = "", None
+        evictions = 0  # consecutive connections the server replaced with a newer one
         while True:
             if retries.count:
                 delay = retries.delay(retry_after, self._stream_retry(retries.count))
@@ -134,8 +136,10 @@ class Listener:
                     raise TransportError(_give_up(retries.count, reason)) from None
                 self.failures.failed(reason)
                 continue
-            retries.succeeded()
+            if not evictions:  # after an eviction the backoff keeps growing (never a tight loop)
+                retries.succeeded()
             self.failures.succeeded()
+            self.evicted = None
             try:
                 self._announce(conn)
                 if self.durable is not None and self.durable.connected(self, conn):
@@ -145,7 +149,20 @@ class Listener:
                 return ExitStatus.OK
             except ConnectionLost as exc:
                 reason = str(exc)
-                self.log.info(f"connection lost: {exc}")
+                if self.evicted is None and eviction(reason, exc.close_code):
+                    self.evicted = reason
+                if self.evicted is not None:
+                    reason = f"{reason}: {self.evicted}" if self.evicted != reason else reason
+                    if not evictions:
+                        self.log.warning(
+                            f"the server replaced this connection ({self.evicted}): too many "
+                            "connections for this user; reconnecting with a growing backoff"
+                        )
+                    evictions += 1
+                elif evictions:
+                    evictions = 0
+                    retries.succeeded()
+                self.log.info(f"connection lost: {reason}")
                 self._meta("disconnected", reason=reason)
                 if not retries.failed():
                     raise TransportError(_give_up(retries.count, reason)) from None
@@ -209,6 +226,17 @@ class Listener:
                     "--ignore-self: the server did not say which user this is; nothing is dropped"
                 )
 
+    def _on_error(self, frame: dict[str, Any]) -> None:
+        """An error frame: a command of ours refused, an eviction, or another protocol error;
+        said on stderr (an eviction once, when the connection closes), never printed."""
+        message = error_message(frame)
+        if answers_us(frame):
+            self.log.warning(f"the server refused a command of ours: {message}")
+        elif eviction(message):
+            self.evicted = message
+        else:
+            self.log.warning(f"the server reported an error: {message}")
+
     def _whoami(self) -> str | None:
         """The user behind the token, asked over REST (a docs-dialect SSE stream does not say)."""
         from prismer_cli.transport.rest import RestClient
@@ -249,6 +277,7 @@ class Listener:
                 log.warning(f"skipped a frame that is not a JSON object: {_preview(data)}")
                 return None
             kind, payload = frame.get("type"), frame.get("payload")
+            bare = type(payload) is not dict  # no payload: not an event (the eviction frame)
             if type(kind) is not str or type(payload) is not dict:
                 frame, payload, data = _normalise(frame, log)
                 if frame is None:
@@ -256,14 +285,13 @@ class Listener:
                 kind = frame["type"]
             if kind in consumed:
                 return None
-            if kind == error_type and answers_us(frame):
-                log.warning(f"the server refused a command of ours: {error_message(frame)}")
+            if kind == error_type and (bare or answers_us(frame) or eviction(error_message(frame))):
+                self._on_error(frame)  # about a command of ours or the connection: stderr
                 return None
             ack_id = frame.get(ack_field)
             if ack_id is not None:
                 ack(ack_id)
-            key = dedupe_key(kind, payload, ack_id)
-            if key is not None and is_seen(key):
+            if is_seen(dedupe_key(kind, payload, frame)):
                 return None
             stamp = frame.get(time_field)
             if stamp is not None:

@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from prismer_cli.errors import UsageError
 
 SEND_RETRIES = 3  # send and mark-read: reconnections per batch, and REST retries per request
+# The largest WebSocket message the server reads: the real server keeps Node ws's default
+# maxPayload (100 MiB); a bigger one makes it close the connection (1009).
+MAX_MESSAGE_BYTES = 100 * 2**20
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class Backoff:
 class Tuning:
     timeouts: Timeouts = field(default_factory=Timeouts)
     backoff: Backoff = field(default_factory=Backoff)
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # PRISMER_RT_MAX_MESSAGE_BYTES
 
 
 def from_env(env: Mapping[str, str]) -> Tuning:
@@ -53,6 +57,7 @@ def from_env(env: Mapping[str, str]) -> Tuning:
             initial=_seconds(env, "PRISMER_RT_BACKOFF_INITIAL", b.initial),
             cap=_seconds(env, "PRISMER_RT_BACKOFF_MAX", b.cap),
         ),
+        int(_seconds(env, "PRISMER_RT_MAX_MESSAGE_BYTES", MAX_MESSAGE_BYTES)),
     )
 
 

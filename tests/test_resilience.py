@@ -108,10 +108,11 @@ def test_reconnects_after_abrupt_drop_and_subscribes_again(
 
 
 def test_backoff_delays_grow_and_are_capped(server_factory: ServerFactory) -> None:
-    """Measured from the server: delays start near the initial value, grow, stop at the cap."""
+    """Measured from the server: delays start near the initial value, grow, stop at the cap.
+    (--transport ws: in auto mode each 503 is followed at once by an SSE try.)"""
     server = server_factory(faults=["refuse=7"])
     env = env_for(server.url, TOKEN, PRISMER_RT_BACKOFF_INITIAL="0.1", PRISMER_RT_BACKOFF_MAX="0.4")
-    proc = Background("listen", "--count", "1", env=env)
+    proc = Background("listen", "--transport", "ws", "--count", "1", env=env)
     wait_for_connections(server, 1, timeout=15)
     message(server, 1)
     assert proc.wait().code == 0
@@ -127,7 +128,9 @@ def test_backoff_delays_grow_and_are_capped(server_factory: ServerFactory) -> No
 def test_max_retries_gives_n_plus_1_attempts(server_factory: ServerFactory) -> None:
     """--max-retries 2: exactly three attempts, then exit 4."""
     server = server_factory(faults=["refuse=10"])
-    result = run("listen", "--max-retries", "2", env=env_for(server.url, TOKEN))
+    result = run(
+        "listen", "--transport", "ws", "--max-retries", "2", env=env_for(server.url, TOKEN)
+    )
     assert result.code == 4
     assert "giving up after 2 retries" in result.err
     assert len(attempts(server)) == 3
@@ -158,7 +161,7 @@ def test_unreachable_server_exits_4(server_factory: ServerFactory) -> None:
 def test_first_connection_waits_out_503_and_retry_after(server_factory: ServerFactory) -> None:
     """Started while the server is busy (503, Retry-After: 1), listen keeps trying, honouring it."""
     server = server_factory(faults=["refuse=2:1"])
-    proc = Background("listen", "--count", "1", env=env_for(server.url, TOKEN))
+    proc = Background("listen", "--transport", "ws", "--count", "1", env=env_for(server.url, TOKEN))
     wait_for_connections(server, 1, timeout=15)
     message(server, 1)
     assert proc.wait().code == 0
@@ -170,7 +173,7 @@ def test_first_connection_waits_out_503_and_retry_after(server_factory: ServerFa
 def test_429_retry_after_is_honoured(server_factory: ServerFactory) -> None:
     """A 429 with Retry-After: 1 delays the next attempt by at least a second."""
     server = server_factory(faults=["rate-limit=1:1"])
-    proc = Background("listen", "--count", "1", env=env_for(server.url, TOKEN))
+    proc = Background("listen", "--transport", "ws", "--count", "1", env=env_for(server.url, TOKEN))
     wait_for_connections(server, 1, timeout=15)
     message(server, 1)
     assert proc.wait().code == 0

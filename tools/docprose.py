@@ -112,6 +112,11 @@ ENVIRONMENT: Final = (
     ("PRISMER_RT_BACKOFF_INITIAL", "The first reconnect delay, in seconds. Default 1."),
     ("PRISMER_RT_BACKOFF_MAX", "The longest reconnect delay, in seconds. Default 30."),
     (
+        "PRISMER_RT_MAX_MESSAGE_BYTES",
+        "The largest WebSocket message the server reads, in bytes; send never writes a bigger "
+        "line. Default 104857600 (100 MiB).",
+    ),
+    (
         "PRISMER_RT_DEBUG",
         "When set and not empty, an unexpected error shows its Python traceback instead of a "
         "one-line message (for bug reports).",

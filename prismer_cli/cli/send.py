@@ -62,10 +62,10 @@ def _run_commands(
         else:
             batches = (
                 parse_batch(batch, default_action, message_type)
-                for batch in read_lines(sys.stdin.buffer)
+                for batch in read_lines(sys.stdin.buffer, idle=0.1)
             )
         policy = Policy(tuning.backoff, SEND_RETRIES, tuning.timeouts.send)
-        options = send.SendOptions(wait, policy)
+        options = send.SendOptions(wait, policy, tuning.max_message_bytes)
         return send.run(endpoint, batches, Output(), log, options)
 
     execute(job, g)
@@ -103,6 +103,16 @@ def send(
             help="Server dialect: how long to wait for the server to confirm each message.",
         ),
     ] = 10.0,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            "--idempotency-key",
+            metavar="KEY",
+            help="The one message's idempotency key: a re-run with the same KEY posts nothing "
+            'new (JSON lines give their own "idempotencyKey").',
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Send a message, all of stdin as one message, or JSON-line commands from stdin.
 
@@ -110,8 +120,13 @@ def send(
     connection attempts and retries have not succeeded after 30 s is given up (exit 4;
     PRISMER_RT_SEND_TIMEOUT changes the bound), then at most --wait more for its confirmation.
     """
-    from prismer_cli.protocol.commands import SEND, Command
+    from prismer_cli.protocol.commands import SEND, Command, new_key
 
+    if idempotency_key is not None and (conversation_id is None or not idempotency_key):
+        raise typer.BadParameter(
+            'a non-empty key, for one message (JSON lines give their own "idempotencyKey")',
+            param_hint="--idempotency-key",
+        )
     single = None
     if conversation_id is not None:
 
@@ -119,7 +134,7 @@ def send(
             text = _read_all_stdin() if content in (None, "-") else content
             if not text:
                 raise UsageError("nothing to send: the message is empty")
-            return Command(SEND, conversation_id, text, type_)
+            return Command(SEND, conversation_id, text, type_, key=idempotency_key or new_key())
 
     _run_commands(
         g,

@@ -1,7 +1,8 @@
 """Commands as `send` and `mark-read` read them: from arguments or from JSON lines on stdin.
 
 A stdin line is one of
-    {"conversationId": C, "content": T, "type"?: M, "metadata"?: {...}, "parentId"?: P}
+    {"conversationId": C, "content": T, "type"?: M, "metadata"?: {...}, "parentId"?: P,
+     "idempotencyKey"?: K}
     {"conversationId": C, "upToMessageId"?: M}                     (mark-read's stdin)
     {"action": "send_message" | "mark_read" | "subscribe", ...}    (the docs page's commands)
 Blank lines are skipped; anything else is an InvalidLine, reported with its line number.
@@ -10,7 +11,9 @@ Blank lines are skipped; anything else is an InvalidLine, reported with its line
 from __future__ import annotations
 
 import io
+import itertools
 import os
+import select
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -30,6 +33,16 @@ class Command:
     up_to: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # metadata, parentId
     line: int | None = None  # stdin line number, for the result
+    key: str = ""  # a message's idempotency key: the same on every re-send (docs/cli.md)
+
+
+_KEY_PREFIX = os.urandom(12).hex()  # 96 random bits per process ...
+_key_numbers = itertools.count(1)  # ... and a counter: unique, and cheap at 50k commands/s
+
+
+def new_key() -> str:
+    """A fresh idempotency key, unique to this command of this process."""
+    return f"{_KEY_PREFIX}-{next(_key_numbers)}"
 
 
 @dataclass(frozen=True)
@@ -73,7 +86,12 @@ def command_from(
             raise ValueError('"metadata" must be an object')
         _text(obj, "parentId", required=False)  # a non-empty string when given
         message_type = _text(obj, "type", required=False) or default_type
-        return Command(SEND, conversation, content, message_type, extra=extra, line=line)
+        key = obj.get("idempotencyKey")
+        if key is None:
+            key = new_key()
+        elif not isinstance(key, str) or not key:
+            raise ValueError('"idempotencyKey" must be a non-empty string')
+        return Command(SEND, conversation, content, message_type, extra=extra, line=line, key=key)
     if action == MARK_READ:
         return Command(
             MARK_READ, conversation, up_to=_text(obj, "upToMessageId", required=False), line=line
@@ -81,8 +99,11 @@ def command_from(
     return Command(SUBSCRIBE, conversation, line=line)
 
 
-def read_lines(stream: BinaryIO) -> Iterator[list[tuple[int, bytes]]]:
+def read_lines(stream: BinaryIO, idle: float | None = None) -> Iterator[list[tuple[int, bytes]]]:
     """Batches of (line number, line) as they arrive: a line is handled as soon as it is complete.
+
+    `idle`: an empty batch after that many seconds without input, so that a connection lost
+    while a slow producer thinks is replaced (and its unconfirmed commands sent again) at once.
 
     os.read returns whatever the pipe holds, so a burst of lines is one batch (one write to the
     socket) and a single line from a slow producer is sent at once, not when a buffer fills.
@@ -94,6 +115,9 @@ def read_lines(stream: BinaryIO) -> Iterator[list[tuple[int, bytes]]]:
     number = 0
     carry = b""
     while True:
+        if fd >= 0 and idle is not None and not select.select((fd,), (), (), idle)[0]:
+            yield []  # nothing for `idle` seconds: the caller may tend its connection
+            continue
         chunk = os.read(fd, 1 << 16) if fd >= 0 else stream.readline()
         if not chunk:
             if carry:

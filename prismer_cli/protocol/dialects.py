@@ -13,13 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any
+
+import orjson
 
 from prismer_cli.protocol.commands import MARK_READ, SEND, SUBSCRIBE, Command
 from prismer_cli.protocol.endpoints import JSON, SSE_DOCS_PATH, SSE_SERVER_PATH
 
 # Every requestId the CLI sends starts with this, so answers to its own traffic are known.
 REQUEST_PREFIX = "prt-"
+
+
+# Envelope fields that differ between deliveries of one event (docs/cli.md "listen").
+_VOLATILE = frozenset({"ackId", "timestamp", "isRetry"})
+_dumps, _SORTED = orjson.dumps, orjson.OPT_SORT_KEYS
 
 
 def request_id(tag: str) -> str:
@@ -36,9 +42,10 @@ class Hello:
     name: str | None = None
 
 
-EchoKey = tuple[
-    Any, Any, Any
-]  # what a sent message and its echo share: conversation, content, type
+# What a sent message and its echo share: the idempotency key (server dialect), or else
+# conversation, content and type.
+EchoKey = Hashable
+IDEMPOTENCY_FIELD = "_idempotencyKey"  # in payload.metadata (server dialect, docs/protocol.md)
 
 
 class Dialect:
@@ -80,6 +87,7 @@ class Dialect:
                 command.message_type,
                 command.extra,
                 request_id,
+                command.key,
             )
         if command.action == SUBSCRIBE:
             return self.subscribe(command.conversation_id, request_id)
@@ -89,7 +97,13 @@ class Dialect:
         return self.mark_read(command.conversation_id, command.up_to, request_id)
 
     def send_message(
-        self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
+        self,
+        conversation_id: str,
+        content: str,
+        message_type: str,
+        extra: JSON,
+        request_id: str,
+        key: str = "",
     ) -> JSON:
         raise NotImplementedError
 
@@ -149,15 +163,24 @@ class Dialect:
         return key, payload
 
     @staticmethod  # a plain function: it is called once per event in listen's hot loop
-    def dedupe_key(kind: str, payload: JSON, ack_id: Any) -> Hashable | None:
-        """What identifies an event delivered twice (a message id, or a re-sent frame's ackId).
+    def dedupe_key(kind: str, payload: JSON, frame: JSON) -> Hashable:
+        """What a re-delivery of this event shares with the first delivery (docs/cli.md).
 
-        The keys are hashes (small ints), not the ids: 10,000 of them cost well under 1 MiB.
+        A message is new only once: `message.new` is keyed by its `payload.id` alone (one
+        dict lookup; a re-broadcast of a stored message comes with a new ackId). Any other
+        event is keyed by its whole envelope but the fields that change on a re-send (`ackId`,
+        `timestamp`, `isRetry`), so an edit or a status change about the same message is a
+        new event. Nothing that belongs to one server process (an ackId) is ever a key.
         """
-        if kind.startswith("message."):
+        if kind == "message.new":
             message_id = payload.get("id")
-            return None if message_id is None else hash((kind, message_id))
-        return None if ack_id is None else hash(("ack", ack_id))
+            if type(message_id) is str:
+                return message_id
+        stable = {k: v for k, v in frame.items() if k not in _VOLATILE}
+        try:
+            return hash(_dumps(stable, option=_SORTED))  # an int: never equal to an id
+        except TypeError:  # a value orjson cannot write again (a huge int): not de-duplicated
+            return object()
 
 
 class DocsDialect(Dialect):
@@ -173,7 +196,13 @@ class DocsDialect(Dialect):
     # The page's commands carry exactly the page's fields: a server built from it may
     # reject anything else, so no requestId goes out in this dialect.
     def send_message(
-        self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
+        self,
+        conversation_id: str,
+        content: str,
+        message_type: str,
+        extra: JSON,
+        request_id: str,
+        key: str = "",
     ) -> JSON:
         return {
             "action": SEND,
@@ -207,17 +236,39 @@ class ServerDialect(Dialect):
         return isinstance(payload, dict) and payload.get("code") in ("AUTH_FAILED", "AUTH_REQUIRED")
 
     def send_message(
-        self, conversation_id: str, content: str, message_type: str, extra: JSON, request_id: str
+        self,
+        conversation_id: str,
+        content: str,
+        message_type: str,
+        extra: JSON,
+        request_id: str,
+        key: str = "",
     ) -> JSON:
         payload: JSON = {
             "conversationId": conversation_id,
             "content": content,
             "type": message_type,
         }
-        for key in ("metadata", "parentId"):
-            if extra.get(key) is not None:
-                payload[key] = extra[key]
+        if extra.get("parentId") is not None:
+            payload["parentId"] = extra["parentId"]
+        metadata = extra.get("metadata")
+        if key:  # the real server's de-duplication (message.service.ts)
+            metadata = {**(metadata or {}), IDEMPOTENCY_FIELD: key}
+        if metadata is not None:
+            payload["metadata"] = metadata
         return {"type": "message.send", "payload": payload, "requestId": request_id}
+
+    def echo_key(self, command: Command) -> EchoKey:
+        """The idempotency key: the server keeps `metadata`, and its echo carries the key."""
+        return command.key or super().echo_key(command)
+
+    def own_echo(self, frame: JSON, me: str | None) -> tuple[EchoKey, JSON] | None:
+        echo = super().own_echo(frame, me)
+        if echo is None:
+            return None
+        metadata = echo[1].get("metadata")
+        key = metadata.get(IDEMPOTENCY_FIELD) if isinstance(metadata, dict) else None
+        return (key, echo[1]) if isinstance(key, str) else echo
 
     def subscribe(self, conversation_id: str, request_id: str) -> JSON:
         return {
@@ -262,11 +313,27 @@ def answers_us(frame: JSON) -> bool:
     return isinstance(request_id, str) and request_id.startswith(REQUEST_PREFIX)
 
 
+# What the real server (at most five connections per user) and proxies say when they close a
+# connection to make room for another: the connection is fine, the user has too many.
+_EVICTION_WORDS = ("replaced by newer", "too many connections", "connection limit")
+EVICTION_CLOSE_CODES = frozenset({1013, 4029})  # "try again later", "too many"
+
+
+def eviction(text: str | None, close_code: int | None = None) -> bool:
+    """Whether an error or close reason means "too many connections of this user"."""
+    if close_code in EVICTION_CLOSE_CODES:
+        return True
+    lowered = (text or "").lower()
+    return any(words in lowered for words in _EVICTION_WORDS)
+
+
 def error_message(frame: JSON) -> str:
-    payload = frame.get("payload")
-    if isinstance(payload, dict):
-        message = payload.get("message") or payload.get("error")
-        code = payload.get("code")
-        if message:
-            return f"{message} ({code})" if code else str(message)
+    """What an error frame says; the eviction frame has `data` where others have `payload`."""
+    for field in ("payload", "data"):
+        body = frame.get(field)
+        if isinstance(body, dict):
+            message = body.get("message") or body.get("error")
+            code = body.get("code")
+            if message:
+                return f"{message} ({code})" if code else str(message)
     return "rejected by the server"

@@ -24,7 +24,7 @@ from prismer_cli.output import Output
 from prismer_cli.protocol.commands import Command, InvalidLine
 from prismer_cli.retry import Deadline, Retries, retry_after_of, retryable
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
-from prismer_cli.send.ledger import Ledger
+from prismer_cli.send.ledger import Entry, Ledger
 from prismer_cli.send.rest import RestChannel
 from prismer_cli.send.socket import SocketChannel
 from prismer_cli.transport import Endpoint, Resume, open_websocket
@@ -54,13 +54,21 @@ def run(
                     invalid = True
                 else:
                     commands.append(item)
-            if not commands:
+            if not commands:  # stdin is quiet (or the lines were invalid)
+                channel = link.channel
+                if channel is not None:
+                    channel.tend()
+                if fatal is None and channel is not None and channel.broken:
+                    fatal = _deliver(link, [], endpoint, ledger, log, options)
+                    ledger.emit()
                 continue
             if fatal is None:
                 fatal = _deliver(link, commands, endpoint, ledger, log, options)
             else:  # retries exhausted: no more attempts, but a result for each command
                 ledger.fail_all(commands, f"not sent: {fatal}", fatal.status)
             ledger.emit()
+        if fatal is None:
+            fatal = _close(link, endpoint, ledger, log, options)
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         raise
@@ -68,6 +76,11 @@ def run(
         if link.channel is not None:
             _finish(link.channel, abandon=interrupted)
         ledger.emit()
+    if ledger.uncertain:
+        log.error(
+            f"{ledger.uncertain} command(s) not confirmed by the server: they may or may not "
+            "have been delivered (see their result lines)"
+        )
     if fatal is not None:
         raise fatal
     if ledger.status != ExitStatus.OK:
@@ -91,6 +104,31 @@ def _finish(channel: Channel, *, abandon: bool) -> None:
         raise
 
 
+def _close(
+    link: _Link, endpoint: Endpoint, ledger: Ledger, log: Log, options: SendOptions
+) -> ConnectError | AuthError | None:
+    """Finish the channel; what a connection lost meanwhile left unconfirmed is sent again
+    on a new one (and that one finished in turn)."""
+    while link.channel is not None:
+        channel = link.channel
+        _finish(channel, abandon=False)
+        again = channel.unconfirmed()
+        link.channel = None
+        if again:
+            _say_again(log, again, channel.cause)
+            error = _deliver(link, [], endpoint, ledger, log, options, again)
+            if error is not None:
+                return error
+    return None
+
+
+def _say_again(log: Log, again: list[Entry], cause: str) -> None:
+    log.warning(
+        f"{cause or 'connection lost'}; sending {len(again)} unconfirmed message(s) again on a "
+        "new connection, with the same idempotency keys"
+    )
+
+
 def _deliver(
     link: _Link,
     commands: list[Command],
@@ -98,34 +136,57 @@ def _deliver(
     ledger: Ledger,
     log: Log,
     options: SendOptions,
+    again: list[Entry] | None = None,
 ) -> ConnectError | AuthError | None:
-    """Submit one batch, opening (or re-opening) the channel with bounded retries.
+    """Submit one batch (after `again`, entries to send again), opening (or re-opening) the
+    channel with bounded retries; a connection that confirmed something resets the count.
 
     Returns the error when the retries are exhausted or the token was refused, else None;
     every command has a result either way.
     """
-    pending = commands
+    pending, again = commands, list(again or ())
     retries = Retries(options.policy)
     deadline = endpoint.deadline.within(options.policy.give_up_after)
     while True:
         error: ConnectError | AuthError
         try:
-            if link.channel is not None and link.channel.broken:
-                link.channel.finish()
+            channel = link.channel
+            if channel is not None and channel.broken:
+                channel.finish()
+                lost = channel.unconfirmed()
+                if lost:
+                    _say_again(log, lost, channel.cause)
+                again = lost + again
                 link.channel = None
+                if not pending and not again:
+                    return None  # nothing to send: the next command opens a connection
             if link.channel is None:
                 link.channel = _open_channel(endpoint, deadline, ledger, log, options)
             link.channel.deadline = deadline
-            link.channel.submit(pending)
+            link.channel.submit(pending, again)
             return None
         except Stopped as stop:
             error, pending, resendable = stop.error, stop.unsent, stop.resendable
+            again = stop.again
+            if link.channel is not None and link.channel.confirmed:
+                retries.succeeded()  # it made progress: the retries count from here
+            if again and resendable:
+                _say_again(log, again, str(error))
         except (ConnectError, AuthError) as exc:  # could not open: nothing of `pending` went out
             error, resendable = exc, True
-        if not pending and resendable and retryable(error):
+        if not pending and not again and resendable and retryable(error):
             return None  # every command has its result; the next batch reconnects
         if not (resendable and retryable(error) and retries.failed()):
             ledger.fail_all(pending, f"not sent: {error}", error.status)
+            for entry in again:
+                ledger.settle(
+                    entry,
+                    False,
+                    error.status,
+                    error=f"connection lost before the server confirmed it ({error}); "
+                    "it may or may not have been delivered",
+                )
+                ledger.uncertain += 1
             return error
         delay = retries.delay(retry_after_of(error))
         log.info(f"{error}; retrying in {delay:.1f} s")
@@ -150,8 +211,8 @@ def _open_channel(
                 log,
                 options,
             )
-        except NoWebSocket as exc:
+        except NoWebSocket as exc:  # a 5xx or 429 too: REST is tried at once (docs/cli.md)
             if endpoint.transport == "ws":
-                raise ConnectError(str(exc)) from None
+                raise ConnectError(str(exc), retry_after=exc.retry_after) from None
             log.info(f"{exc}; sending over REST")
     return RestChannel(endpoint, ledger, log, options)

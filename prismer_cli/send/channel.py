@@ -7,13 +7,15 @@ from dataclasses import dataclass, field
 from prismer_cli.errors import AuthError, ConnectError
 from prismer_cli.protocol.commands import Command
 from prismer_cli.retry import Deadline, Policy
-from prismer_cli.tuning import SEND_RETRIES
+from prismer_cli.send.ledger import Entry
+from prismer_cli.tuning import MAX_MESSAGE_BYTES, SEND_RETRIES
 
 
 @dataclass(frozen=True)
 class SendOptions:
     wait: float = 10.0  # --wait: how long the server dialect may take to confirm a message
     policy: Policy = field(default_factory=lambda: Policy(max_retries=SEND_RETRIES))
+    max_message_bytes: int = MAX_MESSAGE_BYTES  # a bigger frame is never written
 
 
 class Stopped(Exception):
@@ -24,21 +26,37 @@ class Stopped(Exception):
     """
 
     def __init__(
-        self, error: ConnectError | AuthError, unsent: list[Command], *, resendable: bool
+        self,
+        error: ConnectError | AuthError,
+        unsent: list[Command],
+        *,
+        resendable: bool,
+        again: list[Entry] | None = None,
     ) -> None:
         super().__init__(str(error))
         self.error = error
         self.unsent = unsent
         self.resendable = resendable
+        self.again = again or []  # in the ledger already, without a result: to send again
 
 
 class Channel:
     broken = False
     deadline = Deadline()  # the current batch's: its attempts end by then (set by the loop)
+    confirmed = 0  # commands confirmed over this channel
+    cause = ""  # why it broke
 
-    def submit(self, commands: list[Command]) -> None:
-        """Send the commands in order; raises Stopped when it cannot finish."""
+    def submit(self, commands: list[Command], again: list[Entry] | None = None) -> None:
+        """Send `again` (entries of the ledger) then the commands, in order; raises Stopped
+        when it cannot finish."""
         raise NotImplementedError
+
+    def tend(self) -> None:
+        """Settle what was confirmed meanwhile (called while stdin is quiet)."""
+
+    def unconfirmed(self) -> list[Entry]:
+        """Once broken: the entries to send again (same idempotency key) on a new channel."""
+        return []
 
     def finish(self, *, abandon: bool = False) -> None:
         """Close; `abandon`: fail what awaits confirmation instead of waiting for it."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prismer_cli.errors import ExitStatus
-from prismer_cli.output import Output
+from prismer_cli.output import Output, OutputClosed, silence_stdout
 from prismer_cli.protocol.commands import Command
 from prismer_cli.protocol.endpoints import JSON
 
@@ -38,6 +38,8 @@ class Ledger:
         self._entries: deque[Entry] = deque()
         self._lock = threading.Lock()
         self.status = ExitStatus.OK
+        self.uncertain = 0  # results that say "may or may not have been delivered"
+        self.closed = False  # stdout's reader went away: results are dropped, sending goes on
 
     def add(self, command: Command, request_id: str) -> Entry:
         entry = Entry(command, request_id)
@@ -75,10 +77,16 @@ class Ledger:
         """Print the results that are due: every settled one with none unsettled before it."""
         with self._lock:
             entries = self._entries
-            while entries and entries[0].record is not None:
-                self._out.record(entries.popleft().record)
-            if flush:
-                self._out.flush()
+            try:
+                while entries and entries[0].record is not None:
+                    record = entries.popleft().record
+                    if not self.closed:
+                        self._out.record(record)
+                if flush and not self.closed:
+                    self._out.flush()
+            except OutputClosed:  # `send | head -1`: the results are the report, sending
+                self.closed = True  # is the job; the exit status is unchanged (docs/cli.md)
+                silence_stdout()
 
     def discard(self, entries: list[Entry]) -> None:
         """Take back entries that have no result yet (their commands will be sent again)."""

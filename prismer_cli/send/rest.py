@@ -29,7 +29,11 @@ def rest_call(rest: RestClient, ledger: Ledger, entry: Entry) -> None:
         if command.action == SEND:
             assert command.content is not None
             answer = rest.send_message(
-                command.conversation_id, command.content, command.message_type, command.extra
+                command.conversation_id,
+                command.content,
+                command.message_type,
+                command.extra,
+                command.key,
             )
             ledger.settle(entry, True, message=message_of(answer))
         elif command.action == MARK_READ:
@@ -49,16 +53,19 @@ class RestChannel(Channel):
         self._rest = rest_client(endpoint, log, options)
         self._ledger = ledger
 
-    def submit(self, commands: list[Command]) -> None:
+    def submit(self, commands: list[Command], again: list[Entry] | None = None) -> None:
         self._rest.not_after = self.deadline
-        for index, command in enumerate(commands):
-            entry = self._ledger.add(command, "")
+        todo: list[Entry | Command] = [*(again or ()), *commands]
+        for index, item in enumerate(todo):
+            entry = item if isinstance(item, Entry) else self._ledger.add(item, "")
             try:
                 rest_call(self._rest, self._ledger, entry)
             except (ConnectError, AuthError) as exc:
                 self._ledger.emit()
-                raise Stopped(exc, commands[index + 1 :], resendable=False) from None
+                rest = [c if isinstance(c, Command) else c.command for c in todo[index + 1 :]]
+                raise Stopped(exc, rest, resendable=False) from None
             self._ledger.emit()
+            self.confirmed += 1
 
     def finish(self, *, abandon: bool = False) -> None:
         self._rest.close()

@@ -39,19 +39,33 @@ def open_sse(endpoint: Endpoint, resume: Resume) -> Connection:
 
 
 def open_connection(endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
-    """Connect as --transport says; in auto mode fall back to SSE (and stay there).
+    """Connect as --transport says; in auto mode fall back to SSE (docs/protocol.md).
 
-    The attempt as a whole, fallback included, ends within the connect timeout (Endpoint.attempt).
+    A lasting refusal of the upgrade (a proxy without WebSockets) pins SSE; a 5xx or 429 makes
+    SSE the next try at once, and the next connection tries a WebSocket again. Only when SSE
+    fails too does the caller back off, with the upgrade's Retry-After as a floor. The attempt
+    as a whole, fallback included, ends within the connect timeout (Endpoint.attempt).
     """
     transport = endpoint.transport if endpoint.transport != "auto" else resume.transport or "auto"
     endpoint = endpoint.attempt()
-    if transport != "sse":
-        try:
-            return open_websocket(endpoint, resume)
-        except NoWebSocket as exc:
-            if transport == "ws" or endpoint.deadline.expired():
-                raise ConnectError(str(exc)) from None
-            log.info(f"{exc}; falling back to Server-Sent Events")
-            resume.transport = "sse"
-            endpoint = endpoint.cut()
-    return open_sse(endpoint, resume)
+    if transport == "sse":
+        return open_sse(endpoint, resume)
+    try:
+        return open_websocket(endpoint, resume)
+    except NoWebSocket as exc:
+        if transport == "ws" or endpoint.deadline.expired():
+            raise ConnectError(str(exc), retry_after=exc.retry_after) from None
+        refused = exc
+    endpoint = endpoint.cut()
+    if refused.lasting:
+        log.info(f"{refused}; falling back to Server-Sent Events")
+        resume.transport = "sse"
+        return open_sse(endpoint, resume)
+    log.info(f"{refused}; trying Server-Sent Events at once")
+    try:
+        return open_sse(endpoint, resume)
+    except ConnectError as exc:
+        waits = [w for w in (exc.retry_after, refused.retry_after) if w is not None]
+        raise ConnectError(
+            f"{refused}; Server-Sent Events: {exc}", retry_after=max(waits, default=None)
+        ) from None

@@ -41,9 +41,15 @@ class RestClient:
         self._session.headers["Authorization"] = f"Bearer {endpoint.token}"
 
     def send_message(
-        self, conversation_id: str, content: str, message_type: str, extra: dict[str, Any]
+        self,
+        conversation_id: str,
+        content: str,
+        message_type: str,
+        extra: dict[str, Any],
+        key: str = "",
     ) -> dict[str, Any]:
-        key = str(uuid.uuid4())
+        """POST the message with its idempotency key (a fresh one if none is given)."""
+        key = key or str(uuid.uuid4())
         body = message_body(content, message_type, extra)
         return self._post(message_path(conversation_id), body, {IDEMPOTENCY_HEADER: key})
 

@@ -15,12 +15,12 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import orjson
 import websocket
 
-from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket
+from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket, PartialWrite
 from prismer_cli.protocol.dialects import (
     Dialect,
     Hello,
@@ -63,8 +63,10 @@ def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
         if status in (401, 403):
             raise AuthError(f"the server rejected the token (HTTP {status})") from None
         if status == 429 or status >= 500:
-            raise ConnectError(
-                f"the server answered HTTP {status}", retry_after=retry_after(exc.resp_headers)
+            raise NoWebSocket(
+                f"the server answered the WebSocket upgrade with HTTP {status}",
+                retry_after=retry_after(exc.resp_headers),
+                lasting=False,
             ) from None
         raise NoWebSocket(f"WebSocket upgrade refused (HTTP {status})") from None
     except websocket.WebSocketTimeoutException:
@@ -116,6 +118,8 @@ class WebSocketConnection:
         self._ping_id = 0
         self._last_rx = time.monotonic()
         self._last_ping = 0.0
+        self.on_pong: Callable[[bytes], None] | None = None  # called with each pong's payload
+        self.closed_cleanly = False  # close(): the server answered our close frame
         self.dialect: Dialect
         self.hello: Hello
 
@@ -179,10 +183,14 @@ class WebSocketConnection:
     def _control(self, opcode: int, data: bytes) -> None:
         if opcode == OP_PING:
             self._write(encode_frame(OP_PONG, data))
+        elif opcode == OP_PONG:
+            if self.on_pong is not None:
+                self.on_pong(data)
         elif opcode == OP_CLOSE:
             code, reason = decode_close(data)
             self._reply_close()
-            message = f"the server closed the connection ({code} {reason}".rstrip() + ")"
+            said = f"{code} {reason}".rstrip() if code is not None else "no status code"
+            message = f"the server closed the connection ({said})"
             raise ConnectionLost(message, close_code=code)
 
     # -- receiving -------------------------------------------------------------------------
@@ -253,12 +261,30 @@ class WebSocketConnection:
     def send(self, frame: JSON) -> None:
         self._write(encode_frame(OP_TEXT, orjson.dumps(frame), mask_key=self._mask_key()))
 
-    def send_many(self, frames: list[JSON]) -> None:
-        self._write(
-            b"".join(
-                encode_frame(OP_TEXT, orjson.dumps(f), mask_key=self._mask_key()) for f in frames
-            )
-        )
+    def send_many(self, frames: list[JSON], ping: bytes | None = None) -> None:
+        """Write the frames (and a ping after them) at once; a write that fails part way
+        raises PartialWrite saying how many frames had started to go out."""
+        mask = self._mask_key
+        encoded = [encode_frame(OP_TEXT, orjson.dumps(f), mask_key=mask()) for f in frames]
+        if ping is not None:
+            encoded.append(encode_frame(OP_PING, ping, mask_key=mask()))
+        data = memoryview(b"".join(encoded))
+        sent = 0
+        try:
+            with self._lock:
+                while sent < len(data):
+                    sent += self._sock.send(data[sent:])
+        except OSError as exc:
+            started, offset = 0, 0  # frames whose first byte went out
+            for frame in encoded[: len(frames)]:
+                if offset >= sent:
+                    break
+                started, offset = started + 1, offset + len(frame)
+            raise PartialWrite(f"connection lost while sending: {exc}", started) from None
+
+    def ping(self, payload: bytes) -> None:
+        """A WebSocket ping; its pong (see on_pong) comes after the server read what came before."""
+        self._write(encode_frame(OP_PING, payload, mask_key=self._mask_key()))
 
     def ack(self, ack_id: str) -> None:
         frame = orjson.dumps(self.dialect.ack(ack_id))
@@ -308,9 +334,12 @@ class WebSocketConnection:
                 self._sock.settimeout(left)
                 opcode, data = self._reader.read()
                 if opcode == OP_CLOSE:
+                    self.closed_cleanly = True
                     return
                 if opcode == OP_TEXT:
                     seen.append(data)
+                elif opcode == OP_PONG and self.on_pong is not None:
+                    self.on_pong(data)
         except (ConnectionClosedError, FrameError, OSError):
             return  # timed out or gone: closing anyway
 
