@@ -20,6 +20,7 @@ import requests
 
 from prismer_cli.errors import AuthError, ConnectError, UsageError
 from prismer_cli.log import Log
+from prismer_cli.protocol.dialects import Dialect
 from prismer_cli.protocol.endpoints import JSON, SYNC_PATH
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import Endpoint, retry_after
@@ -148,14 +149,10 @@ def envelope(event: JSON) -> JSON:
 
 
 def stored_key(frame: JSON) -> Hashable:
-    """What identifies a stored event as already printed: a message's id (as live frames are
-    keyed), else the envelope without its seq (the log writes conversation.create twice)."""
-    kind, payload = frame["type"], frame["payload"]
-    if isinstance(kind, str) and kind.startswith("message.") and isinstance(payload, dict):
-        message_id = payload.get("id")
-        if message_id is not None:
-            return hash((kind, message_id))
-    return hash(("stored", kind, orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)))
+    """The de-duplication key of a stored event: the live one (Dialect.dedupe_key), so what
+    the catch-up printed does not print again when it also comes live (and the log's second
+    copy of a conversation.create does not print either)."""
+    return Dialect.dedupe_key(frame["type"], frame["payload"], frame)
 
 
 def seq_of(frame: JSON) -> int:

@@ -16,9 +16,9 @@ each flush, saved by the thread, and saved once more at every exit.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from prismer_cli.catchup import SyncReader, check_cursor, envelope, seq_of, stored_key
 from prismer_cli.cursor import CursorFile
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from prismer_cli.listen import Filters, Listener
 
 CAUGHT_UP = "prismer-rt.caught-up"
-KeyFunction = Callable[[str, JSON, Any], Hashable | None]
 
 
 @dataclass(frozen=True)
@@ -167,17 +166,6 @@ class Durable:
             self._caught_up(listener.out)
         self._resolving = True
         return done
-
-    def keys(self, base: KeyFunction) -> KeyFunction:
-        """Live de-duplication keys that stored events share: a message's id, else the envelope
-        (ignoring ackId and timestamp), so what the catch-up printed does not print again."""
-
-        def key(kind: str, payload: JSON, ack_id: Any) -> Hashable | None:
-            if kind.startswith("message.") and payload.get("id") is not None:
-                return base(kind, payload, ack_id)
-            return stored_key({"type": kind, "payload": payload})
-
-        return key
 
     def after_flush(self) -> None:
         """Output was flushed: everything processed so far is written (or filtered out)."""

@@ -7,7 +7,6 @@ flushed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -257,9 +256,7 @@ class Listener:
         log, resume = self.log, self.resume
         dialect = conn.hello.dialect
         consumed, error_type = dialect.consumed, dialect.error_type
-        dedupe_key: Callable[[str, Any, Any], Hashable | None] = dialect.dedupe_key
-        if self.durable is not None:
-            dedupe_key = self.durable.keys(dedupe_key)
+        dedupe_key = dialect.dedupe_key
         ack_field, time_field = dialect.ack_field, dialect.time_field
         conversation_field, sender_field = dialect.conversation_field, dialect.sender_field
         filters = self.options.filters

@@ -24,7 +24,7 @@ REQUEST_PREFIX = "prt-"
 
 
 # Envelope fields that differ between deliveries of one event (docs/cli.md "listen").
-_VOLATILE = frozenset({"ackId", "timestamp", "isRetry"})
+_VOLATILE = frozenset({"ackId", "timestamp", "isRetry", "seq"})  # seq: a stored event's
 _dumps, _SORTED = orjson.dumps, orjson.OPT_SORT_KEYS
 
 
@@ -169,8 +169,9 @@ class Dialect:
         A message is new only once: `message.new` is keyed by its `payload.id` alone (one
         dict lookup; a re-broadcast of a stored message comes with a new ackId). Any other
         event is keyed by its whole envelope but the fields that change on a re-send (`ackId`,
-        `timestamp`, `isRetry`), so an edit or a status change about the same message is a
-        new event. Nothing that belongs to one server process (an ackId) is ever a key.
+        `timestamp`, `isRetry`) and a stored event's `seq`, so an edit or a status change about
+        the same message is a new event, and a stored event and its live twin share a key.
+        Nothing that belongs to one server process (an ackId) is ever a key.
         """
         if kind == "message.new":
             message_id = payload.get("id")
