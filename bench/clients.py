@@ -9,6 +9,12 @@ speed-ups a careful user would make (bound methods, block-buffered stdout), noth
     python bench/clients.py websocket-client URL N  # websocket-client, default settings
     python bench/clients.py sseclient URL N         # requests + sseclient-py, as its README
     python bench/clients.py relay HOST PORT         # raw TCP -> stdout, the latency floor
+    python bench/clients.py sync-json URL TOKEN     # requests paging GET /api/im/sync, json
+    python bench/clients.py sync-orjson URL TOKEN   # the same loop with orjson
+
+The two `sync` loops do what `prismer-rt listen --since all --no-follow` does, the plain way:
+one requests Session, GET /api/im/sync?since=<cursor>&limit=500 until a page has no more
+(`hasMore` false, or no events), each stored event printed as one JSON line as it came.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import os
 import socket
 import sys
 from collections.abc import Callable, Iterable, Iterator
-from typing import cast
+from typing import Any, cast
 
 
 def with_websockets(url: str, count: int) -> int:
@@ -83,6 +89,47 @@ def with_sseclient(url: str, count: int) -> int:
     return 0 if seen == count else 4
 
 
+def sync_pages(url: str, token: str, loads: Callable[[bytes], Any]) -> Iterator[list[Any]]:
+    """GET /api/im/sync from the start, one page of 500 after another, over one Session."""
+    import requests
+
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    endpoint = url.rstrip("/") + "/api/im/sync"
+    since = 0
+    while True:
+        answer = session.get(endpoint, params={"since": since, "limit": 500})
+        answer.raise_for_status()
+        data = loads(answer.content)["data"]
+        events = data["events"]
+        yield events
+        if not events or not data["hasMore"]:
+            return
+        since = data["cursor"]
+
+
+def sync_json(url: str, token: str) -> int:
+    """The plain loop: requests, json.loads, json.dumps, one print per event."""
+    write, dumps = sys.stdout.write, json.dumps
+    for events in sync_pages(url, token, json.loads):
+        for event in events:
+            write(dumps(event) + "\n")
+    sys.stdout.flush()
+    return 0
+
+
+def sync_orjson(url: str, token: str) -> int:
+    """The same loop with orjson, writing bytes: what a user tuning it would do."""
+    import orjson
+
+    write, dumps = sys.stdout.buffer.write, orjson.dumps
+    for events in sync_pages(url, token, orjson.loads):
+        for event in events:
+            write(dumps(event) + b"\n")
+    sys.stdout.buffer.flush()
+    return 0
+
+
 def relay(host: str, port: int) -> int:
     """Copy a TCP stream to stdout as it comes: the cheapest process in the path."""
     sock = socket.create_connection((host, port))
@@ -102,6 +149,10 @@ def main(argv: list[str]) -> int:
     kind, target, number = argv
     if kind == "relay":
         return relay(target, int(number))
+    if kind == "sync-json":
+        return sync_json(target, number)
+    if kind == "sync-orjson":
+        return sync_orjson(target, number)
     runner = {
         "websockets": with_websockets,
         "websocket-client": with_websocket_client,

@@ -16,6 +16,7 @@ import importlib.util
 import json
 import os
 import platform
+import queue
 import re
 import shutil
 import signal
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import servers  # noqa: E402  (bench/servers.py, beside this file)
 
-SECTIONS = ("ws", "sse", "startup", "send", "latency", "memory")
+SECTIONS = ("ws", "sse", "startup", "send", "catchup", "latency", "memory")
 SCRUB = (
     "PRISMER_URL",
     "PRISMER_BASE_URL",
@@ -93,6 +95,7 @@ class Settings:
     startup_runs: int
     startup_warmup: int
     send_lines: int
+    catchup_events: int
     latency_runs: int
     latency_samples: int
     latency_warmup: int
@@ -122,6 +125,7 @@ class Settings:
             startup_runs=3 if quick else max(10, 3 * runs),
             startup_warmup=1 if quick else 2,
             send_lines=args.send_lines or (events if quick else 100_000),
+            catchup_events=args.catchup_events or (2_000 if quick else 100_000),
             latency_runs=1 if quick else min(runs, 3),
             latency_samples=100 if quick else 2_000,
             latency_warmup=20 if quick else 200,
@@ -366,8 +370,11 @@ def run_client(
     keep: bool = False,
     stdin: Any = subprocess.DEVNULL,
     timeout: float = 300.0,
+    connections: int = 1,
 ) -> Sample:
-    """Run one client against the server; time it from the server's answer to its exit."""
+    """Run one client against the server; time it from the server's answer to its exit.
+
+    `connections`: how many the client is expected to open at most (more is reported)."""
     mark = server.mark()
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(
@@ -407,7 +414,7 @@ def run_client(
         output=b"".join(drain.chunks) if drain else b"",
         error="" if proc.returncode == 0 else f"exit {proc.returncode}: {stderr[-300:]}",
     )
-    if len(conns) > 1:
+    if len(conns) > connections:
         sample.error += f" ({len(conns)} connections)"
     return sample
 
@@ -431,6 +438,35 @@ def check_events(output: bytes, count: int) -> tuple[bool, str]:
         if frame.get("type") != "message.new" or frame["payload"].get("seq") != number:
             return False, f"line {number} is not event {number}"
     return True, f"{count} events, each once, in order"
+
+
+def check_catchup(output: bytes, count: int) -> tuple[bool, str]:
+    """Every stored event exactly once and in order, printed as the live envelope: seq 1..count,
+    the message's id, metadata turned back into an object."""
+    lines = output.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != count:
+        return False, f"{len(lines)} lines for {count} stored events"
+    seqs = [int(m) for m in SEQ.findall(output)]
+    if seqs != list(range(1, count + 1)):
+        missing = sorted(set(range(1, count + 1)) - set(seqs))[:5]
+        return False, f"seqs out of order, repeated or missing (first missing: {missing})"
+    for number, line in enumerate(lines, 1):
+        try:
+            frame = json.loads(line)
+        except ValueError:
+            return False, f"line {number} is not JSON"
+        payload = frame.get("payload")
+        if (
+            frame.get("type") != "message.new"
+            or frame.get("seq") != number
+            or not isinstance(payload, dict)
+            or payload.get("id") != f"msg-{number:09d}"
+            or payload.get("metadata") != {}
+        ):
+            return False, f"line {number} is not stored event {number} as a live envelope"
+    return True, f"{count} stored events, each once, in order (seq and message id)"
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -513,6 +549,8 @@ class Bench:
             want.append(f"sse:{s.events}")
         if "memory" in s.sections:
             want += [f"ws:{s.memory_events}", f"ws:{s.memory_small}"]
+        if "catchup" in s.sections:
+            want.append(f"sync:{s.catchup_events}")
         return sorted(set(want))
 
     def run(self) -> Results:
@@ -660,9 +698,8 @@ class Bench:
                 sample = run(i)
                 rate_sample(row, sample, n)
                 if row.key == check_key and i == 0:
-                    ok, why = (
-                        check_events(sample.output, count) if sample.ok else (False, sample.error)
-                    )
+                    check = check_catchup if section == "catchup" else check_events
+                    ok, why = check(sample.output, count) if sample.ok else (False, sample.error)
                     self.results.checks[section + ".complete"] = {"ok": ok, "detail": why}
                     sample.output = b""  # checked: let the memory go
                     log(f"    check {section}: {'ok' if ok else 'FAILED'}: {why}")
@@ -791,27 +828,103 @@ class Bench:
             else "some commands did not reach the server",
         }
 
-    # 5. Latency ---------------------------------------------------------------------------------
+    # 5. Catch-up from the event log -------------------------------------------------------------
+    def bench_catchup(self) -> None:
+        s, t, r = self.s, self.tools, self.results
+        n, token = s.catchup_events, f"log-{s.catchup_events}"
+        env = self.prismer_env(token)
+        timeout = max(120.0, n / 1_000)
+        listen = [t.prismer_rt, "listen", "--since", "all", "--no-follow"]
+        cases: list[Case] = []
+        for sink, suffix, shown in (("null", "", " > /dev/null"), ("pipe", ".pipe", " | reader")):
+            row = r.row(
+                "catchup",
+                "catchup.prismer" + suffix,
+                "prismer-rt " + " ".join(listen[1:]) + shown,
+                "events/s",
+            )
+
+            def run(i: int, sink: str = sink) -> Sample:
+                keep = sink == "pipe" and i == 0
+                return run_client(
+                    self.live, listen, env, sink=sink, keep=keep, timeout=timeout, connections=2
+                )
+
+            cases.append((row, run, n))
+        # The cron line: a cursor file (new each run, so that it starts from the beginning).
+        cursor_row = r.row(
+            "catchup",
+            "catchup.prismer.cursor",
+            "prismer-rt listen --cursor-file F --since all --no-follow > /dev/null",
+            "events/s",
+        )
+        cursors = self.tmp / "catchup-cursors"
+        cursors.mkdir(exist_ok=True)
+        saved: list[int | None] = []
+
+        def run_cursor(i: int) -> Sample:
+            path = cursors / f"run-{i}.cursor"
+            cmd = [*listen[:2], "--cursor-file", str(path), *listen[2:]]
+            sample = run_client(self.live, cmd, env, timeout=timeout, connections=2)
+            saved.append(cursor_of(path))
+            return sample
+
+        cases.append((cursor_row, run_cursor, n))
+        clients = str(HERE / "clients.py")
+        base = f"http://127.0.0.1:{self.live.port}"
+        for kind, label in (
+            ("sync-json", "requests paging loop, json"),
+            ("sync-orjson", "requests paging loop, orjson"),
+        ):
+            cases += self.receive_cases(
+                "catchup",
+                f"catchup.{kind}",
+                label,
+                [t.python, clients, kind, base, token],
+                self.env,
+                n,
+            )
+        self.round_robin("catchup", cases, check_key="catchup.prismer.pipe", count=n)
+        ok = bool(saved) and all(c == n for c in saved)
+        self.results.checks["catchup.cursor"] = {
+            "ok": ok,
+            "detail": f"--cursor-file saved the last stored seq ({n}) in every run"
+            if ok
+            else f"cursor files ended at {saved}, not {n}",
+        }
+
+    # 6. Latency ---------------------------------------------------------------------------------
     def bench_latency(self) -> None:
         s, t, r = self.s, self.tools, self.results
         total = s.latency_warmup + s.latency_samples
-        rows = {
-            "prismer": (
-                r.row(
-                    "latency",
-                    "latency.prismer",
-                    "prismer-rt listen, server write -> stdout line",
-                    "us",
-                ),
-                r.row("latency", "latency.prismer.p99", "", "us"),
-            ),
-            "floor": (
-                r.row("latency", "latency.floor", "raw TCP -> stdout relay (floor)", "us"),
-                r.row("latency", "latency.floor.p99", "", "us"),
-            ),
+        listen = [t.prismer_rt, "listen", "--count", str(total)]
+        server = [*listen, "--dialect", "server"]
+        labels = {
+            "prismer": "prismer-rt listen, server write -> stdout line",
+            "server": "prismer-rt listen --dialect server",
+            "cursor": "prismer-rt listen --dialect server --cursor-file F",
+            "floor": "raw TCP -> stdout relay (floor)",
         }
+        rows = {
+            kind: (
+                r.row("latency", f"latency.{kind}", label, "us"),
+                r.row("latency", f"latency.{kind}.p99", "", "us"),
+            )
+            for kind, label in labels.items()
+        }
+        cursor_files = self.tmp / "cursors"
+        cursor_files.mkdir(exist_ok=True)
+        runs = iter(range(1_000_000))
+        cursor_file: list[Path] = []
+
+        def with_cursor(port: int) -> list[str]:
+            cursor_file[:] = [cursor_files / f"probe-{next(runs)}.cursor"]  # fresh every run
+            return [*server, "--cursor-file", str(cursor_file[0])]
+
         commands: dict[str, Callable[[int], list[str]]] = {
-            "prismer": lambda port: [t.prismer_rt, "listen", "--count", str(total)],
+            "prismer": lambda port: listen,
+            "server": lambda port: server,
+            "cursor": with_cursor,
             "floor": lambda port: [
                 t.python,
                 str(HERE / "clients.py"),
@@ -820,47 +933,60 @@ class Bench:
                 str(port),
             ],
         }
-        envs: dict[str, Callable[[int], dict[str, str]]] = {
-            "prismer": lambda port: {
+
+        def prismer_env(port: int) -> dict[str, str]:
+            return {
                 **self.env,
                 "PRISMER_URL": f"http://127.0.0.1:{port}",
                 "PRISMER_TOKEN": "latency",
-            },
-            "floor": lambda port: self.env,
-        }
-        complete = True
+            }
+
+        dialects = {"prismer": "docs", "server": "server", "cursor": "server", "floor": None}
+        complete, saved = True, True
         for i in range(s.latency_runs):
             for kind, (p50, p99) in rows.items():
                 try:
-                    values = latency_session(
+                    values, probe_log = latency_session(
                         commands[kind],
-                        envs[kind],
-                        websocket=kind == "prismer",
+                        (lambda port: self.env) if kind == "floor" else prismer_env,
+                        dialect=dialects[kind],
                         samples=s.latency_samples,
                         warmup=s.latency_warmup,
                         spacing=s.latency_spacing,
                     )
-                except (OSError, RuntimeError) as exc:
-                    p50.errors.append(str(exc))
-                    complete = complete and kind != "prismer"
+                except (OSError, RuntimeError, queue.Empty) as exc:
+                    p50.errors.append(str(exc) or type(exc).__name__)
+                    complete = complete and kind == "floor"
                     log(f"    run {i + 1} {p50.label}: error {exc}")
                     continue
                 values.sort()
                 p50.samples.append(percentile(values, 50) / 1000)
                 p99.samples.append(percentile(values, 99) / 1000)
                 p50.extra.setdefault("max_us", []).append(values[-1] / 1000)
+                extra = ""
+                if kind == "cursor":
+                    cursor = cursor_of(cursor_file[0])
+                    saved = saved and cursor == total
+                    p50.extra.setdefault("log_requests", []).append(probe_log.requests)
+                    extra = f"; cursor saved {cursor}, {probe_log.requests} log requests"
                 log(
                     f"    run {i + 1}/{s.latency_runs} {p50.label}: p50 {p50.samples[-1]:.0f} "
-                    f"us, p99 {p99.samples[-1]:.0f} us, max {values[-1] / 1000:.0f} us"
+                    f"us, p99 {p99.samples[-1]:.0f} us, max {values[-1] / 1000:.0f} us{extra}"
                 )
         self.results.checks["latency.complete"] = {
             "ok": complete,
-            "detail": "every probe came out of prismer-rt, in order"
+            "detail": "every probe came out of prismer-rt, in order, in each dialect"
             if complete
             else "prismer-rt missed probes",
         }
+        self.results.checks["latency.cursor"] = {
+            "ok": saved,
+            "detail": f"--cursor-file saved the last probe's seq ({total}) in every run"
+            if saved
+            else "the cursor file did not end at the last probe",
+        }
 
-    # 6. Memory ----------------------------------------------------------------------------------
+    # 7. Memory ----------------------------------------------------------------------------------
     def bench_memory(self) -> None:
         s, t, r = self.s, self.tools, self.results
         for i in range(s.memory_runs):
@@ -905,6 +1031,15 @@ def base_env(home: Path) -> dict[str, str]:
     return env
 
 
+def cursor_of(path: Path) -> int | None:
+    """The cursor saved in a cursor file, None if there is none."""
+    try:
+        cursor = json.loads(path.read_text()).get("cursor")
+    except (OSError, ValueError):
+        return None
+    return cursor if isinstance(cursor, int) else None
+
+
 def percentile(ordered: list[int], p: float) -> float:
     """Nearest-rank percentile of an ascending list."""
     if not ordered:
@@ -913,23 +1048,90 @@ def percentile(ordered: list[int], p: float) -> float:
     return float(ordered[rank - 1])
 
 
+class ProbeLog(threading.Thread):
+    """The latency probe's other connections: the event log a cursor-file listen reads.
+
+    Accepts on the probe's listening socket; a WebSocket upgrade is handed to the probe thread
+    (`sockets`), anything else is answered over keep-alive in a thread of its own:
+    `GET /api/im/sync` holds the probes written so far (`head`, set by the probe thread before
+    each probe is sent, as the real server logs a message before pushing it), with the live
+    frame's message id; `GET /api/im/me` answers the user.
+    """
+
+    def __init__(self, listener: socket.socket) -> None:
+        super().__init__(daemon=True)
+        self.listener = listener
+        self.head = 0
+        self.requests = 0
+        self.sockets: queue.Queue[tuple[socket.socket, dict[str, str]]] = queue.Queue()
+
+    def run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                target, headers, rest = servers.read_request(conn)
+            except (OSError, ConnectionError):
+                conn.close()
+                continue
+            if headers.get("upgrade", "").lower() == "websocket":
+                self.sockets.put((conn, headers))
+            else:
+                threading.Thread(
+                    target=self._http, args=(conn, target, headers, rest), daemon=True
+                ).start()
+
+    def _http(self, conn: socket.socket, target: str, headers: dict[str, str], rest: bytes) -> None:
+        reader = servers.Requests(conn, rest)
+        request: tuple[str, dict[str, str]] | None = (target, headers)
+        with contextlib.suppress(OSError, ValueError), conn:
+            while request is not None:
+                self.requests += 1
+                url = urllib.parse.urlsplit(request[0])
+                if url.path == "/api/im/me":
+                    body = servers.ME_ANSWER
+                elif url.path == "/api/im/sync":
+                    query = urllib.parse.parse_qs(url.query)
+                    since = int(query.get("since", ["0"])[0])
+                    limit = int(query.get("limit", ["100"])[0])
+                    body = servers.sync_page(self.head, since, limit, servers.latency_stored)
+                else:
+                    conn.sendall(servers.http_answer(b"{}", b"404 Not Found"))
+                    request = reader.next()
+                    continue
+                conn.sendall(servers.http_answer(body))
+                request = reader.next()
+
+    def websocket(self, timeout: float) -> tuple[socket.socket, dict[str, str]]:
+        return self.sockets.get(timeout=timeout)
+
+
 def latency_session(
     cmd: Callable[[int], list[str]],
     env: Callable[[int], dict[str, str]],
     *,
-    websocket: bool,
+    dialect: str | None,
     samples: int,
     warmup: int,
     spacing: float,
-) -> list[int]:
+) -> tuple[list[int], ProbeLog]:
     """One event at a time, stamped with perf_counter_ns, timed until its line is read back.
 
-    The server and the reader of the client's stdout are this one thread: nothing competes
-    for the interpreter while a probe is in flight.
+    `dialect`: "docs" or "server" (a WebSocket speaking it), None (raw TCP, the floor). The
+    server's writes and the reader of the client's stdout are this one thread: nothing competes
+    for the interpreter while a probe is in flight, except the answers of ProbeLog to a client
+    that reads the event log (a cursor-file listen), which run in threads of their own.
     """
     listener = socket.create_server(("127.0.0.1", 0))
-    listener.settimeout(30)
     port = listener.getsockname()[1]
+    probe_log = ProbeLog(listener)
+    if dialect is not None:
+        probe_log.start()
+    else:
+        listener.settimeout(30)
     proc = subprocess.Popen(
         cmd(port),
         env=env(port),
@@ -942,18 +1144,23 @@ def latency_session(
     values: list[int] = []
     conn = None
     try:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if websocket:
-            _, headers, _ = servers.read_request(conn)
-            conn.sendall(servers.upgrade_response(headers) + servers.ws_frame(servers.AUTH_SUCCESS))
+        if dialect is None:
+            conn, _ = listener.accept()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        else:
+            conn, headers = probe_log.websocket(30)
+            hello = servers.AUTH_SUCCESS if dialect == "docs" else servers.AUTHENTICATED
+            conn.sendall(servers.upgrade_response(headers) + servers.ws_frame(hello))
             time.sleep(0.2)  # let the client settle into its read loop
+        event = servers.latency_event_server if dialect == "server" else servers.latency_event
+        frame = servers.ws_frame if dialect is not None else (lambda body: body + b"\n")
+        drain = dialect == "server"  # the client acknowledges: read its frames, unparsed
         buf = b""
-        read, clock, send = os.read, time.perf_counter_ns, conn.sendall
+        read, clock, send, recv = os.read, time.perf_counter_ns, conn.sendall, conn.recv
         for seq in range(1, warmup + samples + 1):
+            probe_log.head = seq
             sent = clock()
-            body = servers.latency_event(seq, sent)
-            send(servers.ws_frame(body) if websocket else body + b"\n")
+            send(frame(event(seq, sent)))
             while b"\n" not in buf:
                 data = read(fd, 65536)
                 if not data:
@@ -967,7 +1174,11 @@ def latency_session(
             if seq > warmup:
                 values.append(arrived - sent)
             time.sleep(spacing)
-        if websocket:
+            if drain:
+                with contextlib.suppress(BlockingIOError):
+                    while recv(65536, socket.MSG_DONTWAIT):
+                        pass
+        if dialect is not None:
             send(servers.CLOSE_1000)
     finally:
         if conn is not None:
@@ -981,7 +1192,9 @@ def latency_session(
         proc.stdout.close()
         if proc.stderr is not None:
             proc.stderr.close()
-    return values
+    if proc.returncode != 0:
+        raise RuntimeError(f"the client exited with status {proc.returncode}")
+    return values, probe_log
 
 
 def rss_run(
@@ -1104,9 +1317,28 @@ def targets(res: Results, s: Settings) -> list[Target]:
     if "send" in s.sections:
         x = v("send.prismer")
         add("send >= 50,000 commands/s", x, fmt(x, "cmds/s"), lambda x: x >= 50_000)
+    if "catchup" in s.sections:
+        x = v("catchup.prismer")
+        q = ratio(x, v("catchup.sync-json"))
+        add(
+            "catch-up (--since all --no-follow) >= 1.5x a requests paging loop (json)",
+            q,
+            f"{q:.2f}x ({fmt(x, 'events/s')})" if q else "n/a",
+            lambda q: q >= 1.5,
+        )
     if "latency" in s.sections:
         x = v("latency.prismer.p99")
         add("latency p99 < 1 ms", x, fmt(x, "us"), lambda x: x < 1000)
+        x = v("latency.cursor.p99")
+        add("latency with --cursor-file: p99 < 1 ms", x, fmt(x, "us"), lambda x: x < 1000)
+        d = v("latency.server.p99")
+        delta = x - d if x is not None and d is not None else None
+        add(
+            "latency with --cursor-file: p99 within 1 ms of without",
+            delta,
+            f"{delta:+,.0f} µs" if delta is not None else "n/a",
+            lambda g: g <= 1000,
+        )
     if "memory" in s.sections:
         big, small = v(f"memory.{s.memory_events}"), v(f"memory.{s.memory_small}")
         add(
@@ -1159,10 +1391,16 @@ def table(res: Results, s: Settings, tools: Tools, info: dict[str, Any]) -> str:
         "sse": "SSE receive",
         "startup": "Start-up",
         "send": "Send (one connection)",
+        "catchup": "Catch-up (event log)",
         "latency": "Latency",
         "memory": "Memory",
     }
-    base = {"ws": v("ws.prismer"), "sse": v("sse.prismer"), "send": v("send.prismer")}
+    base = {
+        "ws": v("ws.prismer"),
+        "sse": v("sse.prismer"),
+        "send": v("send.prismer"),
+        "catchup": v("catchup.prismer"),
+    }
     for key, row in res.rows.items():
         if key.endswith(".p99"):
             continue
@@ -1215,6 +1453,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--events", type=int, help="events per receive run (default 200,000)")
     parser.add_argument("--send-lines", type=int, help="commands per send run (default 100,000)")
+    parser.add_argument(
+        "--catchup-events",
+        type=int,
+        help="stored events per catch-up run (default 100,000; 2,000 with --quick)",
+    )
     parser.add_argument(
         "--memory-events",
         type=int,

@@ -9,9 +9,17 @@ One process listens on 127.0.0.1 (port 0 unless --port) and serves, by path and 
   and discards the client's frames, counting them, and answers a close frame with one.
 - ``GET /api/im/events/stream?token=stream-N``: SSE (docs dialect, named events):
   N blocks ``event: message.new`` + ``data: <payload>``, then the end of the stream.
+- ``GET /api/im/sync?since=S&limit=L`` with ``Authorization: Bearer log-N``: the event log
+  of the real server (``{"ok":true,"data":{"events":[{"seq","type","data","conversationId",
+  "at"}],"cursor","hasMore"}}``, at most 500 per page, ``data.metadata`` a JSON string, as
+  prismer_cli/server/synclog.py serves it) holding N ``message.new`` events, seq 1..N;
+  ``GET /api/im/me`` with the same token answers the user. Over HTTP/1.1 keep-alive: one
+  connection serves any number of requests until the client closes it.
 
 The bytes of a stream are built once per N (before the connection's clock starts) and
-written with one ``sendall``, so the server costs the kernel's copy and nothing more.
+written with one ``sendall``, so the server costs the kernel's copy and nothing more; so are
+the log's pages of 500 (``--prebuild sync:N``; any other page is built on first request and
+kept).
 Every event is a ~250-byte ``message.new`` envelope whose payload carries a unique ``id``
 and a sequence number ``seq`` (1..N).
 
@@ -21,7 +29,7 @@ the process prints JSON lines on stdout, which bench/run.py reads:
 and ``{"ev": "end", "conn": K, "frames_in": F, "t_last_in": ..., "t": ...}``
 (time.perf_counter_ns is CLOCK_MONOTONIC on Linux, the same clock in every process).
 
-Usage: python bench/servers.py [--prebuild ws:200000 sse:200000 ...] [--port P]
+Usage: python bench/servers.py [--prebuild ws:200000 sse:200000 sync:100000 ...] [--port P]
 It prints ``{"ev": "ready", "port": P}`` once it listens.
 """
 
@@ -88,6 +96,106 @@ _LATENCY_PAYLOAD = (
 def latency_event(seq: int, sent_ns: int) -> bytes:
     """A message.new envelope carrying the time it was written (time.perf_counter_ns)."""
     return _ENVELOPE_HEAD + _LATENCY_PAYLOAD % (seq, seq, sent_ns) + b"}"
+
+
+def latency_event_server(seq: int, sent_ns: int) -> bytes:
+    """The same probe in the server dialect: with a timestamp and an ackId, as makeEvent."""
+    return (
+        _ENVELOPE_HEAD
+        + _LATENCY_PAYLOAD % (seq, seq, sent_ns)
+        + b',"timestamp":1735689600000,"ackId":"ack_%d"}' % seq
+    )
+
+
+_LATENCY_STORED = (
+    b'{"seq":%d,"type":"message.new","data":{"id":"lat-%09d","conversationId":"conv-bench-0001",'
+    b'"senderId":"user-bench-0002","type":"text","content":"Latency probe","metadata":"{}",'
+    b'"parentId":null,"createdAt":"2025-01-01T00:00:00.000Z"},'
+    b'"conversationId":"conv-bench-0001","at":"2025-01-01T00:00:00.000Z"}'
+)
+
+
+def latency_stored(seq: int) -> bytes:
+    """Probe `seq` as the event log stores it (same message id as the live frame)."""
+    return _LATENCY_STORED % (seq, seq)
+
+
+AUTHENTICATED = (
+    b'{"type":"authenticated","payload":{"userId":"user-bench-0001"},"timestamp":1735689600000}'
+)
+
+
+# -- the event log (GET /api/im/sync) -----------------------------------------------------------
+SYNC_PAGE = 500  # the real server's largest page
+SYNC_USER = "user-bench-0001"
+_SYNC_EVENT = (
+    b'{"seq":%d,"type":"message.new","data":{"id":"msg-%09d","conversationId":"conv-bench-0001",'
+    b'"senderId":"user-bench-0002","type":"text","content":"%s","metadata":"{}",'
+    b'"parentId":null,"createdAt":"2025-01-01T00:00:00.000Z"},'
+    b'"conversationId":"conv-bench-0001","at":"2025-01-01T00:00:00.000Z"}'
+)
+ME_ANSWER = (
+    b'{"ok":true,"data":{"user":{"id":"' + SYNC_USER.encode() + b'","username":"bench",'
+    b'"displayName":"Bench","role":"agent"}}}'
+)
+
+
+def sync_event(seq: int) -> bytes:
+    """Stored event `seq` as the log serves it: the message.new row, metadata a JSON string."""
+    return _SYNC_EVENT % (seq, seq, _CONTENT)
+
+
+def sync_page(
+    head: int, since: int, limit: int, event: Callable[[int], bytes] = sync_event
+) -> bytes:
+    """The answer of GET /api/im/sync for a log of `head` events, as the real server pages it:
+    at most 500, `cursor` the last seq or `since` itself, `hasMore` when anything follows."""
+    limit = min(limit, SYNC_PAGE)
+    first = max(since, 0) + 1
+    last = min(head, since + limit) if limit > 0 else since
+    events = b",".join(event(seq) for seq in range(first, last + 1))
+    cursor = last if last >= first else since
+    has_more = head > (last if last >= first else max(since, 0)) if limit >= 0 else True
+    return (
+        b'{"ok":true,"data":{"events":['
+        + events
+        + b'],"cursor":%d,"hasMore":%s}}' % (cursor, b"true" if has_more else b"false")
+    )
+
+
+def http_answer(body: bytes, status: bytes = b"200 OK") -> bytes:
+    return (
+        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+
+
+class Requests:
+    """The HTTP/1.1 requests of one keep-alive connection, heads only (GET: no body)."""
+
+    def __init__(self, sock: socket.socket, data: bytes = b"") -> None:
+        self.sock, self.buf = sock, data
+
+    def next(self) -> tuple[str, dict[str, str]] | None:
+        """(target, headers) of the next request; None when the client has closed."""
+        while b"\r\n\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split(" ")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        return (parts[1] if len(parts) > 1 else "/"), headers
+
+
+def bearer(headers: dict[str, str]) -> str:
+    kind, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if kind.lower() == "bearer" else ""
 
 
 # -- WebSocket framing (server side: unmasked) ---------------------------------------------
@@ -217,6 +325,7 @@ class BenchServer:
     ) -> None:
         self._report = report
         self._blobs: dict[tuple[str, int], bytes] = {}
+        self._pages: dict[tuple[int, int, int], bytes] = {}
         self._blob_lock = threading.Lock()
         self._conn_ids = 0
         self._ids_lock = threading.Lock()
@@ -229,6 +338,21 @@ class BenchServer:
             if key not in self._blobs:
                 self._blobs[key] = ws_stream_bytes(n) if kind == "ws" else sse_stream_bytes(n)
             return self._blobs[key]
+
+    def page(self, head: int, since: int, limit: int) -> bytes:
+        """One answer of GET /api/im/sync, built once and kept."""
+        key = (head, since, limit)
+        answer = self._pages.get(key)
+        if answer is None:
+            answer = http_answer(sync_page(head, since, limit))
+            with self._blob_lock:
+                self._pages[key] = answer
+        return answer
+
+    def prebuild_log(self, head: int) -> None:
+        """Every page of 500 that a reader from the start asks for."""
+        for since in range(0, head + 1, SYNC_PAGE):
+            self.page(head, since, SYNC_PAGE)
 
     def serve_forever(self) -> None:
         while True:
@@ -254,6 +378,8 @@ class BenchServer:
                     self._ws_discard(conn, conn_id, headers, rest, end)
                 else:
                     self._ws_stream(conn, conn_id, headers, rest, n, end)
+            elif url.path in ("/api/im/sync", "/api/im/me"):
+                self._http(conn, conn_id, target, headers, rest, end)
             elif url.path == "/api/im/events/stream" and token.startswith("stream-"):
                 body = self.blob("sse", n)
                 self._report(
@@ -278,6 +404,44 @@ class BenchServer:
             with contextlib.suppress(OSError):
                 conn.close()
             self._report(end)
+
+    def _http(
+        self,
+        conn: socket.socket,
+        conn_id: int,
+        target: str,
+        headers: dict[str, str],
+        rest: bytes,
+        end: Record,
+    ) -> None:
+        """The event log over keep-alive: answer requests until the client closes."""
+        self._report({"ev": "start", "conn": conn_id, "route": "http", "t": time.perf_counter_ns()})
+        requests = Requests(conn, rest)
+        served = events = 0
+        request: tuple[str, dict[str, str]] | None = (target, headers)
+        while request is not None:
+            url = urlsplit(request[0])
+            token = bearer(request[1])
+            head = int(token[len("log-") :]) if token.startswith("log-") else -1
+            if head < 0:
+                conn.sendall(
+                    http_answer(b'{"ok":false,"error":"Unauthorized"}', b"401 Unauthorized")
+                )
+            elif url.path == "/api/im/me":
+                conn.sendall(http_answer(ME_ANSWER))
+            elif url.path == "/api/im/sync":
+                query = parse_qs(url.query)
+                since = int(query.get("since", ["0"])[0])
+                limit = int(query.get("limit", ["100"])[0])
+                conn.sendall(self.page(head, since, limit))
+                if limit > 0:
+                    events += max(0, min(head, since + min(limit, SYNC_PAGE)) - max(since, 0))
+            else:
+                conn.sendall(http_answer(b'{"ok":false,"error":"Not found"}', b"404 Not Found"))
+            served += 1
+            request = requests.next()
+        end["requests"] = served
+        end["events_out"] = events
 
     def _ws_stream(
         self,
@@ -331,7 +495,7 @@ def main() -> None:
         nargs="*",
         default=[],
         metavar="KIND:N",
-        help="streams to build before listening, e.g. ws:200000 sse:200000",
+        help="streams to build before listening, e.g. ws:200000 sse:200000 sync:100000",
     )
     args = parser.parse_args()
     lock = threading.Lock()
@@ -345,7 +509,10 @@ def main() -> None:
     server = BenchServer(report, port=args.port)
     for spec in args.prebuild:
         kind, _, n = spec.partition(":")
-        server.blob(kind, int(n))
+        if kind == "sync":
+            server.prebuild_log(int(n))
+        else:
+            server.blob(kind, int(n))
     report({"ev": "ready", "port": server.port})
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()

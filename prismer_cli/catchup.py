@@ -12,6 +12,7 @@ carries (docs/cli.md "Cron and scripts").
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 
@@ -50,7 +51,7 @@ class SyncReader:
         self._log = log
         self._token = token or (lambda: endpoint.token)  # the current one, refreshed or not
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
-        self._session = requests.Session()
+        self._session = _session(self._url)
 
     def page(self, since: int, limit: int = PAGE) -> Page:
         """The events after `since` (at most `limit`, oldest first)."""
@@ -58,7 +59,7 @@ class SyncReader:
             answer = self._session.get(
                 self._url,
                 params={"since": str(int(since)), "limit": str(int(limit))},
-                headers={"Authorization": f"Bearer {self._token()}"},
+                headers={"Authorization": f"Bearer {self._token()}"},  # a refreshed one too
                 timeout=(self._endpoint.timeouts.connect, self._endpoint.timeouts.connect),
             )
         except requests.RequestException as exc:
@@ -89,7 +90,10 @@ class SyncReader:
         return Page(events, cursor, has_more)
 
     def after(self, since: int) -> Iterator[list[JSON]]:
-        """Every page after `since`; stops at a page with no events, whatever hasMore says."""
+        """Every page after `since`; stops at a page with no events, whatever hasMore says.
+
+        (Reading the next page in a thread while this one prints was measured slower: the two
+        threads contend for the interpreter, bench/README.md "Catch-up".)"""
         while True:
             page = self.page(since)
             if page.events:
@@ -123,6 +127,22 @@ class SyncReader:
         self._session.close()
 
 
+def _session(url: str) -> requests.Session:
+    """A keep-alive session whose environment settings (proxies, CA bundle) are read once.
+
+    requests otherwise reads os.environ (and ~/.netrc) again for every request: a cost per page
+    that weighs on a long catch-up. The Authorization header is ours (SyncReader.page); .netrc
+    is not consulted.
+    """
+    session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
+    return session
+
+
 def check_cursor(reader: SyncReader, cursor: int, where: str) -> None:
     """Refuse a cursor past this user's newest event: the real server echoes any `since`
     back, so a cursor from another or a reset server would otherwise be trusted silently."""
@@ -138,13 +158,19 @@ def check_cursor(reader: SyncReader, cursor: int, where: str) -> None:
 
 
 def envelope(event: JSON) -> JSON:
-    """A stored event as the live envelope, with its seq; metadata as an object."""
+    """A stored event as the live envelope, with its seq; metadata as an object.
+
+    On the catch-up's hot path (one call per stored event): no context manager, and the
+    log's usual `"{}"` becomes `{}` without a parse."""
     data = event.get("data")
     if type(data) is dict:
         metadata = data.get("metadata")
         if type(metadata) is str:
-            with contextlib.suppress(orjson.JSONDecodeError):
-                data["metadata"] = orjson.loads(metadata)
+            if metadata == "{}":
+                data["metadata"] = {}
+            else:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    data["metadata"] = orjson.loads(metadata)
     return {"type": event.get("type"), "payload": data, "seq": event.get("seq")}
 
 

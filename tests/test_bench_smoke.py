@@ -32,6 +32,8 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> Report:
             "1",
             "--memory-events",
             "4000",
+            "--catchup-events",
+            "2000",
             "--json",
             str(out),
         ],
@@ -51,16 +53,40 @@ def test_prints_the_machine_and_the_table(smoke: Report) -> None:
     assert stdout.startswith("Machine: ")
     assert "| Benchmark | Client | Result | prismer-rt vs this |" in stdout
     assert "| Target | Measured | Result |" in stdout
-    for section in ("WebSocket receive", "SSE receive", "Start-up", "Send", "Latency", "Memory"):
+    for section in (
+        "WebSocket receive",
+        "SSE receive",
+        "Start-up",
+        "Send",
+        "Catch-up (event log)",
+        "Latency",
+        "Memory",
+    ):
         assert f"| {section}" in stdout, section
     assert smoke["table"] == stdout.rstrip("\n")
 
 
 def test_prismer_rt_output_was_complete(smoke: Report) -> None:
     checks = smoke["checks"]
-    assert set(checks) == {"ws.complete", "sse.complete", "send.complete", "latency.complete"}
+    assert set(checks) == {
+        "ws.complete",
+        "sse.complete",
+        "send.complete",
+        "catchup.complete",
+        "catchup.cursor",
+        "latency.complete",
+        "latency.cursor",
+    }
     assert all(check["ok"] for check in checks.values()), checks
     assert smoke["complete"] is True
+
+
+def test_catch_up_is_measured_against_the_paging_loop(smoke: Report) -> None:
+    targets = {target["name"]: target for target in smoke["targets"]}
+    ratio = targets["catch-up (--since all --no-follow) >= 1.5x a requests paging loop (json)"]
+    assert ratio["measured"].endswith(" events/s)"), ratio  # measured, whatever the verdict
+    assert smoke["settings"]["catchup_events"] == 2000
+    assert "latency with --cursor-file: p99 < 1 ms" in targets
 
 
 def test_every_prismer_rt_figure_was_measured(smoke: Report) -> None:
@@ -74,8 +100,17 @@ def test_every_prismer_rt_figure_was_measured(smoke: Report) -> None:
         "startup.version",
         "startup.send",
         "send.prismer",
+        "catchup.prismer",
+        "catchup.prismer.pipe",
+        "catchup.prismer.cursor",
+        "catchup.sync-json",
+        "catchup.sync-orjson",
         "latency.prismer",
         "latency.prismer.p99",
+        "latency.server",
+        "latency.server.p99",
+        "latency.cursor",
+        "latency.cursor.p99",
         "memory.400",
         "memory.4000",
     ):
