@@ -24,6 +24,7 @@ import websocket
 
 from prismer_cli.server.faults import FaultSpecError, parse_fault
 from prismer_cli.server.state import Store, user_id_for_token
+from tests.support.api import call as rest
 from tests.support.serverfixture import (
     BlackHole,
     ServerFactory,
@@ -138,15 +139,6 @@ def shape(value: Any) -> Any:
     if isinstance(value, list):
         return [shape(v) for v in value]
     return value
-
-
-def rest(
-    server: ServerProcess, method: str, path: str, token: str | None = None, **kwargs: Any
-) -> requests.Response:
-    headers = dict(kwargs.pop("headers", {}))
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, server.url + path, headers=headers, timeout=TIMEOUT, **kwargs)
 
 
 def register(server: ServerProcess, name: str) -> tuple[str, str]:

@@ -14,6 +14,7 @@ import pytest
 import requests
 import websocket
 
+from tests.support.api import call
 from tests.support.serverfixture import ServerFactory, ServerProcess, running_server
 
 TIMEOUT = 3.0
@@ -31,15 +32,6 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def docs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     with running_server(tmp_path_factory.mktemp("log-docs"), dialect="docs") as server:
         yield server
-
-
-def call(
-    server: ServerProcess, method: str, path: str, token: str | None = None, **kwargs: Any
-) -> requests.Response:
-    headers = dict(kwargs.pop("headers", {}))
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, server.url + path, headers=headers, timeout=5, **kwargs)
 
 
 def register(server: ServerProcess, name: str) -> tuple[str, str]:

@@ -19,23 +19,11 @@ import requests
 import websocket
 
 from prismer_cli.server.tokens import SECRET
+from tests.support.api import b64, call, crafted
 from tests.support.cli import run
 from tests.support.serverfixture import ServerFactory, ServerProcess, running_server
 
 TIMEOUT = 3.0
-
-
-def call(
-    server: ServerProcess, method: str, path: str, token: str | None = None, **kwargs: Any
-) -> requests.Response:
-    headers = dict(kwargs.pop("headers", {}))
-    if token is not None:
-        headers["Authorization"] = f"Bearer {token}"
-    return requests.request(method, server.url + path, headers=headers, timeout=5, **kwargs)
-
-
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -43,12 +31,6 @@ def parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     pad = "=" * (-len(payload) % 4)
     claims = json.loads(base64.urlsafe_b64decode(payload + pad))
     return json.loads(base64.urlsafe_b64decode(header + "=" * (-len(header) % 4))), claims
-
-
-def crafted(claims: dict[str, Any]) -> str:
-    """A JWT-shaped token with a signature no server made."""
-    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    return f"{header}.{b64(json.dumps(claims).encode())}.forged"
 
 
 def register(server: ServerProcess, name: str, **extra: Any) -> dict[str, Any]:

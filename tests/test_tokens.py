@@ -3,7 +3,6 @@ token came from, register, whoami, SIGHUP; and no token in any stream of any tes
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import re
@@ -23,6 +22,7 @@ from prismer_cli.auth.tomledit import NotEditable, replace_value
 from prismer_cli.errors import AuthError
 from prismer_cli.log import Log
 from prismer_cli.transport import Endpoint, Resume
+from tests.support.api import crafted
 from tests.support.cli import (
     Background,
     Result,
@@ -70,15 +70,6 @@ def registered(server: ServerProcess, username: str) -> str:
     assert answer.status_code == 201, answer.text
     token: str = answer.json()["data"]["token"]
     return token
-
-
-def crafted(claims: dict[str, Any]) -> str:
-    """An unsigned JWT (the stand-in without --token does not check signatures)."""
-
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'HS256', 'typ': 'JWT'})}.{part(claims)}.c2ln"
 
 
 def write(path: Path, text: str, mode: int = 0o600) -> Path:
