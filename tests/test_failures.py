@@ -234,3 +234,54 @@ def test_sdk_login_of_the_wrong_type_is_not_skipped(isolated_home: Path) -> None
     sdk.write_text("[auth]\nim_token = 12345\n")
     result = run("config", "show", env=env_for(None, None))
     assert result.code == 2 and "[auth] im_token must be a string" in result.err
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("directory", "is a directory, not a file"),
+        ("device", "is not a regular file"),
+        ("empty", "is empty"),
+        ("blank", "is empty"),
+        ("binary", "is not UTF-8 text"),
+        ("two-lines", "holds 2 lines; it must hold the token alone on one line"),
+    ],
+)
+def test_token_file_that_is_not_a_token_file_says_exactly_why(
+    tmp_path: Path, kind: str, expected: str
+) -> None:
+    """A token file that cannot hold a token: exit 2 saying what is wrong with it, never
+    "chmod 600" (the mode is not the problem) nor "list index out of range"; nothing connects."""
+    path = tmp_path / "token"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path = Path("/dev/null")
+    else:
+        contents = {"empty": b"", "blank": b"\n \n", "binary": b"\xff\xfe\x00tok\n"}
+        path.write_bytes(contents.get(kind, b"token-one\ntoken-two\n"))
+        path.chmod(0o600)
+    for command in (("config", "show"), ("listen", "--timeout", "1")):
+        result = run(*command, "--token-file", str(path), env=env_for("http://127.0.0.1:9", None))
+        assert result.code == 2, result.err
+        assert f"the token file {path} {expected}" in result.err, result.err
+        assert "chmod" not in result.err and "Traceback" not in result.err
+        assert "cannot connect" not in result.err and result.out == ""
+
+
+def test_token_file_with_blank_lines_around_the_token_and_from_a_pipe(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_bytes(b"\n  the-token-value \n\n")
+    path.chmod(0o600)
+    result = run("config", "show", "--token-file", str(path), env=env_for(None, None))
+    assert result.code == 0 and "the-…alue (15 chars)" in result.out, result.err
+    result = run("config", "show", "--token-file", "-", env=env_for(None, None), input=b"\xff\n")
+    assert result.code == 2 and "the token on stdin (--token-file -) is not UTF-8" in result.err
+
+
+def test_token_file_mode_is_the_only_case_for_chmod(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("tok\n")
+    path.chmod(0o644)
+    result = run("config", "show", "--token-file", str(path), env=env_for(None, None))
+    assert result.code == 2 and f"run: chmod 600 {path}" in result.err
