@@ -285,3 +285,113 @@ def test_token_file_mode_is_the_only_case_for_chmod(tmp_path: Path) -> None:
     path.chmod(0o644)
     result = run("config", "show", "--token-file", str(path), env=env_for(None, None))
     assert result.code == 2 and f"run: chmod 600 {path}" in result.err
+
+
+def _usage_error(result: object) -> str:
+    err: str = result.err  # type: ignore[attr-defined]
+    assert result.code == 2, err  # type: ignore[attr-defined]
+    assert result.out == "" and "Traceback" not in err  # type: ignore[attr-defined]
+    return err
+
+
+def test_non_utf8_on_the_command_line_is_refused_with_exit_2(
+    server_factory: ServerFactory,
+) -> None:
+    """`send c1 $'\\xff'`: exit 2 naming the argument, nothing sent (not exit 1 with
+    "str is not valid UTF-8"); a token that is not UTF-8 is not shown."""
+    import os
+    import subprocess
+
+    from tests.support.cli import Result, command
+
+    server = server_factory(dialect="server")
+    env = env_for(server.url, TOKEN)
+    for args, shown in (
+        ([b"send", b"c1", b"a\xffb"], "argument 3 of the command line is not UTF-8 text: a\\xffb"),
+        ([b"mark-read", b"c\xfe"], "argument 2 of the command line is not UTF-8 text: c\\xfe"),
+        ([b"--token", b"SECRET\xff", b"send", b"c1", b"x"], "argument 2 of the command line"),
+    ):
+        argv = [os.fsencode(a) for a in command()] + args
+        proc = subprocess.run(
+            argv, env=env, capture_output=True, timeout=20, stdin=subprocess.DEVNULL
+        )
+        result = Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        err = _usage_error(result)
+        assert shown in err and "SECRET" not in err
+    assert [r for r in server.log() if r["kind"] == "rest" or r["kind"].startswith("ws_")] == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("listen", "--timeout"),
+        ("subscribe", "c1", "--timeout"),
+        ("send", "c1", "x", "--wait"),
+        ("serve", "--port", "0", "--heartbeat"),
+        ("serve", "--port", "0", "--ack-timeout"),
+        ("serve", "--port", "0", "--auth-timeout"),
+        ("serve", "--port", "0", "--token-ttl"),
+    ],
+)
+def test_nan_and_inf_are_refused_for_every_float_option(value: str, args: tuple[str, ...]) -> None:
+    result = run(*args, value, env=env_for("http://127.0.0.1:9", TOKEN), timeout=10)
+    err = _usage_error(result)
+    assert f"Invalid value for '{args[-1]}'" in err
+
+
+def test_nan_in_a_timer_variable_is_refused() -> None:
+    result = run(
+        "listen", env=env_for("http://127.0.0.1:9", TOKEN, PRISMER_RT_CONNECT_TIMEOUT="nan")
+    )
+    assert "PRISMER_RT_CONNECT_TIMEOUT must be a positive finite number" in _usage_error(result)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("mark-read", ".."),
+        ("mark-read", "."),
+        ("mark-read", ""),
+        ("mark-read", "a/b"),
+        ("mark-read", "c1", ".."),
+        ("mark-read", "c1", "m/1"),
+        ("send", "..", "hi"),
+        ("send", ".", "hi"),
+        ("send", "", "hi"),
+        ("send", "../read", "hi"),
+    ],
+)
+def test_ids_that_would_escape_the_rest_path_are_refused_before_any_request(
+    server_factory: ServerFactory, args: tuple[str, ...]
+) -> None:
+    """`mark-read ..` would POST to /api/im/read: exit 2 and no request at all, whichever
+    transport (REST is what the server dialect uses for mark-read, and sse for send)."""
+    server = server_factory(dialect="server")
+    for transport in ("auto", "sse"):
+        result = run(*args, "--transport", transport, env=env_for(server.url, TOKEN))
+        assert "is not an id" in _usage_error(result)
+    assert [r for r in server.log() if r["kind"] == "rest" or r["kind"].startswith("ws_")] == []
+
+
+def test_ids_in_stdin_lines_are_checked_too(server_factory: ServerFactory) -> None:
+    server = server_factory(dialect="server")
+    lines = (
+        '{"conversationId": "..", "content": "a"}\n'
+        '{"conversationId": "x/y", "content": "b"}\n'
+        '{"conversationId": "c1", "content": "c", "parentId": "."}\n'
+    )
+    result = run("send", "--transport", "sse", env=env_for(server.url, TOKEN), input=lines)
+    assert result.code == 6, result.err
+    assert "line 1" in result.err and "'..' is not an id" in result.err
+    assert "contains '/'" in result.err and '"parentId"' in result.err
+    assert [r for r in server.log() if r["kind"] == "rest" and "messages" in r["path"]] == []
+    result = run(
+        "mark-read",
+        "--transport",
+        "sse",
+        env=env_for(server.url, TOKEN),
+        input='{"conversationId": "."}\n{"conversationId": "c1", "upToMessageId": ".."}\n',
+    )
+    assert result.code == 6 and "'.' is not an id" in result.err and '"upToMessageId"' in result.err
+    assert [r for r in server.log() if r["kind"] == "rest" and "read" in r["path"]] == []

@@ -17,6 +17,10 @@ import sys
 
 def main() -> None:
     """The console script."""
+    problem = _not_text(sys.argv[1:])
+    if problem:
+        sys.stderr.write(f"prismer-rt: error: {problem}\n")
+        raise SystemExit(2)
     if sys.argv[1:] == ["--version"]:
         from prismer_cli import __version__
 
@@ -25,3 +29,19 @@ def main() -> None:
     from prismer_cli.cli.app import main as run_cli
 
     run_cli()
+
+
+def _not_text(args: list[str]) -> str | None:
+    """What is wrong with the first argument that is not UTF-8 text (Python hands such bytes
+    over as lone surrogates): messages and ids are text, so it is refused (docs/cli.md
+    "Hygiene"), never sent mangled. The value is shown unless it is a token."""
+    import os
+
+    for number, arg in enumerate(args, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            secret = arg.startswith("--token=") or (number > 1 and args[number - 2] == "--token")
+            shown = "" if secret else f": {os.fsencode(arg).decode('utf-8', 'backslashreplace')}"
+            return f"argument {number} of the command line is not UTF-8 text{shown}"
+    return None
