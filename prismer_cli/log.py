@@ -24,8 +24,8 @@ class Log:
         try:
             stream.write(f"prismer-rt: {redact(text, self.secret)}\n")
             stream.flush()
-        except (BrokenPipeError, ValueError):
-            return  # stderr is gone: there is no one left to tell
+        except (OSError, ValueError, AttributeError):
+            return  # stderr is gone or full: there is no one left to tell
 
     def error(self, text: str) -> None:
         self._write(f"error: {text}")

@@ -7,10 +7,11 @@ from __future__ import annotations
 import select
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.cli import Background, env_for, run
+from tests.support.cli import Background, env_for, run, user_id
 from tests.support.serverfixture import BlackHole, ServerFactory
 
 TOKEN = "failures-token"
@@ -395,3 +396,94 @@ def test_ids_in_stdin_lines_are_checked_too(server_factory: ServerFactory) -> No
     )
     assert result.code == 6 and "'.' is not an id" in result.err and '"upToMessageId"' in result.err
     assert [r for r in server.log() if r["kind"] == "rest" and "read" in r["path"]] == []
+
+
+def _run_with(
+    args: tuple[str, ...], stdout: str, stderr: str, env: dict[str, str], input: bytes = b""
+) -> tuple[int, str]:
+    """Run with stdout and stderr each "pipe", "full" (/dev/full) or "closed" (`>&-`); the
+    status and what reached stderr (when it is a pipe)."""
+    import os
+    import subprocess
+
+    from tests.support.cli import command
+
+    closing = [fd for fd, how in ((1, stdout), (2, stderr)) if how == "closed"]
+
+    def close_them() -> None:
+        for fd in closing:
+            os.close(fd)
+
+    with open("/dev/full", "wb") as full:
+        streams: dict[str, Any] = {
+            "pipe": subprocess.PIPE,
+            "full": full,
+            "closed": subprocess.DEVNULL,
+        }
+        proc = subprocess.run(
+            command(*args),
+            input=input,
+            stdout=streams[stdout],
+            stderr=streams[stderr],
+            env=env,
+            timeout=20,
+            preexec_fn=close_them,
+        )
+    return proc.returncode, (proc.stderr or b"").decode()
+
+
+COMMANDS = [
+    ("--help",),
+    ("--version",),
+    ("send", "--help"),
+    ("listen", "-h"),
+    ("config", "show"),
+    ("whoami",),
+    ("send", "c1", "hi"),
+    ("mark-read", "c1"),
+    ("listen", "--count", "1", "--since", "all", "--timeout", "5"),
+]
+
+
+@pytest.mark.parametrize("stdout", ["full", "closed"])
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_a_stdout_that_cannot_be_written_is_exit_2_with_write_error_never_a_traceback(
+    server_factory: ServerFactory, args: tuple[str, ...], stdout: str
+) -> None:
+    """`> /dev/full` and `>&-` for every command, --help and --version included: "write error
+    on stdout" on stderr and exit 2, as `ls > /dev/full` does; no traceback."""
+    server = server_factory()
+    server.emit("task.updated", {"n": 1}, to=user_id(TOKEN))  # for listen --since all
+    code, err = _run_with(args, stdout, "pipe", env_for(server.url, TOKEN))
+    reason = "No space left on device" if stdout == "full" else "Bad file descriptor"
+    assert err == f"prismer-rt: error: write error on stdout: {reason}\n"
+    assert code == 2
+
+
+@pytest.mark.parametrize("stderr", ["full", "closed"])
+@pytest.mark.parametrize("args", [*COMMANDS, ("--bogus",), ("listen", "--timeout", "nan")])
+def test_a_stderr_that_cannot_be_written_changes_no_status(
+    server_factory: ServerFactory, args: tuple[str, ...], stderr: str
+) -> None:
+    server = server_factory()
+    server.emit("task.updated", {"n": 1}, to=user_id(TOKEN))
+    code, _ = _run_with(args, "pipe", stderr, env_for(server.url, TOKEN))
+    assert code == (2 if args[-1] in ("--bogus", "nan") else 0)
+
+
+@pytest.mark.parametrize("stdout", ["full", "closed"])
+def test_send_still_sends_when_its_report_cannot_be_written(
+    server_factory: ServerFactory, stdout: str
+) -> None:
+    """The messages are the job, the result lines the report: every message is stored, then
+    exit 2 for the lost report (both transports)."""
+    server = server_factory()
+    env = env_for(server.url, TOKEN)
+    code, err = _run_with(("send", "c1", "one"), stdout, "pipe", env)
+    assert code == 2 and "write error on stdout" in err
+    lines = b"".join(b'{"conversationId": "c1", "content": "%d"}\n' % n for n in range(2, 5))
+    for transport in ("ws", "sse"):
+        code, err = _run_with(("send", "--transport", transport), stdout, "pipe", env, lines)
+        assert code == 2 and err.count("write error on stdout") == 1, err
+    contents = [m["content"] for m in server.messages("c1")]
+    assert contents == ["one", "2", "3", "4", "2", "3", "4"]

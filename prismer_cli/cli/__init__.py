@@ -12,23 +12,36 @@ to ~40 ms (README "Benchmark").
 
 from __future__ import annotations
 
+import errno
 import sys
 
 
 def main() -> None:
     """The console script."""
+    from prismer_cli import stdio
+
+    stdio.guard()
     problem = _not_text(sys.argv[1:])
     if problem:
         sys.stderr.write(f"prismer-rt: error: {problem}\n")
-        raise SystemExit(2)
-    if sys.argv[1:] == ["--version"]:
-        from prismer_cli import __version__
+        raise SystemExit(stdio.finish(2))
+    status: int = 0
+    try:
+        if sys.argv[1:] == ["--version"]:
+            from prismer_cli import __version__
 
-        sys.stdout.write(f"prismer-rt {__version__}\n")
-        return
-    from prismer_cli.cli.app import main as run_cli
+            sys.stdout.write(f"prismer-rt {__version__}\n")
+        else:
+            from prismer_cli.cli.app import main as run_cli
 
-    run_cli()
+            run_cli()
+    except SystemExit as exit:
+        status = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    except OSError as exc:  # the CLI framework writing help, usage or the version
+        if exc.errno != errno.EPIPE:
+            stdio.write_error(exc)
+        status = 2 if exc.errno != errno.EPIPE else 0
+    raise SystemExit(stdio.finish(status))
 
 
 def _not_text(args: list[str]) -> str | None:

@@ -81,6 +81,10 @@ def run(
             f"{ledger.uncertain} command(s) not confirmed by the server: they may or may not "
             "have been delivered (see their result lines)"
         )
+    if ledger.write_error is not None:  # said, and exit 2 unless graver (prismer_cli/stdio.py)
+        from prismer_cli import stdio
+
+        stdio.write_error(ledger.write_error.error)
     if fatal is not None:
         raise fatal
     if ledger.status != ExitStatus.OK:
