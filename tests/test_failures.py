@@ -487,3 +487,69 @@ def test_send_still_sends_when_its_report_cannot_be_written(
         assert code == 2 and err.count("write error on stdout") == 1, err
     contents = [m["content"] for m in server.messages("c1")]
     assert contents == ["one", "2", "3", "4", "2", "3", "4"]
+
+
+MIXED = (
+    b'{"conversationId": "c1", "content": "a"}\n'
+    b"not json\n"
+    b"\n"
+    b'{"conversationId": "..", "content": "x"}\n'
+    b'{"conversationId": "c1", "content": "b"}\n'
+    b"[1]\n"
+    b"\xff\xfe\n"
+    b'{"conversationId": "c1", "content": "c"}'
+)
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_every_non_blank_stdin_line_gets_one_result_line_in_input_order(
+    server_factory: ServerFactory, dialect: str, transport: str
+) -> None:
+    """Invalid lines too ({"ok": false, "line": N, "error": ...}), between their neighbours'
+    results, so a script can pair results with input lines; exit 6."""
+    import requests
+
+    server = server_factory(dialect=dialect)
+    env = env_for(server.url, TOKEN)
+    for token in ("peer-token", TOKEN):  # both users known to the server
+        run("whoami", env=env_for(server.url, token))
+    seed = requests.post(  # a conversation, which the server dialect wants to exist
+        server.url + f"/api/im/direct/{user_id('peer-token')}/messages",
+        json={"content": "seed"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    )
+    assert seed.status_code == 201, seed.text
+    conv = seed.json()["data"]["message"]["conversationId"]
+    result = run(
+        "send", "--transport", transport, env=env, input=MIXED.replace(b"c1", conv.encode())
+    )
+    assert result.code == 6, result.err
+    lines = result.lines
+    assert [r["line"] for r in lines] == [1, 2, 4, 5, 6, 7, 8]
+    assert [r["ok"] for r in lines] == [True, False, False, True, False, False, True]
+    assert lines[1] == {"ok": False, "line": 2, "error": "not valid JSON"}
+    assert "is not an id" in lines[2]["error"] and lines[4]["error"] == "not a JSON object"
+    assert [m["content"] for m in server.messages(conv)] == ["seed", "a", "b", "c"]
+
+
+def test_invalid_lines_get_their_result_when_nothing_can_be_sent() -> None:
+    """Server down: every valid line fails (exit 4), every invalid line still has its line."""
+    result = run(
+        "send", env=env_for("http://127.0.0.1:9", TOKEN, PRISMER_RT_SEND_TIMEOUT="1"), input=MIXED
+    )
+    assert result.code == 4, result.err
+    assert [r["line"] for r in result.lines] == [1, 2, 4, 5, 6, 7, 8]
+    assert not any(r["ok"] for r in result.lines)
+
+
+def test_mark_read_invalid_lines_get_a_result_line(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    result = run(
+        "mark-read",
+        env=env_for(server.url, TOKEN),
+        input=b'x\n{"conversationId": "c1", "upToMessageId": "m/1"}\n{"conversationId": "c1"}\n',
+    )
+    assert result.code == 6, result.err
+    assert [(r["line"], r["ok"]) for r in result.lines] == [(1, False), (2, False), (3, True)]

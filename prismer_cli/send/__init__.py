@@ -46,27 +46,28 @@ def run(
     fatal: ConnectError | AuthError | None = None
     interrupted = False
     try:
-        for batch in batches:
-            commands = []
-            for item in batch:
-                if isinstance(item, InvalidLine):
-                    log.error(f"stdin line {item.line}: {item.reason}; skipped")
+        for whole in batches:
+            for batch, bad in _runs(whole):
+                if bad is not None:  # its own result line, in input order (docs/cli.md)
+                    log.error(f"stdin line {bad.line}: {bad.reason}; skipped")
+                    ledger.invalid(bad.line, bad.reason)
                     invalid = True
-                else:
-                    commands.append(item)
-            if not commands:  # stdin is quiet (or the lines were invalid)
-                channel = link.channel
-                if channel is not None:
-                    channel.tend()
-                if fatal is None and channel is not None and channel.broken:
-                    fatal = _deliver(link, [], endpoint, ledger, log, options)
                     ledger.emit()
-                continue
-            if fatal is None:
-                fatal = _deliver(link, commands, endpoint, ledger, log, options)
-            else:  # retries exhausted: no more attempts, but a result for each command
-                ledger.fail_all(commands, f"not sent: {fatal}", fatal.status)
-            ledger.emit()
+                    continue
+                commands = batch
+                if not commands:  # stdin is quiet
+                    channel = link.channel
+                    if channel is not None:
+                        channel.tend()
+                    if fatal is None and channel is not None and channel.broken:
+                        fatal = _deliver(link, [], endpoint, ledger, log, options)
+                        ledger.emit()
+                    continue
+                if fatal is None:
+                    fatal = _deliver(link, commands, endpoint, ledger, log, options)
+                else:  # retries exhausted: no more attempts, but a result for each command
+                    ledger.fail_all(commands, f"not sent: {fatal}", fatal.status)
+                ledger.emit()
         if fatal is None:
             fatal = _close(link, endpoint, ledger, log, options)
     except (KeyboardInterrupt, Interrupted):
@@ -90,6 +91,27 @@ def run(
     if ledger.status != ExitStatus.OK:
         return ledger.status
     return ExitStatus.INVALID_INPUT if invalid else ExitStatus.OK
+
+
+def _runs(
+    batch: Iterable[Command | InvalidLine],
+) -> Iterable[tuple[list[Command], InvalidLine | None]]:
+    """The batch cut at its invalid lines: (commands, None) and ([], invalid line) in input
+    order, so each invalid line's result comes between those of its neighbours. A batch
+    without commands (stdin quiet) is one empty run."""
+    commands: list[Command] = []
+    cut = False
+    for item in batch:
+        if isinstance(item, InvalidLine):
+            if commands:
+                yield commands, None
+                commands = []
+            yield [], item
+            cut = True
+        else:
+            commands.append(item)
+    if commands or not cut:
+        yield commands, None
 
 
 @dataclass

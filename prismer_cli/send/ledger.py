@@ -60,6 +60,14 @@ class Ledger:
             entry.record, entry.status = record, status
             self._worsen(status)
 
+    def invalid(self, line: int, reason: str) -> None:
+        """The result of an invalid stdin line: {"ok": false, "line": N, "error": ...}."""
+        entry = Entry(Command("", "", line=line), "")
+        entry.record = {"ok": False, "line": line, "error": reason}
+        entry.status = ExitStatus.INVALID_INPUT
+        with self._lock:
+            self._entries.append(entry)
+
     def fail_all(self, commands: list[Command], error: str, status: ExitStatus) -> None:
         """A failed result for each command, none of them attempted."""
         for command in commands:
