@@ -34,6 +34,10 @@ class Log:
         if self.verbosity >= 0:
             self._write(f"warning: {text}")
 
+    def plain(self, text: str) -> None:
+        """A line for a person, whatever the verbosity (the caller decides)."""
+        self._write(text)
+
     def info(self, text: str) -> None:
         if self.verbosity >= 1:
             self._write(text)

@@ -553,3 +553,142 @@ def test_mark_read_invalid_lines_get_a_result_line(server_factory: ServerFactory
     )
     assert result.code == 6, result.err
     assert [(r["line"], r["ok"]) for r in result.lines] == [(1, False), (2, False), (3, True)]
+
+
+@pytest.mark.parametrize(
+    ("args", "suggestion"),
+    [
+        (("listen", "--bogus"), None),
+        (("--bogus",), None),
+        (("listen", "--timout", "3"), "--timeout"),
+        (("send", "--wiat", "3", "c1", "x"), "--wait"),
+        (("config", "show", "--tokn", "x"), "--token"),
+        (("--verbos", "listen"), "--verbose"),
+    ],
+)
+def test_unknown_options_suggest_the_nearest_real_option_or_none(
+    args: tuple[str, ...], suggestion: str | None
+) -> None:
+    result = run(*args, env=env_for("http://127.0.0.1:9", TOKEN))
+    err = _usage_error(result)
+    assert "No such option: " in err
+    if suggestion is None:
+        assert "--verbose" not in err and "Possible" not in err and "Did you mean" not in err
+    else:
+        last = err.strip().splitlines()[-1]
+        assert suggestion in last and last.count("--") == 2, last
+
+
+def test_connection_failures_are_said_in_plain_words_once(server_factory: ServerFactory) -> None:
+    """No doubled prefix, no library text (HTTPConnectionPool, tuples, [Errno]), the host named
+    when it cannot be resolved; for listen and send, over each transport."""
+    server = server_factory()
+    down = server.url
+    server.stop()
+    env = env_for(None, TOKEN, PRISMER_RT_SEND_TIMEOUT="1", PRISMER_RT_CONNECT_TIMEOUT="1")
+    for url, words in (
+        (down, "connection refused"),
+        ("http://no-such-host.invalid", "cannot resolve no-such-host.invalid"),
+    ):
+        for transport in ("ws", "sse"):
+            for args in (("listen", "--timeout", "1"), ("send", "c1", "x")):
+                result = run(*args, "--url", url, "--transport", transport, env=env)
+                text = result.err + result.out
+                assert result.code == 4, text
+                assert words in text, text
+                for bad in (
+                    "Pool(",
+                    "[Errno",
+                    "('",
+                    "cannot connect: ",
+                    "connection lost: connection lost",
+                    "cannot connect to http://no-such-host.invalid: cannot connect",
+                ):
+                    assert bad not in text, text
+
+
+def test_verbose_shows_the_url_with_the_token_masked_and_the_transport(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory()
+    for transport, expected in (
+        ("ws", f"connecting to {server.ws_url}/ws?token=*** (WebSocket)"),
+        ("sse", f"connecting to {server.url} (Server-Sent Events, token=***)"),
+    ):
+        result = run(
+            "-v",
+            "listen",
+            "--timeout",
+            "1",
+            "--transport",
+            transport,
+            env=env_for(server.url, TOKEN),
+        )
+        assert (
+            expected in result.err and f"connected over {transport} to {server.url}" in result.err
+        )
+        assert TOKEN not in result.err
+
+
+def _at_a_terminal(args: tuple[str, ...], env: dict[str, str], typed: bytes = b"") -> str:
+    """Run with stdin, stdout and stderr on a pseudo-terminal; what the terminal showed."""
+    import os
+    import pty
+
+    from tests.support.cli import command
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, never back into pytest
+        try:
+            argv = command(*args)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    shown = b""
+    deadline = time.monotonic() + 15
+    typed_yet = not typed
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if not typed_yet and b"Ctrl-D" in shown:
+                os.write(fd, typed)
+                typed_yet = True
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return shown.decode(errors="replace")
+
+
+def test_listen_says_where_and_as_whom_at_a_terminal_only(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    env = env_for(server.url, TOKEN)
+    shown = _at_a_terminal(("listen", "--timeout", "1"), env)
+    assert f"prismer-rt: listening on {server.url} as " in shown and "(Ctrl-C to stop)" in shown
+    result = run("listen", "--timeout", "1", env=env)  # stderr a pipe: nothing
+    assert result.err == "" and result.code == 0
+
+
+@pytest.mark.parametrize("args", [("send", "c1"), ("send",)])
+def test_send_at_a_terminal_says_it_reads_stdin_until_ctrl_d(
+    server_factory: ServerFactory, args: tuple[str, ...]
+) -> None:
+    server = server_factory()
+    typed = (
+        b"hello\n\x04"
+        if args == ("send", "c1")
+        else b'{"conversationId": "c1", "content": "hello"}\n\x04'
+    )
+    shown = _at_a_terminal(args, env_for(server.url, TOKEN), typed)
+    assert "from stdin until Ctrl-D" in shown, shown
+    assert '"ok":true' in shown
+    assert [m["content"] for m in server.messages("c1")] == ["hello"]
+    result = run(*args, env=env_for(server.url, TOKEN), input=typed[:-1])
+    assert "Ctrl-D" not in result.err and result.code == 0

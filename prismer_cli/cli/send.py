@@ -18,6 +18,13 @@ if TYPE_CHECKING:
     from prismer_cli.protocol.commands import Command
 
 
+def _at_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def _read_all_stdin() -> str:
     data = sys.stdin.buffer.read()
     try:
@@ -57,6 +64,9 @@ def _run_commands(
         from prismer_cli.tuning import SEND_RETRIES
 
         endpoint, tuning = endpoint_for(g, log, stdin_free=not reads_stdin)
+        if reads_stdin and _at_terminal() and log.verbosity >= 0:  # not silently (docs/cli.md)
+            what = "the message" if single is not None else "JSON lines, one command each,"
+            log.plain(f"reading {what} from stdin until Ctrl-D")
         if single is not None:
             batches: Any = [[single()]]
         else:

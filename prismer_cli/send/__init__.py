@@ -199,7 +199,7 @@ def _deliver(
             if again and resendable:
                 _say_again(log, again, str(error))
         except (ConnectError, AuthError) as exc:  # could not open: nothing of `pending` went out
-            error, resendable = exc, True
+            error, resendable = _named(exc, endpoint), True
         if not pending and not again and resendable and retryable(error):
             return None  # every command has its result; the next batch reconnects
         if not (resendable and retryable(error) and retries.failed()):
@@ -220,6 +220,13 @@ def _deliver(
             error = ConnectError(f"gave up after {options.policy.give_up_after:g} s: {error}")
             ledger.fail_all(pending, f"not sent: {error}", error.status)
             return error
+
+
+def _named(error: ConnectError | AuthError, endpoint: Endpoint) -> ConnectError | AuthError:
+    """The transport says what failed ("connection refused"); send says where, once."""
+    if isinstance(error, ConnectError) and not str(error).startswith("cannot "):
+        error.args = (f"cannot connect to {endpoint.url}: {error}",)
+    return error
 
 
 def _open_channel(
