@@ -180,21 +180,62 @@ def _validate_table(table: dict[str, Any], path: Path, where: str) -> None:
 
 
 def read_token_file(name: str, stdin: BinaryIO | None = None) -> str:
-    """The first line of a token file (`-` is stdin), refused when others can read it."""
+    """The token alone on its line in a token file (`-` is stdin; blank lines around it are
+    ignored), refused when others can read the file, when it is not a regular file or a pipe
+    (a directory, a device such as /dev/null), empty, not UTF-8, or more than one line."""
     if name == "-":
         if stdin is None:
             raise UsageError("--token-file - reads stdin, which this command needs for its input")
-        token = stdin.readline().decode("utf-8", "replace").strip()
-    else:
-        path = Path(name).expanduser()
-        try:
-            _refuse_open_file(path, "token file")
-            token = path.read_text(encoding="utf-8").strip().splitlines()[0].strip()
-        except (OSError, IndexError) as exc:
-            raise UsageError(f"cannot read a token from {path}: {exc}") from exc
-    if not token:
-        raise UsageError(f"the token file {name} is empty")
-    return token
+        return _token_of(stdin.readline(), "the token on stdin (--token-file -)")
+    path = Path(name).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise UsageError(f"cannot read a token from {path}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"the token file {path} is a directory, not a file")
+    if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # a pipe: --token-file <(pass show x)
+        raise UsageError(
+            f"the token file {path} is not a regular file (a device, socket or the like); "
+            "give the file that holds the token"
+        )
+    _refuse_open_file(path, "token file")
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(_TOKEN_FILE_LIMIT + 1)
+    except OSError as exc:
+        raise UsageError(f"cannot read a token from {path}: {exc.strerror or exc}") from None
+    if len(data) > _TOKEN_FILE_LIMIT:
+        raise UsageError(
+            f"the token file {path} is larger than {_TOKEN_FILE_LIMIT // 1024} KiB: "
+            "not a token file"
+        )
+    return _token_of(data, f"the token file {path}")
+
+
+_TOKEN_FILE_LIMIT = 64 * 1024  # a JWT is well under 2 KiB
+
+
+def _token_of(data: bytes, what: str) -> str:
+    """The one non-blank line of `data`; UsageError saying what is wrong with it otherwise."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{what} is not UTF-8 text (a binary file?)") from None
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise UsageError(f"{what} is empty")
+    if len(lines) > 1:
+        raise UsageError(
+            f"{what} holds {len(lines)} lines; it must hold the token alone on one line"
+        )
+    return lines[0]
+
+
+def _store_of(name: str) -> TokenFile | None:
+    """Where a refreshed token goes: the token file, unless it is stdin or a pipe."""
+    path = Path(name).expanduser()
+    return TokenFile(path) if name != "-" and path.is_file() else None
 
 
 def _profile_table(data: dict[str, Any], profile: str | None, path: Path) -> dict[str, Any]:
@@ -247,7 +288,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         token = Setting(
             read_token_file(cli.token_file, stdin),
             f"--token-file {cli.token_file}",
-            None if cli.token_file == "-" else TokenFile(Path(cli.token_file).expanduser()),
+            _store_of(cli.token_file),
         )
     token = token or _first(
         (env.get("PRISMER_TOKEN"), "env PRISMER_TOKEN"), (env.get("AGENT_TOKEN"), "env AGENT_TOKEN")
@@ -257,7 +298,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         token = Setting(
             read_token_file(name, None),
             f"env PRISMER_TOKEN_FILE ({name})",
-            TokenFile(Path(name).expanduser()),
+            _store_of(name),
         )
     if token is None and isinstance(table.get("token"), str):
         _refuse_open_file(path, "config file")
@@ -269,7 +310,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         token = Setting(
             read_token_file(name, None),
             f"{where} token_file ({name})",
-            TokenFile(Path(name).expanduser()),
+            _store_of(name),
         )
     default_token = default_token_path(env)
     if token is None and default_token.exists():

@@ -24,7 +24,13 @@ from prismer_cli.failures import FailureReport
 from prismer_cli.log import Log
 from prismer_cli.matcher import Match, all_hold
 from prismer_cli.output import Output
-from prismer_cli.protocol.dialects import answers_us, error_message, eviction, request_id
+from prismer_cli.protocol.dialects import (
+    Hello,
+    answers_us,
+    error_message,
+    eviction,
+    request_id,
+)
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
 
@@ -84,6 +90,20 @@ def listen(
         raise
     finally:
         durable.finish(out, clean)
+
+
+def _say_listening(url: str, hello: Hello, log: Log) -> None:
+    """One line for a person at a terminal (never in pipes or logs): where, as whom, and how to
+    stop (docs/cli.md "listen and subscribe")."""
+    import sys
+
+    try:
+        at_terminal = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return
+    if at_terminal and log.verbosity >= 0:
+        who = hello.name or hello.user_id or "the token's user"
+        log.plain(f"listening on {url} as {who} (Ctrl-C to stop)")
 
 
 class Listener:
@@ -197,7 +217,9 @@ class Listener:
         """After each authentication: subscriptions first, then the server dialect's reconnect."""
         self.connections += 1
         dialect, options, log = conn.hello.dialect, self.options, self.log
-        log.info(f"connected over {conn.kind}, {dialect.name} dialect")
+        log.info(f"connected over {conn.kind} to {self.endpoint.url}, {dialect.name} dialect")
+        if self.connections == 1:
+            _say_listening(self.endpoint.url, conn.hello, log)
         self._meta(
             "connected",
             transport=conn.kind,

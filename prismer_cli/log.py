@@ -24,8 +24,8 @@ class Log:
         try:
             stream.write(f"prismer-rt: {redact(text, self.secret)}\n")
             stream.flush()
-        except (BrokenPipeError, ValueError):
-            return  # stderr is gone: there is no one left to tell
+        except (OSError, ValueError, AttributeError):
+            return  # stderr is gone or full: there is no one left to tell
 
     def error(self, text: str) -> None:
         self._write(f"error: {text}")
@@ -33,6 +33,10 @@ class Log:
     def warning(self, text: str) -> None:
         if self.verbosity >= 0:
             self._write(f"warning: {text}")
+
+    def plain(self, text: str) -> None:
+        """A line for a person, whatever the verbosity (the caller decides)."""
+        self._write(text)
 
     def info(self, text: str) -> None:
         if self.verbosity >= 1:

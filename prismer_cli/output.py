@@ -25,6 +25,15 @@ class OutputClosed(Exception):
     """stdout's reader has gone away."""
 
 
+class OutputFailed(Exception):
+    """stdout cannot be written: closed (`>&-`), a full disk (`> /dev/full`), an I/O error.
+    Unlike a reader that went away, this is an error: exit 2 (docs/cli.md "Exit statuses")."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(f"write error on stdout: {error.strerror or error}")
+        self.error = error
+
+
 class Output:
     def __init__(self, stream: BinaryIO | None = None) -> None:
         self._stream = stream if stream is not None else _stdout()
@@ -36,6 +45,8 @@ class Output:
             self._write(data + b"\n")
         except BrokenPipeError:
             raise OutputClosed from None
+        except OSError as exc:
+            raise OutputFailed(exc) from None
 
     def record(self, obj: Any) -> None:
         self.line(orjson.dumps(obj))
@@ -45,6 +56,8 @@ class Output:
             self._stream.flush()
         except BrokenPipeError:
             raise OutputClosed from None
+        except OSError as exc:
+            raise OutputFailed(exc) from None
 
 
 def _stdout() -> BinaryIO:

@@ -6,6 +6,7 @@ commands read them once, with `from_env`, and hand them on typed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -69,6 +70,6 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         seconds = float(value)
     except ValueError:
         raise UsageError(f"{name} must be a number of seconds, not {value!r}") from None
-    if seconds <= 0:
-        raise UsageError(f"{name} must be positive")
+    if not seconds > 0 or math.isinf(seconds):  # nan and inf too: a bound that never comes
+        raise UsageError(f"{name} must be a positive finite number of seconds, not {value!r}")
     return seconds

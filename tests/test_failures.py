@@ -7,10 +7,11 @@ from __future__ import annotations
 import select
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.support.cli import Background, env_for, run
+from tests.support.cli import Background, env_for, run, user_id
 from tests.support.serverfixture import BlackHole, ServerFactory
 
 TOKEN = "failures-token"
@@ -234,3 +235,460 @@ def test_sdk_login_of_the_wrong_type_is_not_skipped(isolated_home: Path) -> None
     sdk.write_text("[auth]\nim_token = 12345\n")
     result = run("config", "show", env=env_for(None, None))
     assert result.code == 2 and "[auth] im_token must be a string" in result.err
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("directory", "is a directory, not a file"),
+        ("device", "is not a regular file"),
+        ("empty", "is empty"),
+        ("blank", "is empty"),
+        ("binary", "is not UTF-8 text"),
+        ("two-lines", "holds 2 lines; it must hold the token alone on one line"),
+    ],
+)
+def test_token_file_that_is_not_a_token_file_says_exactly_why(
+    tmp_path: Path, kind: str, expected: str
+) -> None:
+    """A token file that cannot hold a token: exit 2 saying what is wrong with it, never
+    "chmod 600" (the mode is not the problem) nor "list index out of range"; nothing connects."""
+    path = tmp_path / "token"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "device":
+        path = Path("/dev/null")
+    else:
+        contents = {"empty": b"", "blank": b"\n \n", "binary": b"\xff\xfe\x00tok\n"}
+        path.write_bytes(contents.get(kind, b"token-one\ntoken-two\n"))
+        path.chmod(0o600)
+    for command in (("config", "show"), ("listen", "--timeout", "1")):
+        result = run(*command, "--token-file", str(path), env=env_for("http://127.0.0.1:9", None))
+        assert result.code == 2, result.err
+        assert f"the token file {path} {expected}" in result.err, result.err
+        assert "chmod" not in result.err and "Traceback" not in result.err
+        assert "cannot connect" not in result.err and result.out == ""
+
+
+def test_token_file_with_blank_lines_around_the_token_and_from_a_pipe(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_bytes(b"\n  the-token-value \n\n")
+    path.chmod(0o600)
+    result = run("config", "show", "--token-file", str(path), env=env_for(None, None))
+    assert result.code == 0 and "the-…alue (15 chars)" in result.out, result.err
+    result = run("config", "show", "--token-file", "-", env=env_for(None, None), input=b"\xff\n")
+    assert result.code == 2 and "the token on stdin (--token-file -) is not UTF-8" in result.err
+
+
+def test_token_file_mode_is_the_only_case_for_chmod(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text("tok\n")
+    path.chmod(0o644)
+    result = run("config", "show", "--token-file", str(path), env=env_for(None, None))
+    assert result.code == 2 and f"run: chmod 600 {path}" in result.err
+
+
+def _usage_error(result: object) -> str:
+    err: str = result.err  # type: ignore[attr-defined]
+    assert result.code == 2, err  # type: ignore[attr-defined]
+    assert result.out == "" and "Traceback" not in err  # type: ignore[attr-defined]
+    return err
+
+
+def test_non_utf8_on_the_command_line_is_refused_with_exit_2(
+    server_factory: ServerFactory,
+) -> None:
+    """`send c1 $'\\xff'`: exit 2 naming the argument, nothing sent (not exit 1 with
+    "str is not valid UTF-8"); a token that is not UTF-8 is not shown."""
+    import os
+    import subprocess
+
+    from tests.support.cli import Result, command
+
+    server = server_factory(dialect="server")
+    env = env_for(server.url, TOKEN)
+    for args, shown in (
+        ([b"send", b"c1", b"a\xffb"], "argument 3 of the command line is not UTF-8 text: a\\xffb"),
+        ([b"mark-read", b"c\xfe"], "argument 2 of the command line is not UTF-8 text: c\\xfe"),
+        ([b"--token", b"SECRET\xff", b"send", b"c1", b"x"], "argument 2 of the command line"),
+    ):
+        argv = [os.fsencode(a) for a in command()] + args
+        proc = subprocess.run(
+            argv, env=env, capture_output=True, timeout=20, stdin=subprocess.DEVNULL
+        )
+        result = Result(proc.returncode, proc.stdout.decode(), proc.stderr.decode())
+        err = _usage_error(result)
+        assert shown in err and "SECRET" not in err
+    assert [r for r in server.log() if r["kind"] == "rest" or r["kind"].startswith("ws_")] == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("listen", "--timeout"),
+        ("subscribe", "c1", "--timeout"),
+        ("send", "c1", "x", "--wait"),
+        ("serve", "--port", "0", "--heartbeat"),
+        ("serve", "--port", "0", "--ack-timeout"),
+        ("serve", "--port", "0", "--auth-timeout"),
+        ("serve", "--port", "0", "--token-ttl"),
+    ],
+)
+def test_nan_and_inf_are_refused_for_every_float_option(value: str, args: tuple[str, ...]) -> None:
+    result = run(*args, value, env=env_for("http://127.0.0.1:9", TOKEN), timeout=10)
+    err = _usage_error(result)
+    assert f"Invalid value for '{args[-1]}'" in err
+
+
+def test_nan_in_a_timer_variable_is_refused() -> None:
+    result = run(
+        "listen", env=env_for("http://127.0.0.1:9", TOKEN, PRISMER_RT_CONNECT_TIMEOUT="nan")
+    )
+    assert "PRISMER_RT_CONNECT_TIMEOUT must be a positive finite number" in _usage_error(result)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("mark-read", ".."),
+        ("mark-read", "."),
+        ("mark-read", ""),
+        ("mark-read", "a/b"),
+        ("mark-read", "c1", ".."),
+        ("mark-read", "c1", "m/1"),
+        ("send", "..", "hi"),
+        ("send", ".", "hi"),
+        ("send", "", "hi"),
+        ("send", "../read", "hi"),
+    ],
+)
+def test_ids_that_would_escape_the_rest_path_are_refused_before_any_request(
+    server_factory: ServerFactory, args: tuple[str, ...]
+) -> None:
+    """`mark-read ..` would POST to /api/im/read: exit 2 and no request at all, whichever
+    transport (REST is what the server dialect uses for mark-read, and sse for send)."""
+    server = server_factory(dialect="server")
+    for transport in ("auto", "sse"):
+        result = run(*args, "--transport", transport, env=env_for(server.url, TOKEN))
+        assert "is not an id" in _usage_error(result)
+    assert [r for r in server.log() if r["kind"] == "rest" or r["kind"].startswith("ws_")] == []
+
+
+def test_ids_in_stdin_lines_are_checked_too(server_factory: ServerFactory) -> None:
+    server = server_factory(dialect="server")
+    lines = (
+        '{"conversationId": "..", "content": "a"}\n'
+        '{"conversationId": "x/y", "content": "b"}\n'
+        '{"conversationId": "c1", "content": "c", "parentId": "."}\n'
+    )
+    result = run("send", "--transport", "sse", env=env_for(server.url, TOKEN), input=lines)
+    assert result.code == 6, result.err
+    assert "line 1" in result.err and "'..' is not an id" in result.err
+    assert "contains '/'" in result.err and '"parentId"' in result.err
+    assert [r for r in server.log() if r["kind"] == "rest" and "messages" in r["path"]] == []
+    result = run(
+        "mark-read",
+        "--transport",
+        "sse",
+        env=env_for(server.url, TOKEN),
+        input='{"conversationId": "."}\n{"conversationId": "c1", "upToMessageId": ".."}\n',
+    )
+    assert result.code == 6 and "'.' is not an id" in result.err and '"upToMessageId"' in result.err
+    assert [r for r in server.log() if r["kind"] == "rest" and "read" in r["path"]] == []
+
+
+def _run_with(
+    args: tuple[str, ...], stdout: str, stderr: str, env: dict[str, str], input: bytes = b""
+) -> tuple[int, str]:
+    """Run with stdout and stderr each "pipe", "full" (/dev/full) or "closed" (`>&-`); the
+    status and what reached stderr (when it is a pipe)."""
+    import os
+    import subprocess
+
+    from tests.support.cli import command
+
+    closing = [fd for fd, how in ((1, stdout), (2, stderr)) if how == "closed"]
+
+    def close_them() -> None:
+        for fd in closing:
+            os.close(fd)
+
+    with open("/dev/full", "wb") as full:
+        streams: dict[str, Any] = {
+            "pipe": subprocess.PIPE,
+            "full": full,
+            "closed": subprocess.DEVNULL,
+        }
+        proc = subprocess.run(
+            command(*args),
+            input=input,
+            stdout=streams[stdout],
+            stderr=streams[stderr],
+            env=env,
+            timeout=20,
+            preexec_fn=close_them,
+        )
+    return proc.returncode, (proc.stderr or b"").decode()
+
+
+COMMANDS = [
+    ("--help",),
+    ("--version",),
+    ("send", "--help"),
+    ("listen", "-h"),
+    ("config", "show"),
+    ("whoami",),
+    ("send", "c1", "hi"),
+    ("mark-read", "c1"),
+    ("listen", "--count", "1", "--since", "all", "--timeout", "5"),
+]
+
+
+@pytest.mark.parametrize("stdout", ["full", "closed"])
+@pytest.mark.parametrize("args", COMMANDS, ids=" ".join)
+def test_a_stdout_that_cannot_be_written_is_exit_2_with_write_error_never_a_traceback(
+    server_factory: ServerFactory, args: tuple[str, ...], stdout: str
+) -> None:
+    """`> /dev/full` and `>&-` for every command, --help and --version included: "write error
+    on stdout" on stderr and exit 2, as `ls > /dev/full` does; no traceback."""
+    server = server_factory()
+    server.emit("task.updated", {"n": 1}, to=user_id(TOKEN))  # for listen --since all
+    code, err = _run_with(args, stdout, "pipe", env_for(server.url, TOKEN))
+    reason = "No space left on device" if stdout == "full" else "Bad file descriptor"
+    assert err == f"prismer-rt: error: write error on stdout: {reason}\n"
+    assert code == 2
+
+
+@pytest.mark.parametrize("stderr", ["full", "closed"])
+@pytest.mark.parametrize("args", [*COMMANDS, ("--bogus",), ("listen", "--timeout", "nan")])
+def test_a_stderr_that_cannot_be_written_changes_no_status(
+    server_factory: ServerFactory, args: tuple[str, ...], stderr: str
+) -> None:
+    server = server_factory()
+    server.emit("task.updated", {"n": 1}, to=user_id(TOKEN))
+    code, _ = _run_with(args, "pipe", stderr, env_for(server.url, TOKEN))
+    assert code == (2 if args[-1] in ("--bogus", "nan") else 0)
+
+
+@pytest.mark.parametrize("stdout", ["full", "closed"])
+def test_send_still_sends_when_its_report_cannot_be_written(
+    server_factory: ServerFactory, stdout: str
+) -> None:
+    """The messages are the job, the result lines the report: every message is stored, then
+    exit 2 for the lost report (both transports)."""
+    server = server_factory()
+    env = env_for(server.url, TOKEN)
+    code, err = _run_with(("send", "c1", "one"), stdout, "pipe", env)
+    assert code == 2 and "write error on stdout" in err
+    lines = b"".join(b'{"conversationId": "c1", "content": "%d"}\n' % n for n in range(2, 5))
+    for transport in ("ws", "sse"):
+        code, err = _run_with(("send", "--transport", transport), stdout, "pipe", env, lines)
+        assert code == 2 and err.count("write error on stdout") == 1, err
+    contents = [m["content"] for m in server.messages("c1")]
+    assert contents == ["one", "2", "3", "4", "2", "3", "4"]
+
+
+MIXED = (
+    b'{"conversationId": "c1", "content": "a"}\n'
+    b"not json\n"
+    b"\n"
+    b'{"conversationId": "..", "content": "x"}\n'
+    b'{"conversationId": "c1", "content": "b"}\n'
+    b"[1]\n"
+    b"\xff\xfe\n"
+    b'{"conversationId": "c1", "content": "c"}'
+)
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+@pytest.mark.parametrize("transport", ["ws", "sse"])
+def test_every_non_blank_stdin_line_gets_one_result_line_in_input_order(
+    server_factory: ServerFactory, dialect: str, transport: str
+) -> None:
+    """Invalid lines too ({"ok": false, "line": N, "error": ...}), between their neighbours'
+    results, so a script can pair results with input lines; exit 6."""
+    import requests
+
+    server = server_factory(dialect=dialect)
+    env = env_for(server.url, TOKEN)
+    for token in ("peer-token", TOKEN):  # both users known to the server
+        run("whoami", env=env_for(server.url, token))
+    seed = requests.post(  # a conversation, which the server dialect wants to exist
+        server.url + f"/api/im/direct/{user_id('peer-token')}/messages",
+        json={"content": "seed"},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=5,
+    )
+    assert seed.status_code == 201, seed.text
+    conv = seed.json()["data"]["message"]["conversationId"]
+    result = run(
+        "send", "--transport", transport, env=env, input=MIXED.replace(b"c1", conv.encode())
+    )
+    assert result.code == 6, result.err
+    lines = result.lines
+    assert [r["line"] for r in lines] == [1, 2, 4, 5, 6, 7, 8]
+    assert [r["ok"] for r in lines] == [True, False, False, True, False, False, True]
+    assert lines[1] == {"ok": False, "line": 2, "error": "not valid JSON"}
+    assert "is not an id" in lines[2]["error"] and lines[4]["error"] == "not a JSON object"
+    assert [m["content"] for m in server.messages(conv)] == ["seed", "a", "b", "c"]
+
+
+def test_invalid_lines_get_their_result_when_nothing_can_be_sent() -> None:
+    """Server down: every valid line fails (exit 4), every invalid line still has its line."""
+    result = run(
+        "send", env=env_for("http://127.0.0.1:9", TOKEN, PRISMER_RT_SEND_TIMEOUT="1"), input=MIXED
+    )
+    assert result.code == 4, result.err
+    assert [r["line"] for r in result.lines] == [1, 2, 4, 5, 6, 7, 8]
+    assert not any(r["ok"] for r in result.lines)
+
+
+def test_mark_read_invalid_lines_get_a_result_line(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    result = run(
+        "mark-read",
+        env=env_for(server.url, TOKEN),
+        input=b'x\n{"conversationId": "c1", "upToMessageId": "m/1"}\n{"conversationId": "c1"}\n',
+    )
+    assert result.code == 6, result.err
+    assert [(r["line"], r["ok"]) for r in result.lines] == [(1, False), (2, False), (3, True)]
+
+
+@pytest.mark.parametrize(
+    ("args", "suggestion"),
+    [
+        (("listen", "--bogus"), None),
+        (("--bogus",), None),
+        (("listen", "--timout", "3"), "--timeout"),
+        (("send", "--wiat", "3", "c1", "x"), "--wait"),
+        (("config", "show", "--tokn", "x"), "--token"),
+        (("--verbos", "listen"), "--verbose"),
+    ],
+)
+def test_unknown_options_suggest_the_nearest_real_option_or_none(
+    args: tuple[str, ...], suggestion: str | None
+) -> None:
+    result = run(*args, env=env_for("http://127.0.0.1:9", TOKEN))
+    err = _usage_error(result)
+    assert "No such option: " in err
+    if suggestion is None:
+        assert "--verbose" not in err and "Possible" not in err and "Did you mean" not in err
+    else:
+        last = err.strip().splitlines()[-1]
+        assert suggestion in last and last.count("--") == 2, last
+
+
+def test_connection_failures_are_said_in_plain_words_once(server_factory: ServerFactory) -> None:
+    """No doubled prefix, no library text (HTTPConnectionPool, tuples, [Errno]), the host named
+    when it cannot be resolved; for listen and send, over each transport."""
+    server = server_factory()
+    down = server.url
+    server.stop()
+    env = env_for(None, TOKEN, PRISMER_RT_SEND_TIMEOUT="1", PRISMER_RT_CONNECT_TIMEOUT="1")
+    for url, words in (
+        (down, "connection refused"),
+        ("http://no-such-host.invalid", "cannot resolve no-such-host.invalid"),
+    ):
+        for transport in ("ws", "sse"):
+            for args in (("listen", "--timeout", "1"), ("send", "c1", "x")):
+                result = run(*args, "--url", url, "--transport", transport, env=env)
+                text = result.err + result.out
+                assert result.code == 4, text
+                assert words in text, text
+                for bad in (
+                    "Pool(",
+                    "[Errno",
+                    "('",
+                    "cannot connect: ",
+                    "connection lost: connection lost",
+                    "cannot connect to http://no-such-host.invalid: cannot connect",
+                ):
+                    assert bad not in text, text
+
+
+def test_verbose_shows_the_url_with_the_token_masked_and_the_transport(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory()
+    for transport, expected in (
+        ("ws", f"connecting to {server.ws_url}/ws?token=*** (WebSocket)"),
+        ("sse", f"connecting to {server.url} (Server-Sent Events, token=***)"),
+    ):
+        result = run(
+            "-v",
+            "listen",
+            "--timeout",
+            "1",
+            "--transport",
+            transport,
+            env=env_for(server.url, TOKEN),
+        )
+        assert (
+            expected in result.err and f"connected over {transport} to {server.url}" in result.err
+        )
+        assert TOKEN not in result.err
+
+
+def _at_a_terminal(args: tuple[str, ...], env: dict[str, str], typed: bytes = b"") -> str:
+    """Run with stdin, stdout and stderr on a pseudo-terminal; what the terminal showed."""
+    import os
+    import pty
+
+    from tests.support.cli import command
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: exec at once, never back into pytest
+        try:
+            argv = command(*args)
+            os.execve(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    shown = b""
+    deadline = time.monotonic() + 15
+    typed_yet = not typed
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(fd, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+            if not typed_yet and b"Ctrl-D" in shown:
+                os.write(fd, typed)
+                typed_yet = True
+    finally:
+        os.waitpid(pid, 0)
+        os.close(fd)
+    return shown.decode(errors="replace")
+
+
+def test_listen_says_where_and_as_whom_at_a_terminal_only(server_factory: ServerFactory) -> None:
+    server = server_factory()
+    env = env_for(server.url, TOKEN)
+    shown = _at_a_terminal(("listen", "--timeout", "1"), env)
+    assert f"prismer-rt: listening on {server.url} as " in shown and "(Ctrl-C to stop)" in shown
+    result = run("listen", "--timeout", "1", env=env)  # stderr a pipe: nothing
+    assert result.err == "" and result.code == 0
+
+
+@pytest.mark.parametrize("args", [("send", "c1"), ("send",)])
+def test_send_at_a_terminal_says_it_reads_stdin_until_ctrl_d(
+    server_factory: ServerFactory, args: tuple[str, ...]
+) -> None:
+    server = server_factory()
+    typed = (
+        b"hello\n\x04"
+        if args == ("send", "c1")
+        else b'{"conversationId": "c1", "content": "hello"}\n\x04'
+    )
+    shown = _at_a_terminal(args, env_for(server.url, TOKEN), typed)
+    assert "from stdin until Ctrl-D" in shown, shown
+    assert '"ok":true' in shown
+    assert [m["content"] for m in server.messages("c1")] == ["hello"]
+    result = run(*args, env=env_for(server.url, TOKEN), input=typed[:-1])
+    assert "Ctrl-D" not in result.err and result.code == 0

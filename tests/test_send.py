@@ -368,7 +368,8 @@ def test_json_lines_go_over_one_connection_in_order(client: Client) -> None:
 
 
 def test_invalid_lines_are_reported_and_the_rest_is_sent(client: Client) -> None:
-    """Invalid stdin lines: each named on stderr with its number, the valid ones sent, exit 6."""
+    """Invalid stdin lines: each named on stderr with its number and given its own result line
+    in input order (issue 11), the valid ones sent, exit 6."""
     conv = new_conv()
     if client.dialect == "server":
         client.join(conv)
@@ -386,7 +387,12 @@ def test_invalid_lines_are_reported_and_the_rest_is_sent(client: Client) -> None
     )
     result = client.run("send", input=stdin)
     assert result.code == 6, result.err
-    assert [(r["ok"], r["line"]) for r in result.lines] == [(True, 1), (True, 10)]
+    assert [(r["ok"], r["line"]) for r in result.lines] == [
+        (True, 1),
+        *[(False, n) for n in range(2, 10)],
+        (True, 10),
+    ]
+    assert all(set(r) == {"ok", "line", "error"} for r in result.lines[1:-1])
     for number in range(2, 10):
         assert f"line {number}:" in result.err, result.err
     assert "line 1:" not in result.err and "line 10:" not in result.err

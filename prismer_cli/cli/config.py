@@ -45,8 +45,13 @@ def config_show(
             ("profile", settings.profile or "(none)", _profile_source(g)),
             ("config file", str(config_path(os.environ)), ""),
         ]
+        from prismer_cli.output import Output
+
+        out = Output()
         for name, value, source in rows:
-            typer.echo(f"{name:<12} {value}" + (f"    ({source})" if source else ""))
+            row = f"{name:<12} {value}" + (f"    ({source})" if source else "")
+            out.line(row.encode())
+        out.flush()
         return ExitStatus.OK
 
     execute(job, g)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -56,6 +57,14 @@ class OptionGroup:
             parameters=[*kept, *self.parameters]
         )
         return with_options
+
+
+def finite(value: float | None) -> float | None:
+    """The callback of every float option: nan and inf are refused (exit 2), never a
+    deadline that cannot pass."""
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, not {value}")
+    return value
 
 
 def _after_the_subcommand(own: CommandLine, ctx: typer.Context) -> CommandLine:
@@ -221,6 +230,7 @@ LISTEN = OptionGroup(
         typer.Option(
             "--timeout",
             min=0.0,
+            callback=finite,
             metavar="SECONDS",
             help="Stop after SECONDS; exit 124 if --count was not reached.",
             show_default=False,

@@ -21,13 +21,18 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 def execute(job: Callable[[Log], ExitStatus], g: CommandLine) -> NoReturn:
     """Run a command; turn every expected failure into a message and an exit status."""
-    from prismer_cli.output import OutputClosed, silence_stdout
+    from prismer_cli import stdio
+    from prismer_cli.output import OutputClosed, OutputFailed, silence_stdout
 
     log = Log(verbosity=-1 if g.quiet else (1 if g.verbose else 0))
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = job(log)
     except OutputClosed:
+        silence_stdout()
+        status = ExitStatus.OK
+    except OutputFailed as exc:  # said once, made exit 2 by stdio.finish (docs/cli.md)
+        stdio.write_error(exc.error)
         silence_stdout()
         status = ExitStatus.OK
     except Interrupted as exc:

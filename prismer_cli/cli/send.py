@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from prismer_cli.cli.options import CONNECTION
+from prismer_cli.cli.options import CONNECTION, finite
 from prismer_cli.cli.run import execute
 from prismer_cli.config import CommandLine
 from prismer_cli.errors import ExitStatus, UsageError
@@ -16,6 +16,13 @@ from prismer_cli.log import Log
 
 if TYPE_CHECKING:
     from prismer_cli.protocol.commands import Command
+
+
+def _at_terminal() -> bool:
+    try:
+        return sys.stdin.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def _read_all_stdin() -> str:
@@ -57,6 +64,9 @@ def _run_commands(
         from prismer_cli.tuning import SEND_RETRIES
 
         endpoint, tuning = endpoint_for(g, log, stdin_free=not reads_stdin)
+        if reads_stdin and _at_terminal() and log.verbosity >= 0:  # not silently (docs/cli.md)
+            what = "the message" if single is not None else "JSON lines, one command each,"
+            log.plain(f"reading {what} from stdin until Ctrl-D")
         if single is not None:
             batches: Any = [[single()]]
         else:
@@ -69,6 +79,16 @@ def _run_commands(
         return send.run(endpoint, batches, Output(), log, options)
 
     execute(job, g)
+
+
+def _check_id(value: str | None, hint: str) -> None:
+    """An id from the command line that cannot be one ('', '.', '..', a '/'): exit 2 before
+    anything connects (docs/cli.md "Hygiene")."""
+    from prismer_cli.protocol.commands import id_problem
+
+    problem = None if value is None else id_problem(value)
+    if problem:
+        raise typer.BadParameter(problem, param_hint=hint)
 
 
 @CONNECTION
@@ -99,6 +119,7 @@ def send(
         typer.Option(
             "--wait",
             min=0.0,
+            callback=finite,
             metavar="SECONDS",
             help="Server dialect: how long to wait for the server to confirm each message.",
         ),
@@ -127,6 +148,7 @@ def send(
             'a non-empty key, for one message (JSON lines give their own "idempotencyKey")',
             param_hint="--idempotency-key",
         )
+    _check_id(conversation_id, "CONVERSATION_ID")
     single = None
     if conversation_id is not None:
 
@@ -168,6 +190,8 @@ def mark_read(
     """Mark a conversation read, or each {"conversationId", "upToMessageId"} line of stdin."""
     from prismer_cli.protocol.commands import MARK_READ, Command
 
+    _check_id(conversation_id, "CONVERSATION_ID")
+    _check_id(message_id, "MESSAGE_ID")
     single = None
     if conversation_id is not None:
 

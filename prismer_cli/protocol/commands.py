@@ -51,6 +51,25 @@ class InvalidLine:
     reason: str
 
 
+def id_problem(value: str) -> str | None:
+    """Why `value` cannot be a conversation or message id, or None: ids go into REST paths
+    (/api/im/conversations/{id}/read), where "", "." and ".." would name another endpoint and
+    "/" another path; they are refused before any request."""
+    if value in ("", ".", ".."):
+        return f"{value!r} is not an id"
+    if "/" in value:
+        return f"{value!r} is not an id: it contains '/'"
+    return None
+
+
+def _id(obj: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = _text(obj, key, required=required)
+    problem = None if value is None else id_problem(value)
+    if problem:
+        raise ValueError(f'"{key}": {problem}')
+    return value
+
+
 def _text(obj: dict[str, Any], key: str, *, required: bool) -> str | None:
     value = obj.get(key)
     if value is None:
@@ -71,7 +90,7 @@ def command_from(
     action = obj.get("action", default_action)
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
-    conversation = _text(obj, "conversationId", required=True)
+    conversation = _id(obj, "conversationId", required=True)
     assert conversation is not None
     if action == SEND:
         content = obj.get("content")
@@ -84,7 +103,7 @@ def command_from(
         extra = {k: obj[k] for k in ("metadata", "parentId") if obj.get(k) is not None}
         if "metadata" in extra and not isinstance(extra["metadata"], dict):
             raise ValueError('"metadata" must be an object')
-        _text(obj, "parentId", required=False)  # a non-empty string when given
+        _id(obj, "parentId", required=False)  # a valid id when given
         message_type = _text(obj, "type", required=False) or default_type
         key = obj.get("idempotencyKey")
         if key is None:
@@ -94,7 +113,7 @@ def command_from(
         return Command(SEND, conversation, content, message_type, extra=extra, line=line, key=key)
     if action == MARK_READ:
         return Command(
-            MARK_READ, conversation, up_to=_text(obj, "upToMessageId", required=False), line=line
+            MARK_READ, conversation, up_to=_id(obj, "upToMessageId", required=False), line=line
         )
     return Command(SUBSCRIBE, conversation, line=line)
 

@@ -46,27 +46,28 @@ def run(
     fatal: ConnectError | AuthError | None = None
     interrupted = False
     try:
-        for batch in batches:
-            commands = []
-            for item in batch:
-                if isinstance(item, InvalidLine):
-                    log.error(f"stdin line {item.line}: {item.reason}; skipped")
+        for whole in batches:
+            for batch, bad in _runs(whole):
+                if bad is not None:  # its own result line, in input order (docs/cli.md)
+                    log.error(f"stdin line {bad.line}: {bad.reason}; skipped")
+                    ledger.invalid(bad.line, bad.reason)
                     invalid = True
-                else:
-                    commands.append(item)
-            if not commands:  # stdin is quiet (or the lines were invalid)
-                channel = link.channel
-                if channel is not None:
-                    channel.tend()
-                if fatal is None and channel is not None and channel.broken:
-                    fatal = _deliver(link, [], endpoint, ledger, log, options)
                     ledger.emit()
-                continue
-            if fatal is None:
-                fatal = _deliver(link, commands, endpoint, ledger, log, options)
-            else:  # retries exhausted: no more attempts, but a result for each command
-                ledger.fail_all(commands, f"not sent: {fatal}", fatal.status)
-            ledger.emit()
+                    continue
+                commands = batch
+                if not commands:  # stdin is quiet
+                    channel = link.channel
+                    if channel is not None:
+                        channel.tend()
+                    if fatal is None and channel is not None and channel.broken:
+                        fatal = _deliver(link, [], endpoint, ledger, log, options)
+                        ledger.emit()
+                    continue
+                if fatal is None:
+                    fatal = _deliver(link, commands, endpoint, ledger, log, options)
+                else:  # retries exhausted: no more attempts, but a result for each command
+                    ledger.fail_all(commands, f"not sent: {fatal}", fatal.status)
+                ledger.emit()
         if fatal is None:
             fatal = _close(link, endpoint, ledger, log, options)
     except (KeyboardInterrupt, Interrupted):
@@ -81,11 +82,36 @@ def run(
             f"{ledger.uncertain} command(s) not confirmed by the server: they may or may not "
             "have been delivered (see their result lines)"
         )
+    if ledger.write_error is not None:  # said, and exit 2 unless graver (prismer_cli/stdio.py)
+        from prismer_cli import stdio
+
+        stdio.write_error(ledger.write_error.error)
     if fatal is not None:
         raise fatal
     if ledger.status != ExitStatus.OK:
         return ledger.status
     return ExitStatus.INVALID_INPUT if invalid else ExitStatus.OK
+
+
+def _runs(
+    batch: Iterable[Command | InvalidLine],
+) -> Iterable[tuple[list[Command], InvalidLine | None]]:
+    """The batch cut at its invalid lines: (commands, None) and ([], invalid line) in input
+    order, so each invalid line's result comes between those of its neighbours. A batch
+    without commands (stdin quiet) is one empty run."""
+    commands: list[Command] = []
+    cut = False
+    for item in batch:
+        if isinstance(item, InvalidLine):
+            if commands:
+                yield commands, None
+                commands = []
+            yield [], item
+            cut = True
+        else:
+            commands.append(item)
+    if commands or not cut:
+        yield commands, None
 
 
 @dataclass
@@ -173,7 +199,7 @@ def _deliver(
             if again and resendable:
                 _say_again(log, again, str(error))
         except (ConnectError, AuthError) as exc:  # could not open: nothing of `pending` went out
-            error, resendable = exc, True
+            error, resendable = _named(exc, endpoint), True
         if not pending and not again and resendable and retryable(error):
             return None  # every command has its result; the next batch reconnects
         if not (resendable and retryable(error) and retries.failed()):
@@ -194,6 +220,13 @@ def _deliver(
             error = ConnectError(f"gave up after {options.policy.give_up_after:g} s: {error}")
             ledger.fail_all(pending, f"not sent: {error}", error.status)
             return error
+
+
+def _named(error: ConnectError | AuthError, endpoint: Endpoint) -> ConnectError | AuthError:
+    """The transport says what failed ("connection refused"); send says where, once."""
+    if isinstance(error, ConnectError) and not str(error).startswith("cannot "):
+        error.args = (f"cannot connect to {endpoint.url}: {error}",)
+    return error
 
 
 def _open_channel(

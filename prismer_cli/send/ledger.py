@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prismer_cli.errors import ExitStatus
-from prismer_cli.output import Output, OutputClosed, silence_stdout
+from prismer_cli.output import Output, OutputClosed, OutputFailed, silence_stdout
 from prismer_cli.protocol.commands import Command
 from prismer_cli.protocol.endpoints import JSON
 
@@ -40,6 +40,7 @@ class Ledger:
         self.status = ExitStatus.OK
         self.uncertain = 0  # results that say "may or may not have been delivered"
         self.closed = False  # stdout's reader went away: results are dropped, sending goes on
+        self.write_error: OutputFailed | None = None  # stdout failed: the same, and exit 2
 
     def add(self, command: Command, request_id: str) -> Entry:
         entry = Entry(command, request_id)
@@ -58,6 +59,14 @@ class Ledger:
         with self._lock:
             entry.record, entry.status = record, status
             self._worsen(status)
+
+    def invalid(self, line: int, reason: str) -> None:
+        """The result of an invalid stdin line: {"ok": false, "line": N, "error": ...}."""
+        entry = Entry(Command("", "", line=line), "")
+        entry.record = {"ok": False, "line": line, "error": reason}
+        entry.status = ExitStatus.INVALID_INPUT
+        with self._lock:
+            self._entries.append(entry)
 
     def fail_all(self, commands: list[Command], error: str, status: ExitStatus) -> None:
         """A failed result for each command, none of them attempted."""
@@ -86,6 +95,9 @@ class Ledger:
                     self._out.flush()
             except OutputClosed:  # `send | head -1`: the results are the report, sending
                 self.closed = True  # is the job; the exit status is unchanged (docs/cli.md)
+                silence_stdout()
+            except OutputFailed as exc:  # `send > /dev/full`, `>&-`: sending goes on too
+                self.closed, self.write_error = True, exc
                 silence_stdout()
 
     def discard(self, entries: list[Entry]) -> None:

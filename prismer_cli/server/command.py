@@ -9,6 +9,7 @@ The defaults are those of :class:`~prismer_cli.server.options.ServerOptions`.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
@@ -22,6 +23,13 @@ FAULTS_HELP = (
     "drop-after=N, half-open-after=N, garbage, upgrade-status=CODE, no-history."
 )
 DEFAULTS = ServerOptions()
+
+
+def _finite(value: float) -> float:
+    """nan and inf are refused: a timer that never fires, or fires at once, is a typo."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, not {value}")
+    return value
 
 
 def serve_command(
@@ -53,6 +61,7 @@ def serve_command(
         typer.Option(
             "--auth-timeout",
             metavar="SECONDS",
+            callback=_finite,
             help="Server dialect: close an unauthenticated socket after this.",
         ),
     ] = DEFAULTS.auth_timeout,
@@ -61,19 +70,26 @@ def serve_command(
         typer.Option(
             "--ack-timeout",
             metavar="SECONDS",
+            callback=_finite,
             help="Server dialect: re-queue an unacknowledged frame after this.",
         ),
     ] = DEFAULTS.ack_timeout,
     heartbeat: Annotated[
         float,
         typer.Option(
-            "--heartbeat", metavar="SECONDS", help="Server dialect: SSE heartbeat comment interval."
+            "--heartbeat",
+            metavar="SECONDS",
+            callback=_finite,
+            help="Server dialect: SSE heartbeat comment interval.",
         ),
     ] = DEFAULTS.heartbeat,
     token_ttl: Annotated[
         float,
         typer.Option(
-            "--token-ttl", metavar="SECONDS", help="Lifetime of the tokens the server issues."
+            "--token-ttl",
+            metavar="SECONDS",
+            callback=_finite,
+            help="Lifetime of the tokens the server issues.",
         ),
     ] = DEFAULTS.token_ttl,
     max_message_bytes: Annotated[

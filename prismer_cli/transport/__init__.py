@@ -38,6 +38,17 @@ def open_sse(endpoint: Endpoint, resume: Resume) -> Connection:
     return conn
 
 
+def _say_where(log: Log, endpoint: Endpoint, transport: str) -> None:
+    """-v: the URL (token masked) and the transport of each attempt."""
+    if transport == "WebSocket":
+        from prismer_cli.redact import redact
+        from prismer_cli.transport.urls import ws_url
+
+        log.info(f"connecting to {redact(ws_url(endpoint.url, endpoint.token))} (WebSocket)")
+    else:
+        log.info(f"connecting to {endpoint.url} (Server-Sent Events, token=***)")
+
+
 def open_connection(endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
     """Connect as --transport says; in auto mode fall back to SSE (docs/protocol.md).
 
@@ -49,7 +60,9 @@ def open_connection(endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
     transport = endpoint.transport if endpoint.transport != "auto" else resume.transport or "auto"
     endpoint = endpoint.attempt()
     if transport == "sse":
+        _say_where(log, endpoint, "Server-Sent Events")
         return open_sse(endpoint, resume)
+    _say_where(log, endpoint, "WebSocket")
     try:
         return open_websocket(endpoint, resume)
     except NoWebSocket as exc:
@@ -59,9 +72,11 @@ def open_connection(endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
     endpoint = endpoint.cut()
     if refused.lasting:
         log.info(f"{refused}; falling back to Server-Sent Events")
+        _say_where(log, endpoint, "Server-Sent Events")
         resume.transport = "sse"
         return open_sse(endpoint, resume)
     log.info(f"{refused}; trying Server-Sent Events at once")
+    _say_where(log, endpoint, "Server-Sent Events")
     try:
         return open_sse(endpoint, resume)
     except ConnectError as exc:

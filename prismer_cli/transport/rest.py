@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -27,6 +28,7 @@ from prismer_cli.protocol.endpoints import (
 from prismer_cli.redact import redact
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport.base import Endpoint, retry_after
+from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.urls import endpoint as endpoint_url
 from prismer_cli.tuning import SEND_RETRIES
 
@@ -95,7 +97,10 @@ class RestClient:
                 timeout=deadline.cut(self._endpoint.timeouts.connect),
             )
         except requests.RequestException as exc:
-            problem = f"cannot reach the server: {redact(str(exc), self._endpoint.token)}"
+            host = urlsplit(self._endpoint.url).hostname
+            words = reason(exc, host)
+            words = words if words.startswith("cannot ") else f"cannot reach {host}: {words}"
+            problem = redact(words, self._endpoint.token)
             raise ConnectError(problem) from None
         if answer.status_code < 300:
             return _json(answer)

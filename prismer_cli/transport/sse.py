@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -29,6 +30,7 @@ from prismer_cli.errors import AuthError, ConnectError, ConnectionLost
 from prismer_cli.protocol.dialects import SSE_PROBE_ORDER, Dialect, Hello, error_message
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
+from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.sseparse import SSEEvent, SSEParser
 from prismer_cli.transport.urls import endpoint as endpoint_url
 
@@ -173,7 +175,7 @@ class SSEConnection:
             if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 raise ConnectionLost("the event stream went silent") from None
             raise ConnectionLost(
-                f"the event stream broke: {redact(str(exc), self._token)}"
+                f"the event stream broke: {redact(reason(exc), self._token)}"
             ) from None
         finally:
             alarm.blocking = False
@@ -221,7 +223,9 @@ def _get(endpoint: Endpoint, dialect: Dialect, resume: Resume) -> requests.Respo
             timeout=(timeouts.connect, timeouts.sse_silence),
         )
     except requests.RequestException as exc:
-        raise ConnectError(f"cannot connect: {redact(str(exc), endpoint.token)}") from None
+        raise ConnectError(
+            redact(reason(exc, urlsplit(endpoint.url).hostname), endpoint.token)
+        ) from None
 
 
 def _check_status(response: requests.Response) -> None:

@@ -30,6 +30,7 @@ from prismer_cli.protocol.dialects import (
 )
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
+from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.urls import ws_url
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
@@ -73,10 +74,16 @@ def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
         raise NoWebSocket("WebSocket upgrade timed out") from None
     except websocket.WebSocketProxyException as exc:
         raise NoWebSocket(f"the proxy refused the WebSocket upgrade: {exc}") from None
-    except websocket.WebSocketAddressException as exc:
-        raise ConnectError(f"cannot resolve the server's address: {exc}") from None
+    except websocket.WebSocketAddressException:
+        raise ConnectError(f"cannot resolve {_host(endpoint.url)} (DNS)") from None
     except (OSError, websocket.WebSocketException) as exc:
-        raise ConnectError(f"cannot connect: {exc}") from None
+        raise ConnectError(reason(exc, _host(endpoint.url))) from None
+
+
+def _host(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).hostname or url
 
 
 class _MaskKeys:
@@ -99,7 +106,7 @@ def _lost(exc: BaseException) -> ConnectionLost:
         return ConnectionLost("the server closed the connection without a close frame")
     if isinstance(exc, FrameError):
         return ConnectionLost(f"protocol error: {exc}")
-    return ConnectionLost(f"connection lost: {exc}")
+    return ConnectionLost(reason(exc))
 
 
 class WebSocketConnection:
@@ -280,7 +287,7 @@ class WebSocketConnection:
                 if offset >= sent:
                     break
                 started, offset = started + 1, offset + len(frame)
-            raise PartialWrite(f"connection lost while sending: {exc}", started) from None
+            raise PartialWrite(f"{reason(exc)} while sending", started) from None
 
     def ping(self, payload: bytes) -> None:
         """A WebSocket ping; its pong (see on_pong) comes after the server read what came before."""
@@ -301,7 +308,7 @@ class WebSocketConnection:
             with self._lock:
                 self._sock.sendall(data)
         except OSError as exc:
-            raise ConnectionLost(f"connection lost while sending: {exc}") from None
+            raise ConnectionLost(f"{reason(exc)} while sending") from None
 
     # -- closing ---------------------------------------------------------------------------
     def _reply_close(self) -> None:
