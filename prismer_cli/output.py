@@ -25,6 +25,14 @@ class OutputClosed(Exception):
     """stdout's reader has gone away."""
 
 
+_reported = threading.Event()  # OutputClosed was raised once: the hang-up watcher stays quiet
+
+
+def _closed() -> OutputClosed:
+    _reported.set()
+    return OutputClosed()
+
+
 class OutputFailed(Exception):
     """stdout cannot be written: closed (`>&-`), a full disk (`> /dev/full`), an I/O error.
     Unlike a reader that went away, this is an error: exit 2 (docs/cli.md "Exit statuses")."""
@@ -44,7 +52,7 @@ class Output:
         try:
             self._write(data + b"\n")
         except BrokenPipeError:
-            raise OutputClosed from None
+            raise _closed() from None
         except OSError as exc:
             raise OutputFailed(exc) from None
 
@@ -55,7 +63,7 @@ class Output:
         try:
             self._stream.flush()
         except BrokenPipeError:
-            raise OutputClosed from None
+            raise _closed() from None
         except OSError as exc:
             raise OutputFailed(exc) from None
 
@@ -97,9 +105,11 @@ def close_on_hangup() -> None:
     hung_up = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
-        if hung_up.is_set():
-            hung_up.clear()  # once: the program's own clean-up must not be interrupted again
-            raise OutputClosed
+        # Once, and only if no write has said so already: the program's own clean-up (a
+        # generator being closed, a socket being shut) must not be interrupted again.
+        if hung_up.is_set() and not _reported.is_set():
+            hung_up.clear()
+            raise _closed()
 
     def watch() -> None:
         poller = select.poll()

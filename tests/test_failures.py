@@ -144,6 +144,35 @@ def test_listen_notices_at_once_that_stdout_reader_went_away(
     assert proc.proc.stderr is not None and proc.proc.stderr.read() == b""
 
 
+def test_a_reader_that_goes_away_during_a_durable_catch_up_leaves_no_traceback(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """`listen --cursor-file F | head -1` over the docs dialect's resumed SSE stream: the write
+    that fails and the hang-up watcher both say stdout closed; only one may end the program,
+    or the second interrupts the stream's clean-up ("Exception ignored ... OutputClosed")."""
+    import subprocess
+
+    from tests.support.cli import command
+
+    server = server_factory(dialect="docs")
+    me = user_id(TOKEN)
+    for i in range(300):
+        server.emit(
+            "message.edited", {"id": f"m{i}", "conversationId": "c1", "pad": "x" * 500}, to=me
+        )
+    for run_number in range(6):
+        cursor = tmp_path / f"run{run_number}.cursor"
+        listen = " ".join(command("listen", "--cursor-file", str(cursor), "--since", "1"))
+        shell = subprocess.run(
+            ["bash", "-c", f"{listen} --timeout 4 | head -1"],
+            env=env_for(server.url, TOKEN),
+            capture_output=True,
+            timeout=20,
+        )
+        assert len(shell.stdout.splitlines()) == 1
+        assert shell.stderr.decode() == ""
+
+
 def test_match_compares_as_json_else_as_string_and_all_must_hold(
     server_factory: ServerFactory,
 ) -> None:
