@@ -163,6 +163,26 @@ def test_send_falls_back_to_rest_on_502(server_factory: ServerFactory, dialect: 
     assert "sending over REST" in result.err
 
 
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_a_send_run_again_with_the_users_own_key_never_posts_twice(
+    server_factory: ServerFactory, dialect: str
+) -> None:
+    """`send --idempotency-key K` and a line's own "idempotencyKey", each run twice: stored once.
+    The docs dialect's socket command has no field for a key, so such a message goes over REST
+    (X-Idempotency-Key) there."""
+    server = server_factory(dialect=dialect)
+    join(server, "c-key")
+    env = env_for(server.url, TOKEN)
+    line = json.dumps({"conversationId": "c-key", "content": "from a line", "idempotencyKey": "L1"})
+    for _ in range(2):
+        one = run("send", "c-key", "once", "--idempotency-key", "K-123", env=env, timeout=20)
+        assert one.code == 0, one.err
+        lines = run("send", env=env, input=line + "\n", timeout=20)
+        assert lines.code == 0, lines.err
+        assert [r["ok"] for r in one.lines + lines.lines] == [True, True]
+    assert sorted(m["content"] for m in server.messages("c-key")) == ["from a line", "once"]
+
+
 # ── eviction: more than five connections of one user ─────────────────────
 
 

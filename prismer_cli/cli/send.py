@@ -156,7 +156,8 @@ def send(
             text = _read_all_stdin() if content in (None, "-") else content
             if not text:
                 raise UsageError("nothing to send: the message is empty")
-            return Command(SEND, conversation_id, text, type_, key=idempotency_key or new_key())
+            key, given = (idempotency_key, True) if idempotency_key else (new_key(), False)
+            return Command(SEND, conversation_id, text, type_, key=key, key_given=given)
 
     _run_commands(
         g,

@@ -34,6 +34,7 @@ class Command:
     extra: dict[str, Any] = field(default_factory=dict)  # metadata, parentId
     line: int | None = None  # stdin line number, for the result
     key: str = ""  # a message's idempotency key: the same on every re-send (docs/cli.md)
+    key_given: bool = False  # the user's own key: it must hold across runs too
 
 
 _KEY_PREFIX = os.urandom(12).hex()  # 96 random bits per process ...
@@ -106,11 +107,21 @@ def command_from(
         _id(obj, "parentId", required=False)  # a valid id when given
         message_type = _text(obj, "type", required=False) or default_type
         key = obj.get("idempotencyKey")
+        given = key is not None
         if key is None:
             key = new_key()
         elif not isinstance(key, str) or not key:
             raise ValueError('"idempotencyKey" must be a non-empty string')
-        return Command(SEND, conversation, content, message_type, extra=extra, line=line, key=key)
+        return Command(
+            SEND,
+            conversation,
+            content,
+            message_type,
+            extra=extra,
+            line=line,
+            key=key,
+            key_given=given,
+        )
     if action == MARK_READ:
         return Command(
             MARK_READ, conversation, up_to=_id(obj, "upToMessageId", required=False), line=line

@@ -58,6 +58,7 @@ class Dialect:
     consumed: frozenset[str] = frozenset()
     error_type = "error"
     confirms_sends = False  # the server echoes a sent message back to its sender
+    carries_keys = False  # a socket message can carry an idempotency key
     # Payload and envelope fields the engines read, bound to locals in listen's hot loop.
     ack_field = "ackId"
     time_field = "timestamp"
@@ -78,9 +79,13 @@ class Dialect:
 
     # -- commands ---------------------------------------------------------------------------
     def command_frame(self, command: Command, request_id: str) -> JSON | None:
-        """The socket frame for a command, or None for one that only REST can carry."""
+        """The socket frame for a command, or None for one that only REST can carry: a message
+        with the user's own idempotency key where the socket has no field for it (the docs
+        dialect), so that a re-run never posts twice (REST sends X-Idempotency-Key)."""
         if command.action == SEND:
             assert command.content is not None
+            if command.key_given and not self.carries_keys:
+                return None
             return self.send_message(
                 command.conversation_id,
                 command.content,
@@ -229,6 +234,7 @@ class ServerDialect(Dialect):
     sse_authenticates = True
     consumed = frozenset({"authenticated", "pong", "reconnect.ack"})
     confirms_sends = True
+    carries_keys = True
 
     def is_auth_failure(self, frame: JSON) -> bool:
         if frame.get("type") != "error":
