@@ -421,6 +421,7 @@ def test_whoami_exits_3_when_the_server_refuses_the_token(server_factory: Any) -
     result = cli("whoami", env=env_for(server.url, token=expired))
     assert result.code == 3
     assert "the token expired" in result.err and "get a new token" in result.err
+    assert "listen and send refresh it by themselves" in result.err  # not "register" at once
 
 
 # -- SIGHUP ---------------------------------------------------------------------------------

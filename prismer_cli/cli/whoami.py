@@ -50,7 +50,12 @@ def whoami(ctx: typer.Context, g: CommandLine) -> None:
         except api.Refused as exc:
             if exc.status in (401, 403):
                 note = expiry_note(claims, now) if claims and claims.expired(now) else None
-                hint = f": the token {note}; {what_to_do(settings.token.source)}" if note else ""
+                hint = (
+                    f": the token {note}; listen and send refresh it by themselves (whoami only"
+                    f" reads); if the server refuses that too, {what_to_do(settings.token.source)}"
+                    if note
+                    else ""
+                )
                 raise AuthError(f"the server rejected the token ({exc}){hint}") from None
             raise CommandRejected(f"the server refused GET /api/im/me ({exc})") from None
         user = data.get("user") if isinstance(data.get("user"), dict) else {}
