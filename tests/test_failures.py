@@ -659,6 +659,17 @@ def test_verbose_shows_the_url_with_the_token_masked_and_the_transport(
         assert TOKEN not in result.err
 
 
+def test_send_verbose_says_how_it_sends(server_factory: ServerFactory) -> None:
+    """`send -v` logs its connection too: over a WebSocket, or over REST."""
+    server = server_factory()
+    env = env_for(server.url, TOKEN)
+    over_ws = run("-v", "send", "c1", "hi", env=env)
+    assert f"connected over ws to {server.url}, docs dialect" in over_ws.err
+    over_rest = run("-v", "--transport", "sse", "send", "c1", "hi", env=env)
+    assert f"sending over REST to {server.url}" in over_rest.err
+    assert TOKEN not in over_ws.err + over_rest.err
+
+
 def _at_a_terminal(args: tuple[str, ...], env: dict[str, str], typed: bytes = b"") -> str:
     """Run with stdin, stdout and stderr on a pseudo-terminal; what the terminal showed."""
     import os

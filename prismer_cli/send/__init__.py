@@ -235,17 +235,16 @@ def _open_channel(
     """A socket channel, else REST; opening ends within the connect timeout and the deadline."""
     if endpoint.transport != "sse":
         try:
-            return SocketChannel(
-                open_websocket(
-                    endpoint.until(deadline).attempt(), Resume(dialect=endpoint.dialect)
-                ),
-                endpoint,
-                ledger,
-                log,
-                options,
+            conn = open_websocket(
+                endpoint.until(deadline).attempt(), Resume(dialect=endpoint.dialect)
             )
         except NoWebSocket as exc:  # a 5xx or 429 too: REST is tried at once (docs/cli.md)
             if endpoint.transport == "ws":
                 raise ConnectError(str(exc), retry_after=exc.retry_after) from None
             log.info(f"{exc}; sending over REST")
+        else:
+            dialect = conn.hello.dialect.name
+            log.info(f"connected over {conn.kind} to {endpoint.url}, {dialect} dialect")
+            return SocketChannel(conn, endpoint, ledger, log, options)
+    log.info(f"sending over REST to {endpoint.url}")
     return RestChannel(endpoint, ledger, log, options)
