@@ -1,7 +1,8 @@
 """The cursor file of `listen --cursor-file` (docs/cli.md "Cron and scripts").
 
-One JSON object: `{"version": 1, "server": URL, "user": USER_ID, "dialect": NAME|null,
-"cursor": SEQ}`; never the token. A cursor belongs to one server and one user: a run with
+One JSON object: `{"version": 1, "server": URL, "user": USER_ID, "dialect": NAME, "cursor": SEQ}`
+(`dialect` left out while unknown: a `--no-follow` run without `--dialect` does not detect it);
+never the token. A cursor belongs to one server and one user: a run with
 another URL or token refuses the file rather than skipping or repeating events.
 
 Saved atomically (a temporary file in the same folder, fsync, rename; mode 0600; parent folders
@@ -88,15 +89,13 @@ class CursorFile:
 
     def save(self, cursor: int, server: str, user: str, dialect: str | None) -> None:
         """Write atomically: a temporary file in the same folder, fsync, rename, mode 0600."""
-        if cursor == self.saved:
+        dialect = dialect or self.binding.get("dialect")
+        if cursor == self.saved and dialect == self.binding.get("dialect"):
             return
-        data = {
-            "version": VERSION,
-            "server": server_key(server),
-            "user": user,
-            "dialect": dialect or self.binding.get("dialect"),
-            "cursor": cursor,
-        }
+        data: dict[str, Any] = {"version": VERSION, "server": server_key(server), "user": user}
+        if dialect:  # left out while unknown (a --no-follow run without --dialect)
+            data["dialect"] = dialect
+        data["cursor"] = cursor
         folder = self.path.parent
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{self.path.name}.")
@@ -120,6 +119,7 @@ class CursorFile:
             finally:
                 os.close(dir_fd)
         self.saved = cursor
+        self.binding = data
 
 
 def server_key(url: str) -> str:

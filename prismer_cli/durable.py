@@ -7,7 +7,10 @@ place in the log is found by reading the log after the cursor (`_resolve`), in a
 own so the live path never waits for it.
 
 The seam, docs dialect: the SSE stream is opened with `Last-Event-ID: <cursor>` and the server
-replays what follows before going live; the cursor is the last `id:` passed.
+replays what follows before going live; the cursor is the last `id:` passed. The stream does not
+carry every logged event (a direct message's conversation.create): when an `id:` skips seqs after
+the cursor, the skipped ones are read from the log and printed first (`live_id`), as stored
+events, with their seq.
 
 The cursor only ever covers events flushed to stdout (or dropped by a filter): it is taken at
 each flush, saved by the thread, and saved once more at every exit.
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from prismer_cli.catchup import SyncReader, check_cursor, envelope, seq_of, stored_key
+from prismer_cli.catchup import PAGE, SyncReader, check_cursor, envelope, seq_of, stored_key
 from prismer_cli.cursor import CursorFile
 from prismer_cli.dedupe import RecentKeys
 from prismer_cli.errors import ExitStatus, PrismerError, UsageError
@@ -90,6 +93,7 @@ class Durable:
         self.seen: RecentKeys | None = None
         self.resume: Resume | None = None
         self._live_ids = False  # docs dialect: the cursor is the SSE id
+        self._last_id: str | None = None  # docs dialect: the last SSE id handled (live_id)
         self._resolving = False  # server dialect: live events are found in the log
         self._saver: _Saver | None = None
         self._started = False
@@ -140,6 +144,7 @@ class Durable:
         if resume.last_event_id is None:
             resume.last_event_id = str(self.flushed)
         conn = open_connection(endpoint, resume, log)
+        self.dialect = conn.hello.dialect.name  # saved with the cursor, whatever ends the run
         if conn.hello.dialect.name == "docs" and conn.kind == "ws":
             conn.close()
             if endpoint.transport == "ws":
@@ -157,6 +162,7 @@ class Durable:
         self.dialect = conn.hello.dialect.name
         if conn.kind == "sse" and self.dialect == "docs":  # the server replays after the id
             self._live_ids = True
+            self._last_id = listener.resume.last_event_id
             if not self.caught_up and (self.head is None or self.head <= self.cursor):
                 self._caught_up(listener.out)
             return False
@@ -178,10 +184,6 @@ class Durable:
                 if not self.seen.seen(stored_key(frame)):
                     self._out.record(frame)
             self._out.flush()
-        if self._live_ids and self.resume is not None:
-            last = self.resume.last_event_id
-            if last is not None and last.isdigit() and int(last) > self.cursor:
-                self.cursor = int(last)
         if self.seen is not None:
             self.flushed_serial = self.seen.added
         self.flushed = self.cursor
@@ -190,6 +192,60 @@ class Durable:
         if not self.caught_up and self.head is not None and self.cursor >= self.head:
             assert self._out is not None
             self._caught_up(self._out)
+
+    @property
+    def live_ids(self) -> bool:
+        """Docs dialect over SSE: each live `id:` is a seq of the log (see live_id)."""
+        return self._live_ids
+
+    def live_id(self, printed: int, count: int | None) -> tuple[int, bool]:
+        """Docs dialect, before each live event is handled: (printed, --count reached).
+
+        A new `id:` that skips seqs after the cursor means the stream left logged events out
+        (or the replay after Last-Event-ID did): those are read from the log and printed now,
+        before the live event, filtered and de-duplicated as stored events. The cursor then
+        moves to the live id, unless --count was reached among them.
+        """
+        resume = self.resume
+        last = resume.last_event_id if resume is not None else None
+        if last is None or last == self._last_id:
+            return printed, False  # no id (an ephemeral event) or one already handled
+        self._last_id = last
+        if not (last.isascii() and last.isdigit()):
+            return printed, False
+        seq = int(last)
+        if seq <= self.cursor:
+            return printed, False
+        if seq > self.cursor + 1:
+            with self._lock:
+                printed, done = self._fill(printed, count, seq)
+            if done:
+                return printed, True
+        self.cursor = seq
+        return printed, False
+
+    def _fill(self, printed: int, count: int | None, until: int) -> tuple[int, bool]:
+        """Print the stored events after the cursor and before seq `until` (live_id)."""
+        out, seen = self._out, self.seen
+        assert out is not None and seen is not None
+        since = self.cursor
+        while since < until - 1:
+            page = self.reader.page(since, min(PAGE, until - 1 - since))
+            for event in page.events:
+                frame = envelope(event)
+                seq = seq_of(frame)
+                if seq >= until or seq <= since:
+                    return printed, False
+                if self._passes(frame) and not seen.seen(stored_key(frame)):
+                    out.record(frame)
+                    printed += 1
+                    if printed == count:
+                        self.cursor = seq
+                        return printed, True
+                self.cursor = since = seq
+            if not page.events or not page.has_more:
+                break
+        return printed, False
 
     # -- the log -----------------------------------------------------------------------------
     def catch_up(

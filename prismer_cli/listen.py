@@ -339,8 +339,16 @@ class Listener:
 
         count = self.options.count
         printed = self.printed
+        durable = self.durable
+        live_id = durable.live_id if durable is not None and durable.live_ids else None
         try:
             for data in conn.messages(self.deadline.at):
+                if live_id is not None:  # docs dialect: print what the stream skipped first
+                    printed, done = live_id(printed, count)
+                    if done:
+                        flush()
+                        flush_acks()
+                        raise _Done
                 line = line_for(data)
                 if line is not None:
                     write(line)

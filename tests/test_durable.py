@@ -254,3 +254,83 @@ def test_a_cursor_past_the_head_is_reported(server_factory: ServerFactory) -> No
     assert code == 2 and "past the newest event" in err and f"seq {server.sync_head()}" in err
     code, _out, err = listen(server.url, "--since", "1x", "--no-follow")
     assert code == 2 and "--since takes a seq" in err
+
+
+def _lines(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def _kinds(out: str) -> list[str]:
+    return [line["type"] for line in _lines(out)]
+
+
+def test_docs_live_run_prints_what_the_stream_skipped(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The docs dialect's stream does not carry the log's conversation.create (its ids jump):
+    a live --cursor-file run reads the skipped seqs from the log, prints them first, with seq,
+    and no event prints twice across runs (QA F1)."""
+    server = server_factory(dialect="docs", tokens=["alice", "bob"])
+    poster = Poster(server.url)
+    cursor = str(tmp_path / "inbox.cursor")
+    code, first, err = listen(server.url, "--cursor-file", cursor, "--no-follow")
+    assert (code, first) == (0, ""), err
+    poster.post(1)  # between runs: creates the conversation (logged, not on the stream)
+    code, live, err = listen(server.url, "--cursor-file", cursor, "--timeout", "2")
+    assert code == 0, err
+    assert _kinds(live) == ["conversation.create", "message.new"]
+    stored = _lines(live)[0]
+    assert stored["seq"] == 1  # a stored event: with its seq, as every stored event
+    poster.post(1)
+    code, last, err = listen(server.url, "--cursor-file", cursor, "--no-follow")
+    assert code == 0, err
+    union = first + live + last
+    assert _kinds(union).count("conversation.create") == 1
+    assert contents(union) == poster.sent
+    assert json.loads(Path(cursor).read_text())["cursor"] == server.sync_head()
+
+
+def test_docs_live_gap_while_running_and_since_all(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A gap in the ids of events arriving live is filled from the log before the live event;
+    --since all live prints the log's conversation.create too."""
+    server = server_factory(dialect="docs", tokens=["alice", "bob"])
+    poster = Poster(server.url)
+    cursor = str(tmp_path / "inbox.cursor")
+    run_ = Background(
+        "listen", "--cursor-file", cursor, "--timeout", "3", env=env_for(server.url, "bob")
+    )
+    wait_until(lambda: any(r["kind"] == "sse_connect" for r in server.log()), timeout=10)
+    poster.post(2)  # the first creates the conversation while the run is live
+    result = run_.wait()
+    assert result.code == 0, result.err
+    assert _kinds(result.out) == ["conversation.create", "message.new", "message.new"]
+    assert contents(result.out) == poster.sent
+    code, out, err = listen(server.url, "--cursor-file", cursor, "--no-follow")
+    assert (code, out) == (0, ""), err
+    code, out, err = listen(server.url, "--since", "all", "--timeout", "2")
+    assert code == 0, err
+    assert _kinds(out) == ["conversation.create", "message.new", "message.new"]
+    code, out, err = listen(server.url, "--since", "all", "--timeout", "2", "--count", "1")
+    assert code == 0 and _kinds(out) == ["conversation.create"], err
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_the_cursor_file_never_records_a_null_dialect(
+    server_factory: ServerFactory, tmp_path: Path, dialect: str
+) -> None:
+    server = server_factory(dialect=dialect, tokens=["alice", "bob"])
+    cursor = tmp_path / "inbox.cursor"
+    code, _out, err = listen(server.url, "--cursor-file", str(cursor), "--no-follow")
+    assert code == 0, err
+    saved = json.loads(cursor.read_text())
+    assert saved.get("dialect", "absent") is not None
+    code, _out, err = listen(server.url, "--cursor-file", str(cursor), "--timeout", "1")
+    assert code == 0, err
+    assert json.loads(cursor.read_text())["dialect"] == dialect
+    code, _out, err = listen(
+        server.url, "--cursor-file", str(cursor), "--no-follow", "--dialect", dialect
+    )
+    assert code == 0, err
+    assert json.loads(cursor.read_text())["dialect"] == dialect
