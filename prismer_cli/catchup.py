@@ -15,6 +15,7 @@ import contextlib
 import os
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import orjson
 import requests
@@ -24,7 +25,9 @@ from prismer_cli.log import Log
 from prismer_cli.protocol.dialects import Dialect
 from prismer_cli.protocol.endpoints import JSON, SYNC_PATH
 from prismer_cli.redact import redact
+from prismer_cli.retry import Deadline
 from prismer_cli.transport.base import Endpoint, retry_after
+from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.urls import endpoint as endpoint_url
 
 PAGE = 500  # the real server's largest page
@@ -53,19 +56,26 @@ class SyncReader:
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
         self._session = _session(self._url)
 
+    def until(self, deadline: Deadline) -> None:
+        """End every request by this deadline (--timeout holds for the catch-up too)."""
+        self._endpoint = self._endpoint.until(deadline)
+
     def page(self, since: int, limit: int = PAGE) -> Page:
         """The events after `since` (at most `limit`, oldest first)."""
+        deadline = self._endpoint.deadline
+        if deadline.expired():
+            raise ConnectError("--timeout came while reading the event log")
+        wait = deadline.cut(self._endpoint.timeouts.connect)
         try:
             answer = self._session.get(
                 self._url,
                 params={"since": str(int(since)), "limit": str(int(limit))},
                 headers={"Authorization": f"Bearer {self._token()}"},  # a refreshed one too
-                timeout=(self._endpoint.timeouts.connect, self._endpoint.timeouts.connect),
+                timeout=(wait, wait),
             )
         except requests.RequestException as exc:
-            raise ConnectError(
-                f"cannot read the event log: {redact(str(exc), self._token())}"
-            ) from None
+            problem = redact(reason(exc, urlsplit(self._url).hostname), self._token())
+            raise ConnectError(f"cannot read the event log: {problem}") from None
         status = answer.status_code
         if status == 404:
             raise NoHistory(

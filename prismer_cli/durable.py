@@ -33,6 +33,7 @@ from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import Dialect
 from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
 
 if TYPE_CHECKING:
@@ -102,8 +103,11 @@ class Durable:
         self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
 
     # -- before anything connects ------------------------------------------------------------
-    def start(self) -> None:
-        """Lock the cursor file, find the user, check history, and settle where to start."""
+    def start(self, deadline: Deadline) -> None:
+        """Lock the cursor file, find the user, check history, and settle where to start;
+        every request ends by the deadline (--timeout)."""
+        self.endpoint = self.endpoint.until(deadline)
+        self.reader.until(deadline)
         if self.file is not None:
             self.file.lock()
         since = parse_since(self.options.since)
@@ -417,9 +421,9 @@ class _Saver(threading.Thread):
         self.join()
 
 
-def no_follow(durable: Durable, out: Output, count: int | None) -> ExitStatus:
+def no_follow(durable: Durable, out: Output, count: int | None, deadline: Deadline) -> ExitStatus:
     """--no-follow: print the stored events after the cursor and exit 0 (the cron mode)."""
-    durable.start()
+    durable.start(deadline)
     clean = False
     try:
         _, done = durable.catch_up(out, RecentKeys(), 0, count)

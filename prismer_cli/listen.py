@@ -77,9 +77,9 @@ def listen(
     at every exit (prismer_cli/durable.py)."""
     if durable is None:
         return Listener(endpoint, options, out, log, connect=connect).run()
-    durable.start()
     listener = Listener(endpoint, options, out, log, connect=connect)
     listener.durable = durable
+    durable.start(listener.deadline)  # one --timeout for the catch-up and what follows
     clean = False  # whether stored events the live stream skipped may still be printed
     try:
         status = listener.run()

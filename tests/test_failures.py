@@ -39,6 +39,21 @@ def test_listen_timeout_is_a_hard_deadline_and_never_connected_is_exit_4(
     assert "Traceback" not in err and result.out == ""  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("durable", [("--since", "all", "--no-follow"), ("--since", "all")])
+def test_the_catch_up_is_bounded_by_timeout_too(
+    black_hole: BlackHole, durable: tuple[str, ...]
+) -> None:
+    """--since/--no-follow against a black hole: the event log's requests end by --timeout
+    (not after the 10 s connect timeout), exit 4, said in plain words."""
+    env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="10")
+    elapsed, result = timed("listen", *durable, "--timeout", "2", env=env)
+    assert result.code == 4, result.err  # type: ignore[attr-defined]
+    assert elapsed < 3.0
+    err = result.err  # type: ignore[attr-defined]
+    assert "cannot read the event log: timed out" in err
+    assert "HTTPConnectionPool" not in err and "Traceback" not in err
+
+
 def test_listen_timeout_with_count_never_connected_is_exit_4_not_124(
     black_hole: BlackHole,
 ) -> None:

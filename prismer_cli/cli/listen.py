@@ -21,7 +21,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
         from prismer_cli.listen import Filters, ListenOptions, listen
         from prismer_cli.matcher import Match
         from prismer_cli.output import Output, close_on_hangup
-        from prismer_cli.retry import Policy
+        from prismer_cli.retry import Deadline, Policy
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
         parse_since(flags.since)  # a bad --since is exit 2 before anything connects
@@ -51,7 +51,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
                 token=lambda: keeper.token,
             )
             if durable_options.no_follow:
-                return no_follow(durable, Output(), options.count)
+                return no_follow(durable, Output(), options.count, Deadline(flags.timeout))
             keeper.open = durable.connect  # the cursor's resume point, with the current token
         close_on_hangup()
         signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
