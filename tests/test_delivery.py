@@ -336,3 +336,22 @@ def test_oversized_line_fails_alone(server_factory: ServerFactory, dialect: str)
     log = server.log()
     assert not [r for r in log if r["kind"] == "oversized"]
     assert len([r for r in log if r["kind"] == "ws_connect"]) == 1 + (dialect == "server")
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_a_line_over_a_limit_the_client_does_not_know_fails_alone(
+    server_factory: ServerFactory, dialect: str
+) -> None:
+    """The server takes 1 MB, the client believes 100 MiB: the 10 MB line reaches the server,
+    which closes with 1009. That line fails alone (exit 5) and every other line is stored
+    once: the close proves the lines before it were read and the ones after it were not."""
+    server = server_factory(dialect=dialect, max_message_bytes=1_000_000)
+    join(server, "c-big")
+    texts = [f"small {i}" for i in range(5)] + ["x" * 10_000_000] + [f"late {i}" for i in range(4)]
+    stdin = "".join(json.dumps({"conversationId": "c-big", "content": t}) + "\n" for t in texts)
+    result = run("send", env=env_for(server.url, TOKEN), input=stdin, timeout=60)
+    assert result.code == 5, result.err
+    assert [r["ok"] for r in result.lines] == [True] * 5 + [False] + [True] * 4
+    assert "1009, message too big" in result.lines[5]["error"]
+    stored = [m["content"] for m in server.messages("c-big")]
+    assert sorted(stored) == sorted(t for t in texts if not t.startswith("x"))

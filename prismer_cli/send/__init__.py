@@ -16,7 +16,7 @@ another attempt, and the error decides the exit status (docs/cli.md "Exit status
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from prismer_cli.errors import AuthError, ConnectError, ExitStatus, Interrupted, NoWebSocket
 from prismer_cli.log import Log
@@ -116,9 +116,17 @@ def _runs(
 
 @dataclass
 class _Link:
-    """The open channel, known to run() the moment it exists: an interrupt may come any time."""
+    """The open channel, known to run() the moment it exists: an interrupt may come any time;
+    and the largest message size a server has shown it takes (after a close 1009)."""
 
     channel: Channel | None = None
+    limit: int | None = None
+
+    def drop(self) -> None:
+        """Forget the channel, keeping what it learned of the server's size limit."""
+        channel, self.channel = self.channel, None
+        if channel is not None and channel.limit is not None:
+            self.limit = min(self.limit or channel.limit, channel.limit)
 
 
 def _finish(channel: Channel, *, abandon: bool) -> None:
@@ -139,7 +147,7 @@ def _close(
         channel = link.channel
         _finish(channel, abandon=False)
         again = channel.unconfirmed()
-        link.channel = None
+        link.drop()
         if again:
             _say_again(log, again, channel.cause)
             error = _deliver(link, [], endpoint, ledger, log, options, again)
@@ -183,10 +191,12 @@ def _deliver(
                 if lost:
                     _say_again(log, lost, channel.cause)
                 again = lost + again
-                link.channel = None
+                link.drop()
                 if not pending and not again:
                     return None  # nothing to send: the next command opens a connection
             if link.channel is None:
+                if link.limit is not None and link.limit < options.max_message_bytes:
+                    options = replace(options, max_message_bytes=link.limit)
                 link.channel = _open_channel(endpoint, deadline, ledger, log, options)
             link.channel.deadline = deadline
             link.channel.submit(pending, again)

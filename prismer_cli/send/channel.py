@@ -45,6 +45,7 @@ class Channel:
     deadline = Deadline()  # the current batch's: its attempts end by then (set by the loop)
     confirmed = 0  # commands confirmed over this channel
     cause = ""  # why it broke
+    limit: int | None = None  # a message size the server refused (close 1009), less one
 
     def submit(self, commands: list[Command], again: list[Entry] | None = None) -> None:
         """Send `again` (entries of the ledger) then the commands, in order; raises Stopped

@@ -48,6 +48,7 @@ from prismer_cli.transport import Connection, Endpoint
 if TYPE_CHECKING:
     from prismer_cli.transport.rest import RestClient
 
+TOO_BIG = 1009  # the WebSocket close code of a server that read a message over its limit
 TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
 UNCERTAIN = "it may or may not have been delivered"
 
@@ -174,6 +175,7 @@ class SocketChannel(Channel):
         self.broken = True
         self.cause = self.cause or str(exc)
         started = exc.started if isinstance(exc, PartialWrite) else len(entries)
+        self._reader.join(1.0)  # a close frame (1009: too big) says more than the failed write
         with self._lock:
             for entry in entries:
                 self._forget(entry)
@@ -182,7 +184,8 @@ class SocketChannel(Channel):
                     del self._unread[ping]
             if self._pings_confirm:
                 for entry in entries[:started]:
-                    self._uncertain(entry, f"connection lost while it was written; {UNCERTAIN}")
+                    if entry.record is None and entry not in self._lost:  # not: unread (1009)
+                        self._uncertain(entry, f"connection lost while it was written; {UNCERTAIN}")
                 unwritten = entries[started:]
             else:
                 unwritten = entries
@@ -285,7 +288,7 @@ class SocketChannel(Channel):
                 self._conn.flush_acks()
                 self._ledger.emit()
         except ConnectionLost as exc:
-            self._break(str(exc))
+            self._break(str(exc), exc.close_code)
         except PrismerError as exc:
             self._break(str(exc))
         finally:
@@ -294,17 +297,19 @@ class SocketChannel(Channel):
             for answered in waiting:  # nothing will answer them now
                 answered.set()
 
-    def _break(self, error: str) -> None:
+    def _break(self, error: str, close_code: int | None = None) -> None:
         """The connection is unusable: hand back what awaits an echo (server dialect: it is
         sent again with its key), report what awaits a pong as uncertain (docs dialect), and
         drop the socket so that a write blocked in the main thread fails now rather than at
-        its stall timeout."""
+        its stall timeout. A close 1009 (too big) names its culprit (_too_big_closed)."""
         if self._evicted:
             error = f"{error}: {self._evicted}"
         self.cause = self.cause or error
         self.broken = True
         self.tend()
         with self._lock:
+            if close_code == TOO_BIG:
+                self._too_big_closed()
             entries = list(self._by_request.values())
             for entry in entries:
                 self._forget(entry)
@@ -318,6 +323,37 @@ class SocketChannel(Channel):
                         )
         self._ledger.emit()
         self._conn.abort()
+
+    def _too_big_closed(self) -> None:
+        """The server closed with 1009: it read a frame over its limit. The largest frame it
+        may not have read is over that limit (the culprit is, and it is no larger), so that
+        one fails alone (exit 5) and later channels refuse anything as big (`limit`). In the
+        docs dialect the close also proves what the server read: every frame before the
+        culprit (ok), none after it (sent again). Caller holds the lock."""
+        docs = [e for batch in self._unread.values() for e in batch if e.record is None]
+        waiting = docs or [e for e in self._by_request.values() if e.record is None]
+        if not waiting:
+            return
+        frames = [self._dialect.command_frame(e.command, e.request_id) for e in waiting]
+        sizes = [len(orjson.dumps(frame)) for frame in frames]
+        largest = max(range(len(waiting)), key=sizes.__getitem__)
+        culprit, size = waiting[largest], sizes[largest]
+        self.limit = size - 1
+        self._forget(culprit)
+        self._ledger.settle(
+            culprit,
+            False,
+            ExitStatus.REJECTED,
+            error=f"not delivered: the server closed the connection (1009, message too big) on "
+            f"this {size}-byte message; set PRISMER_RT_MAX_MESSAGE_BYTES to its limit",
+        )
+        if docs:
+            read, unread = docs[:largest], docs[largest + 1 :]
+            for entry in read:
+                self._forget(entry)
+                self._ledger.settle(entry, True, sent=True)
+            self._lost.extend(unread)
+            self._unread = {}
 
     def _uncertain(self, entry: Entry, error: str) -> None:
         """Settle as "may or may not have been delivered" (caller holds the lock)."""
