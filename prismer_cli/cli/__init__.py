@@ -2,7 +2,8 @@
 
 - app.py: the Typer app, its global options and the registration of every command;
 - options.py: the option groups (connection options, listen's filters), each declared once;
-- listen.py, send.py, config.py, serve.py: one module per command group;
+- listen.py, send.py, config.py, register.py, whoami.py: one module per command group (`serve`
+  is declared by the stand-in server itself, prismer_cli/server/command.py);
 - endpoint.py: the connection options resolved into an Endpoint and the timers;
 - run.py: the one place where exceptions become messages and exit statuses.
 
