@@ -106,7 +106,3 @@ class Ledger:
             for entry in entries:
                 if entry.record is None:
                     self._entries.remove(entry)
-
-    def unsettled(self) -> list[Entry]:
-        with self._lock:
-            return [e for e in self._entries if e.record is None]
