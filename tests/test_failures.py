@@ -117,7 +117,7 @@ def test_failure_reports_come_at_growing_intervals() -> None:
     """FailureReport: the first at once, then one per interval, the interval doubling."""
     import io
 
-    from prismer_cli.failures import FailureReport
+    from prismer_cli.listen.failures import FailureReport
     from prismer_cli.log import Log
 
     now = [0.0]

@@ -8,7 +8,6 @@ import os
 
 import pytest
 
-from prismer_cli.dedupe import RecentKeys
 from prismer_cli.errors import (
     AuthError,
     CommandRejected,
@@ -16,6 +15,7 @@ from prismer_cli.errors import (
     ConnectionLost,
     UsageError,
 )
+from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.protocol.commands import (
     MARK_READ,
     SEND,

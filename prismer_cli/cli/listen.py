@@ -1,4 +1,4 @@
-"""`listen` and `subscribe`: the listen engine (prismer_cli/listen.py) behind their options."""
+"""`listen` and `subscribe`: the listen engine (prismer_cli/listen/) behind their options."""
 
 from __future__ import annotations
 
@@ -17,9 +17,16 @@ from prismer_cli.log import Log
 def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> None:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import keeper_for
-        from prismer_cli.durable import Durable, DurableOptions, no_follow, parse_since
-        from prismer_cli.listen import Filters, ListenOptions, listen
-        from prismer_cli.matcher import Match
+        from prismer_cli.listen import (
+            Durable,
+            DurableOptions,
+            Filters,
+            ListenOptions,
+            Match,
+            listen,
+            no_follow,
+            parse_since,
+        )
         from prismer_cli.output import Output, close_on_hangup
         from prismer_cli.retry import Deadline, Policy
 

@@ -6,7 +6,7 @@ GET  {base}/sse?token=T                          SSE, server dialect (envelopes)
 POST {base}/api/im/messages/{conversationId}     {type, content, metadata?, parentId?}
 POST {base}/api/im/conversations/{id}/read       (no body: marks everything read)
 GET  {base}/api/im/me                            {data: {user: {id}}}
-GET  {base}/api/im/sync?since=SEQ&limit=N         the event log (prismer_cli/catchup.py)
+GET  {base}/api/im/sync?since=SEQ&limit=N         the event log (prismer_cli/listen/eventlog.py)
 """
 
 from __future__ import annotations

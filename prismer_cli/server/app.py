@@ -8,13 +8,13 @@ from http import HTTPStatus
 
 from aiohttp import web
 
-from prismer_cli.server import ServerOptions
 from prismer_cli.server.context import DialectHandlers, ServerContext
 from prismer_cli.server.control import ControlApi
 from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.dialect_docs import DocsDialect
 from prismer_cli.server.dialect_server import ServerDialect
 from prismer_cli.server.faults import FaultState, Refusal
+from prismer_cli.server.options import ServerOptions
 from prismer_cli.server.responses import json_error
 from prismer_cli.server.rest import RestApi
 from prismer_cli.server.sockets import logged_path

@@ -9,10 +9,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from prismer_cli.server import ServerOptions
 from prismer_cli.server.control_log import ControlLog
 from prismer_cli.server.faults import FaultState
 from prismer_cli.server.links import Hub
+from prismer_cli.server.options import ServerOptions
 from prismer_cli.server.state import Conversation, Message, Store
 
 

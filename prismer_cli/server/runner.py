@@ -9,8 +9,7 @@ import logging
 import signal
 import sys
 
-from prismer_cli.server import ServerOptions
-from prismer_cli.server.options import problem_with
+from prismer_cli.server.options import ServerOptions, problem_with
 from prismer_cli.server.redaction import redact
 
 PROG = "prismer-rt serve"

@@ -8,11 +8,10 @@ flushed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from prismer_cli.dedupe import RecentKeys
 from prismer_cli.errors import (
     ConnectionLost,
     ExitStatus,
@@ -20,9 +19,12 @@ from prismer_cli.errors import (
     PrismerError,
     TransportError,
 )
-from prismer_cli.failures import FailureReport
+from prismer_cli.listen.dedupe import RecentKeys
+from prismer_cli.listen.failures import FailureReport
+from prismer_cli.listen.filters import Filters
+from prismer_cli.listen.hooks import Stored
+from prismer_cli.listen.matcher import all_hold
 from prismer_cli.log import Log
-from prismer_cli.matcher import Match, all_hold
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import (
     Hello,
@@ -34,18 +36,7 @@ from prismer_cli.protocol.dialects import (
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
 
-if TYPE_CHECKING:
-    from prismer_cli.durable import Durable
-
 META = "prismer-rt."  # --meta records: prismer-rt.connected, .reconnecting, .disconnected
-
-
-@dataclass(frozen=True)
-class Filters:
-    types: frozenset[str] = frozenset()
-    conversations: frozenset[str] = frozenset()
-    ignore_self: bool = False
-    match: tuple[Match, ...] = ()  # --match: every one must hold
 
 
 @dataclass(frozen=True)
@@ -67,19 +58,19 @@ def listen(
     options: ListenOptions,
     out: Output,
     log: Log,
-    durable: Durable | None = None,
+    stored: Stored | None = None,
     *,
     connect: Connect = open_connection,
 ) -> ExitStatus:
     """Stream events until --count or --timeout; reconnect as the policy allows.
 
-    With `durable` (--since, --cursor-file), stored events come first and the cursor is saved
-    at every exit (prismer_cli/durable.py)."""
-    if durable is None:
+    With `stored` (the durable mode of --since, --cursor-file: listen/durable.py), stored
+    events come first and the cursor is saved at every exit (the hooks: listen/hooks.py)."""
+    if stored is None:
         return Listener(endpoint, options, out, log, connect=connect).run()
     listener = Listener(endpoint, options, out, log, connect=connect)
-    listener.durable = durable
-    durable.start(listener.deadline)  # one --timeout for the catch-up and what follows
+    listener.stored = stored
+    stored.start(listener.deadline)  # one --timeout for the catch-up and what follows
     clean = False  # whether stored events the live stream skipped may still be printed
     try:
         status = listener.run()
@@ -89,7 +80,7 @@ def listen(
         clean = options.count is None or listener.printed < options.count
         raise
     finally:
-        durable.finish(out, clean)
+        stored.finish(out, clean)
 
 
 def _say_listening(url: str, hello: Hello, log: Log) -> None:
@@ -128,7 +119,7 @@ class Listener:
         self.seen = RecentKeys()
         self.printed = 0
         self.connections = 0
-        self.durable: Durable | None = None
+        self.stored: Stored | None = None
         self.evicted: str | None = None  # why the server replaced the current connection
         self._connect = connect  # open_connection(endpoint, resume, log); tests pass a fake
 
@@ -161,7 +152,7 @@ class Listener:
             self.evicted = None
             try:
                 self._announce(conn)
-                if self.durable is not None and self.durable.connected(self, conn):
+                if self.stored is not None and self.stored.connected(self, conn):
                     raise _Done
                 self._pump(conn)
             except _Done:
@@ -189,6 +180,10 @@ class Listener:
             finally:
                 conn.close()
             return self._timed_out()
+
+    @property
+    def count(self) -> int | None:
+        return self.options.count
 
     def _stream_retry(self, retry: int) -> float | None:
         """An SSE stream's own retry: field, used for the first retry as EventSource does."""
@@ -330,8 +325,8 @@ class Listener:
             conn.pending,
             conn.flush_acks,
         )
-        if self.durable is not None:  # the cursor follows each flush
-            write_out, after_flush = self.out.flush, self.durable.after_flush
+        if self.stored is not None:  # the cursor follows each flush
+            write_out, after_flush = self.out.flush, self.stored.after_flush
 
             def flush() -> None:
                 write_out()
@@ -339,8 +334,8 @@ class Listener:
 
         count = self.options.count
         printed = self.printed
-        durable = self.durable
-        live_id = durable.live_id if durable is not None and durable.live_ids else None
+        stored = self.stored
+        live_id = stored.live_id if stored is not None and stored.live_ids else None
         try:
             for data in conn.messages(self.deadline.at):
                 if live_id is not None:  # docs dialect: print what the stream skipped first

@@ -1,7 +1,7 @@
 """Durable listening: `--since`, `--cursor-file`, `--no-follow` (docs/cli.md "Cron and scripts").
 
 The seam, server dialect: the live connection is opened first, then the log is read from the
-cursor (catchup.py) and printed, then live events print unless already printed (message ids,
+cursor (eventlog.py) and printed, then live events print unless already printed (message ids,
 or the envelope without ackId/timestamp for other events). A live event has no seq there: its
 place in the log is found by reading the log after the cursor (`_resolve`), in a thread of its
 own so the live path never waits for it.
@@ -21,23 +21,28 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import orjson
 
-from prismer_cli.catchup import PAGE, SyncReader, check_cursor, envelope, seq_of, stored_key
-from prismer_cli.cursor import CursorFile
-from prismer_cli.dedupe import RecentKeys
 from prismer_cli.errors import ExitStatus, PrismerError, UsageError
+from prismer_cli.listen.cursorfile import CursorFile
+from prismer_cli.listen.dedupe import RecentKeys
+from prismer_cli.listen.eventlog import (
+    PAGE,
+    SyncReader,
+    check_cursor,
+    envelope,
+    seq_of,
+    stored_key,
+)
+from prismer_cli.listen.filters import Filters
+from prismer_cli.listen.hooks import Live
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import Dialect
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
-
-if TYPE_CHECKING:
-    from prismer_cli.listen import Filters, Listener
 
 CAUGHT_UP = "prismer-rt.caught-up"
 
@@ -65,7 +70,10 @@ def parse_since(text: str) -> int | None:
 
 
 class Durable:
-    """The cursor of one listen: where it starts, what is printed from the log, what is saved."""
+    """The cursor of one listen: where it starts, what is printed from the log, what is saved.
+
+    The engine's `Stored` hooks (hooks.py): start, connected, after_flush, live_ids, live_id,
+    finish."""
 
     def __init__(
         self,
@@ -160,23 +168,21 @@ class Durable:
             conn = open_connection(endpoint, resume, log)
         return conn
 
-    def connected(self, listener: Listener, conn: Connection) -> bool:
+    def connected(self, live: Live, conn: Connection) -> bool:
         """After each authentication: catch up from the log (server dialect). True at --count."""
-        self.seen, self.resume, self._out = listener.seen, listener.resume, listener.out
+        self.seen, self.resume, self._out = live.seen, live.resume, live.out
         self.dialect = conn.hello.dialect.name
         if conn.kind == "sse" and self.dialect == "docs":  # the server replays after the id
             self._live_ids = True
-            self._last_id = listener.resume.last_event_id
+            self._last_id = live.resume.last_event_id
             if not self.caught_up and (self.head is None or self.head <= self.cursor):
-                self._caught_up(listener.out)
+                self._caught_up(live.out)
             return False
         with self._lock:  # after a reconnect too: what was missed meanwhile is in the log
-            printed, done = self.catch_up(
-                listener.out, listener.seen, listener.printed, listener.options.count
-            )
-        listener.printed = printed
+            printed, done = self.catch_up(live.out, live.seen, live.printed, live.count)
+        live.printed = printed
         if not done and not self.caught_up:
-            self._caught_up(listener.out)
+            self._caught_up(live.out)
         self._resolving = True
         return done
 

@@ -1,0 +1,33 @@
+"""listen and subscribe: the listen engine and its parts, one event a line on stdout.
+
+- engine.py: the engine (`listen`, `Listener`, `ListenOptions`): connections one after another,
+  the hot loop that prints frames, acks after each flush;
+- filters.py: `Filters` (--type, --conversation, --ignore-self, --match), with matcher.py for
+  --match PATH=VALUE;
+- dedupe.py: de-duplication with bounded memory; failures.py: connection failures on stderr;
+- hooks.py: the seam (`Stored`) through which the engine calls the durable mode, so that the
+  dependency runs one way (durable.py implements it, engine.py takes one);
+- durable.py: `--since`, `--cursor-file`, `--no-follow`, over eventlog.py (the server's event
+  log, read in pages) and cursorfile.py (the cursor file: lock, atomic save).
+
+The CLI (prismer_cli/cli/listen.py) imports what it needs from here.
+"""
+
+from __future__ import annotations
+
+from prismer_cli.listen.durable import Durable, DurableOptions, no_follow, parse_since
+from prismer_cli.listen.engine import Listener, ListenOptions, listen
+from prismer_cli.listen.filters import Filters
+from prismer_cli.listen.matcher import Match
+
+__all__ = [
+    "Durable",
+    "DurableOptions",
+    "Filters",
+    "ListenOptions",
+    "Listener",
+    "Match",
+    "listen",
+    "no_follow",
+    "parse_since",
+]

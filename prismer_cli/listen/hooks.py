@@ -1,0 +1,49 @@
+"""The seam between the live engine (engine.py) and a mode that adds stored events to it (the
+durable mode, durable.py), so that the dependency runs one way: the engine calls a `Stored`,
+the durable mode implements it, and neither imports the other.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prismer_cli.listen.dedupe import RecentKeys
+from prismer_cli.output import Output
+from prismer_cli.retry import Deadline
+from prismer_cli.transport import Connection, Resume
+
+
+class Live(Protocol):
+    """What a `Stored` reads of the running listen (engine.Listener) after each connect."""
+
+    seen: RecentKeys  # the live keys, to print no stored event twice
+    resume: Resume
+    out: Output
+    printed: int  # events printed so far; a `Stored` adds the stored events it prints
+
+    @property
+    def count(self) -> int | None:
+        """--count, if given."""
+
+
+class Stored(Protocol):
+    """Stored events around the live stream (--since, --cursor-file): the engine's hooks."""
+
+    def start(self, deadline: Deadline) -> None:
+        """Before anything connects; every request ends by the deadline (--timeout)."""
+
+    def connected(self, live: Live, conn: Connection) -> bool:
+        """After each authentication, before the live events; True when --count is reached."""
+
+    def after_flush(self) -> None:
+        """The output was flushed: everything handled so far is written (or filtered out)."""
+
+    @property
+    def live_ids(self) -> bool:
+        """Whether `live_id` is to be called before each live event."""
+
+    def live_id(self, printed: int, count: int | None) -> tuple[int, bool]:
+        """Before each live event: (printed, --count reached), stored events printed first."""
+
+    def finish(self, out: Output | None, clean: bool) -> None:
+        """At every exit; `clean`: stored events the live stream skipped may still be printed."""
