@@ -103,6 +103,7 @@ class Sample:
     frames_in: int = 0
     output: bytes = b""
     error: str = ""
+    conns: list[dict[str, Any]] = field(default_factory=list)  # the server's reports
 
 
 class Drain(threading.Thread):
@@ -184,6 +185,7 @@ def run_client(
         frames_in=sum(c.get("frames_in", 0) for c in conns),
         output=b"".join(drain.chunks) if drain else b"",
         error="" if proc.returncode == 0 else f"exit {proc.returncode}: {stderr[-300:]}",
+        conns=conns,
     )
     if len(conns) > connections:
         sample.error += f" ({len(conns)} connections)"

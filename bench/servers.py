@@ -7,6 +7,9 @@ One process listens on 127.0.0.1 (port 0 unless --port) and serves, by path and 
   until its close frame (or end of file) and closes the TCP connection.
 - ``GET /ws?token=discard``: WebSocket (docs dialect): ``auth_success``, then it reads
   and discards the client's frames, counting them, and answers a close frame with one.
+- ``GET /ws?token=echo``: WebSocket (server dialect): ``authenticated``, then every
+  ``message.send`` echoed to its sender as ``message.new`` (bench/echo.py), counted and checked
+  (each idempotency key once, each conversation in order), until the client's close frame.
 - ``GET /api/im/events/stream?token=stream-N``: SSE (docs dialect, named events):
   N blocks ``event: message.new`` + ``data: <payload>``, then the end of the stream.
 - ``GET /api/im/sync?since=S&limit=L`` with ``Authorization: Bearer log-N``: the event log
@@ -46,8 +49,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from echo import Echo
 from events import (
     AUTH_SUCCESS,
+    AUTHENTICATED,
     ME_ANSWER,
     SYNC_PAGE,
     sse_stream_bytes,
@@ -128,6 +133,8 @@ class BenchServer:
             if url.path == "/ws" and headers.get("upgrade", "").lower() == "websocket":
                 if token == "discard":
                     self._ws_discard(conn, conn_id, headers, rest, end)
+                elif token == "echo":
+                    self._ws_echo(conn, conn_id, headers, rest, end)
                 else:
                     self._ws_stream(conn, conn_id, headers, rest, n, end)
             elif url.path in ("/api/im/sync", "/api/im/me"):
@@ -220,6 +227,29 @@ class BenchServer:
         )
         conn.sendall(upgrade_response(headers) + ws_frame(AUTH_SUCCESS))
         self._drain_until_close(conn, rest, end, reply=True)
+
+    def _ws_echo(
+        self, conn: socket.socket, conn_id: int, headers: dict[str, str], rest: bytes, end: Record
+    ) -> None:
+        """The server dialect: `authenticated`, then every `message.send` echoed (bench/echo.py)
+        until the client's close frame, which is answered."""
+        self._report({"ev": "start", "conn": conn_id, "route": "echo", "t": time.perf_counter_ns()})
+        conn.sendall(upgrade_response(headers) + ws_frame(AUTHENTICATED))
+        echo = Echo()
+        try:
+            answer = echo.feed(rest)
+            conn.settimeout(30)
+            while True:
+                if answer:
+                    conn.sendall(answer)
+                if echo.closed:
+                    break
+                data = conn.recv(1 << 18)
+                if not data:
+                    break
+                answer = echo.feed(data)
+        finally:
+            end.update(echo.report())
 
     @staticmethod
     def _drain_until_close(conn: socket.socket, rest: bytes, end: Record, reply: bool) -> None:

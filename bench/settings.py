@@ -16,6 +16,7 @@ class Settings:
     startup_runs: int
     startup_warmup: int
     send_lines: int
+    send_one_lines: int  # one conversation: a round trip per message, so fewer
     catchup_events: int
     latency_runs: int
     latency_samples: int
@@ -32,6 +33,7 @@ class Settings:
         quick = args.quick
         runs = args.runs if args.runs is not None else (1 if quick else 5)
         events = args.events if args.events is not None else (2_000 if quick else 200_000)
+        send_lines = args.send_lines or (events if quick else 100_000)
         memory = args.memory_events or (10 * events if quick else 1_000_000)
         sections = SECTIONS
         if args.only:
@@ -45,7 +47,8 @@ class Settings:
             wsclient_events=max(1, min(events, events // 10 if events >= 20_000 else events)),
             startup_runs=3 if quick else max(10, 3 * runs),
             startup_warmup=1 if quick else 2,
-            send_lines=args.send_lines or (events if quick else 100_000),
+            send_lines=send_lines,
+            send_one_lines=max(1, send_lines // 5),
             catchup_events=args.catchup_events or (2_000 if quick else 100_000),
             latency_runs=1 if quick else min(runs, 3),
             latency_samples=100 if quick else 2_000,
