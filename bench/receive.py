@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from environment import HERE
+from environment import HERE, WEBSOCAT_MISSING
 from harness import SEQ, Bench, run_client
 
 
@@ -80,7 +80,7 @@ def bench_ws(bench: Bench) -> None:
     )
     cmd = [t.websocat, "-t", "-U", url] if t.websocat else None
     cases += bench.receive_cases(
-        "ws", "ws.websocat", "websocat -t -U", cmd, bench.env, n, missing="websocat not found"
+        "ws", "ws.websocat", "websocat -t -U", cmd, bench.env, n, missing=WEBSOCAT_MISSING
     )
     bench.round_robin("ws", cases, check_key="ws.prismer.pipe", count=n, check=check_events)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from environment import WEBSOCAT_MISSING
 from harness import Bench, Row, Sample, log, rate_sample, run_client
 
 CONTENT = b"bench message %06d: the quick brown fox jumps over the lazy dog"
@@ -70,7 +71,7 @@ def docs_dialect(bench: Bench) -> None:
         cmd = [t.websocat, "-t", bench.url("ws", "/ws", "discard")]
         cases.append((r.row("send", "send.websocat", label, "cmds/s"), cmd, bench.env, path))
     else:
-        r.skip("send", "send.websocat", label, "cmds/s", "websocat not found")
+        r.skip("send", "send.websocat", label, "cmds/s", WEBSOCAT_MISSING)
     complete = round_robin(bench, cases, n, received)
     bench.results.checks["send.complete"] = {
         "ok": complete,
@@ -122,7 +123,7 @@ def many_conversations(bench: Bench) -> None:
             (r.row("send.many", "send.many.websocat", label, "cmds/s"), cmd, bench.env, frames)
         )
     else:
-        r.skip("send.many", "send.many.websocat", label, "cmds/s", "websocat not found")
+        r.skip("send.many", "send.many.websocat", label, "cmds/s", WEBSOCAT_MISSING)
     complete = round_robin(bench, cases, n, received_once_in_order)
     bench.results.checks["send.many.complete"] = in_order_check(complete, n, MANY)
 
