@@ -3,29 +3,19 @@ cron line with --cursor-file), beside a requests paging loop with json and with 
 
 from __future__ import annotations
 
-import json
-
 from environment import HERE
-from harness import SEQ, Bench, Case, Sample, cursor_of, run_client
+from harness import Bench, Case, Sample, cursor_of, numbered_frames, run_client
 
 
 def check_catchup(output: bytes, count: int) -> tuple[bool, str]:
     """Every stored event exactly once and in order, printed as the live envelope: seq 1..count,
     the message's id, metadata turned back into an object."""
-    lines = output.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if len(lines) != count:
-        return False, f"{len(lines)} lines for {count} stored events"
-    seqs = [int(m) for m in SEQ.findall(output)]
-    if seqs != list(range(1, count + 1)):
-        missing = sorted(set(range(1, count + 1)) - set(seqs))[:5]
-        return False, f"seqs out of order, repeated or missing (first missing: {missing})"
-    for number, line in enumerate(lines, 1):
-        try:
-            frame = json.loads(line)
-        except ValueError:
-            return False, f"line {number} is not JSON"
+    frames, wrong = numbered_frames(
+        output, count, "stored events", "seqs out of order, repeated or missing"
+    )
+    if wrong:
+        return False, wrong
+    for number, frame in enumerate(frames, 1):
         payload = frame.get("payload")
         if (
             frame.get("type") != "message.new"

@@ -21,7 +21,7 @@ import struct
 import time
 
 from events import SYNC_USER
-from wire import CLOSE_1000, ws_frame
+from wire import CLOSE_1000, frame_head, ws_frame
 
 # The envelope as `prismer-rt send` (orjson, fields in this order) and the send sections'
 # websocat file write it: the payload object's inside is what the echo keeps.
@@ -67,31 +67,17 @@ class Echo:
         pos, end = 0, len(buf)
         keystream: list[bytes] = []
         frames: list[tuple[int, int, int]] = []  # (opcode, start, stop) of each payload
-        while end - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n = b1 & 0x7F
-            head = 2
-            if n == 126:
-                if end - pos < 4:
-                    break
-                n = buf[pos + 2] << 8 | buf[pos + 3]
-                head = 4
-            elif n == 127:
-                if end - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-            if b1 & 0x80:
-                if end - pos < head + 4 + n:
-                    break
-                keystream.append(_ZEROS[: head + 4])
-                keystream.append((bytes(buf[pos + head : pos + head + 4]) * ((n >> 2) + 1))[:n])
-                head += 4
+        while True:
+            head, n = frame_head(buf, pos, end)
+            if not head:
+                break
+            if buf[pos + 1] & 0x80:
+                keystream.append(_ZEROS[:head])
+                mask = bytes(buf[pos + head - 4 : pos + head])
+                keystream.append((mask * ((n >> 2) + 1))[:n])
             else:
-                if end - pos < head + n:
-                    break
                 keystream.append(bytes(head + n))
-            opcode = b0 & 0x0F
+            opcode = buf[pos] & 0x0F
             frames.append((opcode, pos + head, pos + head + n))
             pos += head + n
             if opcode == 8:

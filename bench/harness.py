@@ -319,6 +319,28 @@ class Bench:
                 log(f"    run {i + 1}/{self.s.runs} {row.label}: {shown}")
 
 
+def numbered_frames(output: bytes, count: int, what: str, disorder: str) -> tuple[list[Any], str]:
+    """The output's lines as JSON, and why they are not `count` JSON lines carrying seq
+    1..count in order ("" if they are). `what` names the events, `disorder` the seqs out of
+    order."""
+    lines = output.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    if len(lines) != count:
+        return [], f"{len(lines)} lines for {count} {what}"
+    seqs = [int(m) for m in SEQ.findall(output)]
+    if seqs != list(range(1, count + 1)):
+        missing = sorted(set(range(1, count + 1)) - set(seqs))[:5]
+        return [], f"{disorder} (first missing: {missing})"
+    frames = []
+    for number, line in enumerate(lines, 1):
+        try:
+            frames.append(json.loads(line))
+        except ValueError:
+            return [], f"line {number} is not JSON"
+    return frames, ""
+
+
 def cursor_of(path: Path) -> int | None:
     """The cursor saved in a cursor file, None if there is none."""
     try:

@@ -4,28 +4,18 @@ The first pipe run of prismer-rt must hold every event exactly once, in order.""
 
 from __future__ import annotations
 
-import json
-
 from environment import HERE, WEBSOCAT_MISSING
-from harness import SEQ, Bench, run_client
+from harness import Bench, numbered_frames, run_client
 
 
 def check_events(output: bytes, count: int) -> tuple[bool, str]:
     """Every event exactly once and in order: seq 1..count, one valid envelope per line."""
-    lines = output.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if len(lines) != count:
-        return False, f"{len(lines)} lines for {count} events"
-    seqs = [int(m) for m in SEQ.findall(output)]
-    if seqs != list(range(1, count + 1)):
-        missing = sorted(set(range(1, count + 1)) - set(seqs))[:5]
-        return False, f"sequence numbers out of order or missing (first missing: {missing})"
-    for number, line in enumerate(lines, 1):
-        try:
-            frame = json.loads(line)
-        except ValueError:
-            return False, f"line {number} is not JSON"
+    frames, wrong = numbered_frames(
+        output, count, "events", "sequence numbers out of order or missing"
+    )
+    if wrong:
+        return False, wrong
+    for number, frame in enumerate(frames, 1):
         if frame.get("type") != "message.new" or frame["payload"].get("seq") != number:
             return False, f"line {number} is not event {number}"
     return True, f"{count} events, each once, in order"

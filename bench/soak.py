@@ -184,38 +184,31 @@ def table(c: Counts, info: dict[str, Any]) -> str:
     kills = info["send_kills"]
     exits = ", ".join(f"{code}: {n}" for code, n in sorted(info["send_exits"].items()))
     faults = ", ".join(f"{name} x{n}" for name, n in sorted(info["faults"].items())) or "none"
+    lost = f"lost (never stored: {c.not_stored}; stored, never printed: {c.not_printed})"
+    rss = f"{info['rss_start_mib']} MiB, {info['rss_end_mib']} MiB ({info['rss_peak_mib']} MiB)"
+    sends = (
+        f"send runs (killed: SIGTERM {kills['SIGTERM']}, SIGKILL {kills['SIGKILL']}; "
+        f"re-runs {info['send_reruns']}; exit statuses {exits})"
+    )
     rows = [
         ("produced (messages the producer sent, by id)", f"{c.produced:,}", ""),
         ("stored (by the server, /_control/messages)", f"{c.stored:,}", "= produced"),
         ("printed (by the durable listener, all runs)", f"{c.printed:,}", "= stored"),
-        (
-            f"lost (never stored: {c.not_stored}; stored, never printed: {c.not_printed})",
-            f"{c.lost}",
-            "0",
-        ),
+        (lost, f"{c.lost}", "0"),
         ("posted twice (stored twice under one idempotency key)", f"{c.posted_twice}", "0"),
         ("printed twice after a SIGTERM (or before the cursor)", f"{c.twice_after_term}", "0"),
         ("printed twice within one run", f"{c.twice_in_run}", "0"),
         (
-            "printed twice after a SIGKILL (printed since the last cursor save)",
+            "printed twice after a SIGKILL (since the last save)",
             f"{c.twice_after_kill}",
             "reported",
         ),
         ("cursor saved past an unprinted message", f"{c.cursor_past_unprinted}", "0"),
         ("cursor file invalid after a run", f"{c.cursor_invalid}", "0"),
         ("listener still running 10 s after SIGTERM", f"{c.hung}", "0"),
-        (
-            "listener RSS: first run at start, last run at end (peak of any run)",
-            f"{info['rss_start_mib']} MiB, {info['rss_end_mib']} MiB ({info['rss_peak_mib']} MiB)",
-            "",
-        ),
+        ("listener RSS: first run at start, last run at end (peak of any run)", rss, ""),
         (f"listener runs, the last --no-follow ({ends})", f"{info['listener_runs']}", ""),
-        (
-            f"send runs (killed: SIGTERM {kills['SIGTERM']}, SIGKILL {kills['SIGKILL']}; "
-            f"re-runs {info['send_reruns']}; exit statuses {exits})",
-            f"{info['send_runs']}",
-            "",
-        ),
+        (sends, f"{info['send_runs']}", ""),
         (f"faults injected ({faults})", f"{sum(info['faults'].values())}", ""),
     ]
     lines = [

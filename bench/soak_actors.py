@@ -132,15 +132,20 @@ class Server:
             return False
         return answer.status_code == 200
 
-    def stored(self, conversation: str) -> list[dict[str, Any]]:
-        """What the server stored in the conversation (GET /_control/messages)."""
+    def get(self, path: str, token: str = "", **params: str | int) -> Any:
+        """GET a JSON answer from the server (as `token`'s user when given)."""
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
         answer = self.http.get(
-            self.url + "/_control/messages",
-            params={"conversationId": conversation},
-            timeout=HTTP_TIMEOUT,
+            self.url + path, params=params, headers=headers, timeout=HTTP_TIMEOUT
         )
         answer.raise_for_status()
-        messages: list[dict[str, Any]] = answer.json()["messages"]
+        return answer.json()
+
+    def stored(self, conversation: str) -> list[dict[str, Any]]:
+        """What the server stored in the conversation (GET /_control/messages)."""
+        messages: list[dict[str, Any]] = self.get(
+            "/_control/messages", conversationId=conversation
+        )["messages"]
         return messages
 
     def log_seqs(self, token: str) -> dict[str, int]:
@@ -148,14 +153,7 @@ class Server:
         seqs: dict[str, int] = {}
         since = 0
         while True:
-            answer = self.http.get(
-                self.url + "/api/im/sync",
-                params={"since": since, "limit": 500},
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=HTTP_TIMEOUT,
-            )
-            answer.raise_for_status()
-            data = answer.json()["data"]
+            data = self.get("/api/im/sync", token, since=since, limit=500)["data"]
             for event in data["events"]:
                 body = event.get("data")
                 if event.get("type") == "message.new" and isinstance(body, dict):
@@ -173,8 +171,7 @@ class Server:
             timeout=HTTP_TIMEOUT,
         )
         answer.raise_for_status()
-        counts = self.http.get(self.url + "/_control/messages", timeout=HTTP_TIMEOUT).json()
-        return str(next(iter(counts["counts"])))
+        return str(next(iter(self.get("/_control/messages")["counts"])))
 
 
 # -- the producer ---------------------------------------------------------------------------------

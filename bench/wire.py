@@ -119,25 +119,11 @@ class ClientFrames:
         buf += data
         pos, end = 0, len(buf)
         frames = self.frames
-        while end - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n = b1 & 0x7F
-            head = 2
-            if n == 126:
-                if end - pos < 4:
-                    break
-                n = buf[pos + 2] << 8 | buf[pos + 3]
-                head = 4
-            elif n == 127:
-                if end - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-            if b1 & 0x80:
-                head += 4
-            if end - pos < head + n:
+        while True:
+            head, n = frame_head(buf, pos, end)
+            if not head:
                 break
-            opcode = b0 & 0x0F
+            opcode = buf[pos] & 0x0F
             if opcode in (1, 2):
                 frames += 1
             elif opcode == 8:
@@ -146,3 +132,28 @@ class ClientFrames:
         del buf[:pos]
         self.frames = frames
         self.t_last = time.perf_counter_ns()
+
+
+def frame_head(buf: bytearray, pos: int, end: int) -> tuple[int, int]:
+    """(the length of its head, mask included; of its payload) of the frame at `pos`, or
+    (0, 0) while `buf[pos:end]` does not hold the whole frame."""
+    if end - pos < 2:
+        return 0, 0
+    b1 = buf[pos + 1]
+    n = b1 & 0x7F
+    head = 2
+    if n == 126:
+        if end - pos < 4:
+            return 0, 0
+        n = buf[pos + 2] << 8 | buf[pos + 3]
+        head = 4
+    elif n == 127:
+        if end - pos < 10:
+            return 0, 0
+        n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+        head = 10
+    if b1 & 0x80:
+        head += 4
+    if end - pos < head + n:
+        return 0, 0
+    return head, n
