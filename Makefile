@@ -6,7 +6,7 @@
 PYTHON ?= python
 PYTEST_ARGS ?=
 
-.PHONY: help check lint test fmt docs docs-check bench bench-quick coverage clean
+.PHONY: help check lint test fmt docs docs-check bench bench-quick soak soak-quick coverage clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -35,6 +35,12 @@ bench: ## the full benchmark (about 4 minutes; see bench/README.md)
 
 bench-quick: ## a short benchmark run, to see that it works
 	$(PYTHON) bench/run.py --quick
+
+soak: ## the soak test: 10 minutes of traffic under faults, counted (bench/README.md)
+	$(PYTHON) bench/soak.py
+
+soak-quick: ## the soak test for 60 seconds
+	$(PYTHON) bench/soak.py --quick
 
 coverage: ## the tests with coverage, subprocesses included: missed lines, and htmlcov/index.html
 	$(PYTHON) -m pytest --cov --cov-report=term-missing --cov-report=html $(PYTEST_ARGS)

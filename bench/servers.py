@@ -7,6 +7,9 @@ One process listens on 127.0.0.1 (port 0 unless --port) and serves, by path and 
   until its close frame (or end of file) and closes the TCP connection.
 - ``GET /ws?token=discard``: WebSocket (docs dialect): ``auth_success``, then it reads
   and discards the client's frames, counting them, and answers a close frame with one.
+- ``GET /ws?token=echo``: WebSocket (server dialect): ``authenticated``, then every
+  ``message.send`` echoed to its sender as ``message.new`` (bench/echo.py), counted and checked
+  (each idempotency key once, each conversation in order), until the client's close frame.
 - ``GET /api/im/events/stream?token=stream-N``: SSE (docs dialect, named events):
   N blocks ``event: message.new`` + ``data: <payload>``, then the end of the stream.
 - ``GET /api/im/sync?since=S&limit=L`` with ``Authorization: Bearer log-N``: the event log
@@ -36,12 +39,9 @@ It prints ``{"ev": "ready", "port": P}`` once it listens.
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import hashlib
 import json
 import socket
-import struct
 import sys
 import threading
 import time
@@ -49,272 +49,29 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from echo import Echo
+from events import (
+    AUTH_SUCCESS,
+    AUTHENTICATED,
+    ME_ANSWER,
+    SYNC_PAGE,
+    sse_stream_bytes,
+    sync_page,
+    ws_stream_bytes,
+)
+from wire import (
+    CLOSE_1000,
+    SSE_HEAD,
+    ClientFrames,
+    Requests,
+    bearer,
+    http_answer,
+    read_request,
+    upgrade_response,
+    ws_frame,
+)
+
 Record = dict[str, Any]  # one JSON line for bench/run.py: {"ev": ..., ...}
-
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-CONTENT_PAD = 250  # target size in bytes of one WebSocket event (the envelope)
-
-# One event: the docs dialect's message.new envelope. Everything but the id and seq is fixed.
-_PAYLOAD = (
-    b'{"id":"msg-%09d","seq":%d,"conversationId":"conv-bench-0001",'
-    b'"senderId":"user-bench-0002","senderName":"Bench Bot","type":"text",'
-    b'"createdAt":"2025-01-01T00:00:00.000Z","content":"%s"}'
-)
-_ENVELOPE_HEAD = b'{"type":"message.new","payload":'
-AUTH_SUCCESS = (
-    b'{"type":"auth_success","payload":{"userId":"user-bench-0001",'
-    b'"name":"Bench","connectedAt":"2025-01-01T00:00:00.000Z"}}'
-)
-
-
-def _content_for(size: int) -> bytes:
-    """Content that makes the envelope of a 6-digit event `size` bytes long."""
-    probe = _ENVELOPE_HEAD + _PAYLOAD % (100_000, 100_000, b"") + b"}"
-    text = b"Benchmark message: the quick brown fox jumps over the lazy dog. " * 4
-    return text[: max(0, size - len(probe))]
-
-
-_CONTENT = _content_for(CONTENT_PAD)
-
-
-def payload(seq: int) -> bytes:
-    """The payload JSON of event number `seq` (1-based)."""
-    return _PAYLOAD % (seq, seq, _CONTENT)
-
-
-def envelope(seq: int) -> bytes:
-    return _ENVELOPE_HEAD + payload(seq) + b"}"
-
-
-_LATENCY_PAYLOAD = (
-    b'{"id":"lat-%09d","seq":%d,"sentNs":%d,"conversationId":"conv-bench-0001",'
-    b'"senderId":"user-bench-0002","senderName":"Bench Bot","type":"text",'
-    b'"content":"Latency probe: the quick brown fox jumps over the lazy dog."}'
-)
-
-
-def latency_event(seq: int, sent_ns: int) -> bytes:
-    """A message.new envelope carrying the time it was written (time.perf_counter_ns)."""
-    return _ENVELOPE_HEAD + _LATENCY_PAYLOAD % (seq, seq, sent_ns) + b"}"
-
-
-def latency_event_server(seq: int, sent_ns: int) -> bytes:
-    """The same probe in the server dialect: with a timestamp and an ackId, as makeEvent."""
-    return (
-        _ENVELOPE_HEAD
-        + _LATENCY_PAYLOAD % (seq, seq, sent_ns)
-        + b',"timestamp":1735689600000,"ackId":"ack_%d"}' % seq
-    )
-
-
-_LATENCY_STORED = (
-    b'{"seq":%d,"type":"message.new","data":{"id":"lat-%09d","conversationId":"conv-bench-0001",'
-    b'"senderId":"user-bench-0002","type":"text","content":"Latency probe","metadata":"{}",'
-    b'"parentId":null,"createdAt":"2025-01-01T00:00:00.000Z"},'
-    b'"conversationId":"conv-bench-0001","at":"2025-01-01T00:00:00.000Z"}'
-)
-
-
-def latency_stored(seq: int) -> bytes:
-    """Probe `seq` as the event log stores it (same message id as the live frame)."""
-    return _LATENCY_STORED % (seq, seq)
-
-
-AUTHENTICATED = (
-    b'{"type":"authenticated","payload":{"userId":"user-bench-0001"},"timestamp":1735689600000}'
-)
-
-
-# -- the event log (GET /api/im/sync) -----------------------------------------------------------
-SYNC_PAGE = 500  # the real server's largest page
-SYNC_USER = "user-bench-0001"
-_SYNC_EVENT = (
-    b'{"seq":%d,"type":"message.new","data":{"id":"msg-%09d","conversationId":"conv-bench-0001",'
-    b'"senderId":"user-bench-0002","type":"text","content":"%s","metadata":"{}",'
-    b'"parentId":null,"createdAt":"2025-01-01T00:00:00.000Z"},'
-    b'"conversationId":"conv-bench-0001","at":"2025-01-01T00:00:00.000Z"}'
-)
-ME_ANSWER = (
-    b'{"ok":true,"data":{"user":{"id":"' + SYNC_USER.encode() + b'","username":"bench",'
-    b'"displayName":"Bench","role":"agent"}}}'
-)
-
-
-def sync_event(seq: int) -> bytes:
-    """Stored event `seq` as the log serves it: the message.new row, metadata a JSON string."""
-    return _SYNC_EVENT % (seq, seq, _CONTENT)
-
-
-def sync_page(
-    head: int, since: int, limit: int, event: Callable[[int], bytes] = sync_event
-) -> bytes:
-    """The answer of GET /api/im/sync for a log of `head` events, as the real server pages it:
-    at most 500, `cursor` the last seq or `since` itself, `hasMore` when anything follows."""
-    limit = min(limit, SYNC_PAGE)
-    first = max(since, 0) + 1
-    last = min(head, since + limit) if limit > 0 else since
-    events = b",".join(event(seq) for seq in range(first, last + 1))
-    cursor = last if last >= first else since
-    has_more = head > (last if last >= first else max(since, 0)) if limit >= 0 else True
-    return (
-        b'{"ok":true,"data":{"events":['
-        + events
-        + b'],"cursor":%d,"hasMore":%s}}' % (cursor, b"true" if has_more else b"false")
-    )
-
-
-def http_answer(body: bytes, status: bytes = b"200 OK") -> bytes:
-    return (
-        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(body) + body
-    )
-
-
-class Requests:
-    """The HTTP/1.1 requests of one keep-alive connection, heads only (GET: no body)."""
-
-    def __init__(self, sock: socket.socket, data: bytes = b"") -> None:
-        self.sock, self.buf = sock, data
-
-    def next(self) -> tuple[str, dict[str, str]] | None:
-        """(target, headers) of the next request; None when the client has closed."""
-        while b"\r\n\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                return None
-            self.buf += chunk
-        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        return (parts[1] if len(parts) > 1 else "/"), headers
-
-
-def bearer(headers: dict[str, str]) -> str:
-    kind, _, token = headers.get("authorization", "").partition(" ")
-    return token.strip() if kind.lower() == "bearer" else ""
-
-
-# -- WebSocket framing (server side: unmasked) ---------------------------------------------
-def ws_frame(data: bytes, opcode: int = 1) -> bytes:
-    n = len(data)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + data
-    if n < 0x10000:
-        return struct.pack("!BBH", 0x80 | opcode, 126, n) + data
-    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + data
-
-
-CLOSE_1000 = ws_frame(b"\x03\xe8", 8)
-
-
-def ws_stream_bytes(n: int) -> bytes:
-    """auth_success, n events, close: the whole server side of a listen run."""
-    parts = [ws_frame(AUTH_SUCCESS)]
-    head16 = struct.Struct("!BBH").pack
-    for seq in range(1, n + 1):
-        body = _ENVELOPE_HEAD + _PAYLOAD % (seq, seq, _CONTENT) + b"}"
-        parts.append(head16(0x81, 126, len(body)) + body)
-    parts.append(CLOSE_1000)
-    return b"".join(parts)
-
-
-def sse_stream_bytes(n: int) -> bytes:
-    """n named events, docs dialect: `event: message.new` + `data: <payload>`."""
-    return b"".join(
-        b"event: message.new\ndata: " + _PAYLOAD % (seq, seq, _CONTENT) + b"\n\n"
-        for seq in range(1, n + 1)
-    )
-
-
-def accept_key(key: str) -> str:
-    return base64.b64encode(hashlib.sha1(key.encode() + GUID).digest()).decode()
-
-
-def read_request(sock: socket.socket) -> tuple[str, dict[str, str], bytes]:
-    """Read an HTTP request head; return (target, headers, bytes read past the head)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed before the request head ended")
-        data += chunk
-        if len(data) > 65536:
-            raise ConnectionError("request head too long")
-    head, _, rest = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ")
-    target = parts[1] if len(parts) > 1 else "/"
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return target, headers, rest
-
-
-def upgrade_response(headers: dict[str, str]) -> bytes:
-    return (
-        "HTTP/1.1 101 Switching Protocols\r\n"
-        "Upgrade: websocket\r\n"
-        "Connection: Upgrade\r\n"
-        f"Sec-WebSocket-Accept: {accept_key(headers.get('sec-websocket-key', ''))}\r\n"
-        "\r\n"
-    ).encode()
-
-
-SSE_HEAD = (
-    b"HTTP/1.1 200 OK\r\n"
-    b"Content-Type: text/event-stream\r\n"
-    b"Cache-Control: no-cache\r\n"
-    b"Connection: close\r\n"
-    b"\r\n"
-)
-
-
-class ClientFrames:
-    """Count the client's (masked) frames without unmasking them; notice its close frame."""
-
-    def __init__(self) -> None:
-        self.buf = bytearray()
-        self.frames = 0  # text and binary frames
-        self.closed = False
-        self.t_last = 0
-
-    def feed(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        pos, end = 0, len(buf)
-        frames = self.frames
-        while end - pos >= 2:
-            b0, b1 = buf[pos], buf[pos + 1]
-            n = b1 & 0x7F
-            head = 2
-            if n == 126:
-                if end - pos < 4:
-                    break
-                n = buf[pos + 2] << 8 | buf[pos + 3]
-                head = 4
-            elif n == 127:
-                if end - pos < 10:
-                    break
-                n = int.from_bytes(buf[pos + 2 : pos + 10], "big")
-                head = 10
-            if b1 & 0x80:
-                head += 4
-            if end - pos < head + n:
-                break
-            opcode = b0 & 0x0F
-            if opcode in (1, 2):
-                frames += 1
-            elif opcode == 8:
-                self.closed = True
-            pos += head + n
-        del buf[:pos]
-        self.frames = frames
-        self.t_last = time.perf_counter_ns()
 
 
 class BenchServer:
@@ -376,6 +133,8 @@ class BenchServer:
             if url.path == "/ws" and headers.get("upgrade", "").lower() == "websocket":
                 if token == "discard":
                     self._ws_discard(conn, conn_id, headers, rest, end)
+                elif token == "echo":
+                    self._ws_echo(conn, conn_id, headers, rest, end)
                 else:
                     self._ws_stream(conn, conn_id, headers, rest, n, end)
             elif url.path in ("/api/im/sync", "/api/im/me"):
@@ -468,6 +227,29 @@ class BenchServer:
         )
         conn.sendall(upgrade_response(headers) + ws_frame(AUTH_SUCCESS))
         self._drain_until_close(conn, rest, end, reply=True)
+
+    def _ws_echo(
+        self, conn: socket.socket, conn_id: int, headers: dict[str, str], rest: bytes, end: Record
+    ) -> None:
+        """The server dialect: `authenticated`, then every `message.send` echoed (bench/echo.py)
+        until the client's close frame, which is answered."""
+        self._report({"ev": "start", "conn": conn_id, "route": "echo", "t": time.perf_counter_ns()})
+        conn.sendall(upgrade_response(headers) + ws_frame(AUTHENTICATED))
+        echo = Echo()
+        try:
+            answer = echo.feed(rest)
+            conn.settimeout(30)
+            while True:
+                if answer:
+                    conn.sendall(answer)
+                if echo.closed:
+                    break
+                data = conn.recv(1 << 18)
+                if not data:
+                    break
+                answer = echo.feed(data)
+        finally:
+            end.update(echo.report())
 
     @staticmethod
     def _drain_until_close(conn: socket.socket, rest: bytes, end: Record, reply: bool) -> None:

@@ -72,6 +72,8 @@ def test_prismer_rt_output_was_complete(smoke: Report) -> None:
         "ws.complete",
         "sse.complete",
         "send.complete",
+        "send.one.complete",
+        "send.many.complete",
         "catchup.complete",
         "catchup.cursor",
         "latency.complete",
@@ -89,6 +91,34 @@ def test_catch_up_is_measured_against_the_paging_loop(smoke: Report) -> None:
     assert "latency with --cursor-file: p99 < 1 ms" in targets
 
 
+def test_every_target_of_the_issues_is_a_row(smoke: Report) -> None:
+    """Issue 21's table and issue 18's two send targets, each a row with a figure and a verdict
+    (whatever it is: a smoke run's figures mean little), or skipped with the reason."""
+    targets = {target["name"]: target for target in smoke["targets"]}
+    click = 'python -c "import click"'
+    for name in (
+        f'one-shot prismer-rt send C "x" <= 2.0x {click}',
+        f"prismer-rt --help <= 1.3x {click}",
+        f"prismer-rt --version <= 0.6x {click}",
+        "listen over WS >= 3.0x the websockets sync client",
+        "listen over WS piped >= 0.5x websocat piped",
+        "listen over SSE >= 4.0x requests + sseclient-py",
+        "catch-up (--since all --no-follow) >= 1.2x a requests paging loop (orjson)",
+        "send, one conversation (server dialect) >= 5,000 commands/s",
+        "send, 100 conversations (server dialect) >= 50,000 commands/s",
+        "send, 100 conversations >= 0.4x websocat",
+        "latency p99 < 250 µs (server write -> stdout line)",
+        "peak RSS <= 40 MiB (4,000 events)",
+        "RSS flat: 4,000 vs 400 events (<= +2 MiB)",
+    ):
+        target = targets[name]
+        if target["measured"].startswith("skipped: "):
+            assert target["ok"] is None, target
+            continue
+        assert isinstance(target["ok"], bool), target
+        assert target["name"] in smoke["stdout"], name
+
+
 def test_every_prismer_rt_figure_was_measured(smoke: Report) -> None:
     results = smoke["results"]
     for key in (
@@ -100,6 +130,8 @@ def test_every_prismer_rt_figure_was_measured(smoke: Report) -> None:
         "startup.version",
         "startup.send",
         "send.prismer",
+        "send.one.prismer",
+        "send.many.prismer",
         "catchup.prismer",
         "catchup.prismer.pipe",
         "catchup.prismer.cursor",
@@ -126,6 +158,7 @@ def test_every_prismer_rt_figure_was_measured(smoke: Report) -> None:
         ("sse.curl", "curl"),
         ("sse.sseclient", "sseclient-py"),
         ("send.websocat", "websocat"),
+        ("send.many.websocat", "websocat"),
     ],
 )
 def test_comparison_ran_or_was_skipped(smoke: Report, key: str, tool: str) -> None:
