@@ -13,7 +13,8 @@ from prismer_cli.server.control_log import ControlLog
 from prismer_cli.server.faults import FaultState
 from prismer_cli.server.links import Hub
 from prismer_cli.server.options import ServerOptions
-from prismer_cli.server.state import Conversation, Message, Store
+from prismer_cli.server.records import Conversation, Message
+from prismer_cli.server.state import Store
 
 
 @dataclass

@@ -61,6 +61,7 @@ from prismer_cli.server.context import ServerContext
 from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.formats import dumps, iso, utcnow
 from prismer_cli.server.links import ClientLink
+from prismer_cli.server.records import Conversation, Message, User
 from prismer_cli.server.responses import json_answer
 from prismer_cli.server.sockets import (
     close_websocket,
@@ -73,7 +74,6 @@ from prismer_cli.server.sockets import (
     push_ws_garbage,
     stream_sse,
 )
-from prismer_cli.server.state import Conversation, Message, User
 from prismer_cli.server.synclog import DOCS_LOG_TYPES, log_emitted
 
 ActionHandler = Callable[[User, dict[str, Any]], None]

@@ -57,6 +57,7 @@ from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.formats import dumps, iso, now_ms, utcnow
 from prismer_cli.server.idempotency import key_of
 from prismer_cli.server.links import ClientLink
+from prismer_cli.server.records import Conversation, Message
 from prismer_cli.server.responses import json_error
 from prismer_cli.server.sockets import (
     close_websocket,
@@ -69,7 +70,6 @@ from prismer_cli.server.sockets import (
     push_ws_garbage,
     stream_sse,
 )
-from prismer_cli.server.state import Conversation, Message
 from prismer_cli.server.synclog import DURABLE_TYPES, log_emitted
 
 IGNORED_TYPES = frozenset(

@@ -41,9 +41,10 @@ from prismer_cli.server import tokens
 from prismer_cli.server.context import DialectHandlers, ServerContext
 from prismer_cli.server.formats import iso
 from prismer_cli.server.idempotency import KEY_FIELD, key_of
+from prismer_cli.server.records import Conversation, Message, User
 from prismer_cli.server.responses import json_answer, json_error
-from prismer_cli.server.state import Conversation, Message, RegistrationError, User
 from prismer_cli.server.synclog import SyncFailed
+from prismer_cli.server.users import RegistrationError
 
 Target = Callable[[web.Request, User], tuple[Conversation, str | None]]
 
