@@ -7,7 +7,9 @@ the rows and :mod:`~prismer_cli.server.users` says who a token stands for.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,6 +26,20 @@ class User:
     agent_type: str | None = None
     capabilities: list[str] = field(default_factory=list)
     created_at: datetime = field(default_factory=utcnow)
+
+    def brief_view(self) -> dict[str, Any]:
+        """Who a participant is, in ``GET /conversations/{id}``."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "displayName": self.display_name,
+            "role": self.role,
+            "agentType": self.agent_type,
+        }
+
+    def profile_view(self) -> dict[str, Any]:
+        """``GET /users/{id}``, and the ``user`` of ``GET /me``."""
+        return {**self.brief_view(), "avatarUrl": None, "createdAt": iso(self.created_at)}
 
 
 @dataclass
@@ -91,13 +107,18 @@ class Conversation:
     last_message_at: datetime | None = None
     messages: list[Message] = field(default_factory=list)
     read_markers: dict[str, str | None] = field(default_factory=dict)
+    joined_at: dict[str, datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for user_id in self.participants:
+            self.joined_at.setdefault(user_id, self.created_at)
 
     def add_participant(self, user_id: str) -> bool:
         """Add a participant; False when they already were one."""
         if user_id in self.participants:
             return False
         self.participants.append(user_id)
-        self.updated_at = utcnow()
+        self.updated_at = self.joined_at[user_id] = utcnow()
         return True
 
     def unread_count(self, user_id: str) -> int:
@@ -107,8 +128,39 @@ class Conversation:
         start = ids.index(marker) + 1 if marker in ids else 0
         return sum(1 for m in self.messages[start:] if m.sender_id != user_id)
 
-    def list_view(self, user_id: str, *, with_unread: bool) -> dict[str, Any]:
-        """One item of ``GET /conversations``, in the transcript's shape."""
+    def history(self, limit: int, before: str | None, after: str | None) -> list[Message]:
+        """A page of ``GET /messages/{id}``, oldest first, as ``models/message.ts`` pages: the
+        newest ``limit`` messages (older than ``before``), or the oldest ``limit`` newer than
+        ``after``; a cursor that names no message of the conversation is ignored."""
+        ids = [m.id for m in self.messages]
+        if limit <= 0:
+            return []
+        if before in ids:
+            return self.messages[: ids.index(before)][-limit:]
+        if after in ids:
+            return self.messages[ids.index(after) + 1 :][:limit]
+        return self.messages[-limit:]
+
+    def participants_view(self, users: Callable[[str], User | None]) -> list[dict[str, Any]]:
+        """The ``participants`` of ``GET /conversations/{id}``: the creator is the owner."""
+        views = []
+        for user_id in self.participants:
+            user = users(user_id)
+            if user is None:
+                continue
+            views.append(
+                {
+                    "id": _participant_id(self.id, user_id),
+                    "role": "owner" if user_id == self.created_by else "member",
+                    "joinedAt": iso(self.joined_at[user_id]),
+                    "user": user.brief_view(),
+                }
+            )
+        return views
+
+    def row_view(self) -> dict[str, Any]:
+        """The conversation's own row, as ``GET /conversations`` and ``/conversations/{id}``
+        begin."""
         return {
             "id": self.id,
             "type": self.type,
@@ -121,12 +173,23 @@ class Conversation:
             "lastMessageAt": iso(self.last_message_at) if self.last_message_at else None,
             "createdAt": iso(self.created_at),
             "updatedAt": iso(self.updated_at),
+        }
+
+    def list_view(self, user_id: str, *, with_unread: bool) -> dict[str, Any]:
+        """One item of ``GET /conversations``, in the transcript's shape."""
+        return {
+            **self.row_view(),
             "myRole": "member",
             "pinned": False,
             "muted": False,
             "pinnedAt": None,
             "unreadCount": self.unread_count(user_id) if with_unread else 0,
         }
+
+
+def _participant_id(conversation_id: str, user_id: str) -> str:
+    """The id of a participant's row: stable, as the real server's database keeps it."""
+    return "ptc_" + hashlib.sha256(f"{conversation_id}:{user_id}".encode()).hexdigest()[:20]
 
 
 def new_message_id() -> str:
