@@ -20,7 +20,8 @@ from prismer_cli.server.options import ServerOptions
 EPILOG = "Example: prismer-rt serve --dialect server --token dev-token --fault drop-after=3"
 FAULTS_HELP = (
     "Inject a fault (repeatable): no-websocket, refuse=N[:S], rate-limit=N:S, "
-    "drop-after=N, half-open-after=N, garbage, upgrade-status=CODE, no-history."
+    "drop-after=N, half-open-after=N, garbage, upgrade-status=CODE, no-history, "
+    "concurrent-handling."
 )
 DEFAULTS = ServerOptions()
 

@@ -29,6 +29,10 @@ WebSocket ``GET /ws``
 
     At most 5 connections (WebSocket and SSE) per user, see :mod:`~prismer_cli.server.sockets`.
 
+    Frames are handled one after the other, in the order they came; with the
+    ``concurrent-handling`` fault each ``message.send`` is handled after a random delay of up
+    to 5 ms instead, as on the real server (see :mod:`~prismer_cli.server.faults`).
+
 SSE ``GET /sse?token=``
     401 JSON ``Invalid or expired token`` / ``Token required (?token=<JWT>)``. Otherwise
     unnamed ``data: <envelope>`` frames starting with ``authenticated``, ``: heartbeat`` every
@@ -46,6 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -69,6 +74,8 @@ IGNORED_TYPES = frozenset(
         "message.stream.end",
     }
 )
+
+CONCURRENT_DELAY = 0.005  # the longest random delay of a message.send, concurrent-handling
 
 EventHandler = Callable[[ClientLink, str, dict[str, Any], Any], None]
 
@@ -268,6 +275,18 @@ class ServerDialect:
                 conn, error_frame(f"Unknown event type: {name}", "UNKNOWN_EVENT", request_id)
             )
             return
+        if name == "message.send" and self._ctx.faults.concurrent_handling:
+            # handler.ts does not await one frame's handling before the next: each send is
+            # stored and broadcast when its database calls return, so pipelined ones race.
+            delay = random.uniform(0.0, CONCURRENT_DELAY)
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, self._command, conn, handler, name, payload, request_id)
+            return
+        self._command(conn, handler, name, payload, request_id)
+
+    def _command(
+        self, conn: ClientLink, handler: EventHandler, name: str, payload: Any, request_id: Any
+    ) -> None:
         try:
             if not isinstance(payload, dict):
                 raise CommandFailed(name)
