@@ -69,3 +69,15 @@ class DialectHandlers(Protocol):
     def close(self) -> None:
         """Stop timers at shutdown."""
         ...
+
+
+class Endpoints:
+    """A group of HTTP endpoints of one server (REST, look-ups, ``/_control``): what its
+    handlers share, and the routes it adds to the application."""
+
+    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
+        self._ctx = ctx
+        self._dialect = dialect
+
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError

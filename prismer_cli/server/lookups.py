@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from prismer_cli.server.context import DialectHandlers, ServerContext
+from prismer_cli.server.context import Endpoints
 from prismer_cli.server.records import User
 from prismer_cli.server.responses import json_answer, json_error
 from prismer_cli.server.rest import BadRequest, bearer_user
@@ -43,11 +43,7 @@ def parse_limit(text: str | None) -> int:
     return int(found.group(1)) if found else DEFAULT_PAGE
 
 
-class LookupApi:
-    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
-        self._ctx = ctx
-        self._dialect = dialect
-
+class LookupApi(Endpoints):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.get("/api/im/conversations/{conversationId}", self._guarded(self.conversation)),

@@ -40,7 +40,7 @@ from typing import Any
 from aiohttp import web
 
 from prismer_cli.server import tokens
-from prismer_cli.server.context import DialectHandlers, ServerContext
+from prismer_cli.server.context import Endpoints
 from prismer_cli.server.idempotency import KEY_FIELD, key_of
 from prismer_cli.server.records import Conversation, Message, User
 from prismer_cli.server.responses import json_answer, json_error
@@ -112,11 +112,7 @@ def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
     }
 
 
-class RestApi:
-    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
-        self._ctx = ctx
-        self._dialect = dialect
-
+class RestApi(Endpoints):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/api/im/register", self.register),
