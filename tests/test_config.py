@@ -21,7 +21,7 @@ import pytest
 
 from prismer_cli.config import DEFAULT_URL, CommandLine, resolve
 from prismer_cli.errors import UsageError
-from prismer_cli.server.state import user_id_for_token
+from prismer_cli.server.users import user_id_for_token
 from tests.support.cli import FAST, Background, Result, run
 from tests.support.serverfixture import ServerProcess, start_server
 

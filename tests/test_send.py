@@ -23,7 +23,7 @@ import pytest
 import requests
 import websocket
 
-from prismer_cli.server.state import user_id_for_token
+from prismer_cli.server.users import user_id_for_token
 from tests.support.cli import Result, command, env_for, run
 from tests.support.serverfixture import ServerProcess, start_server
 

@@ -23,7 +23,8 @@ import requests
 import websocket
 
 from prismer_cli.server.faults import FaultSpecError, parse_fault
-from prismer_cli.server.state import Store, user_id_for_token
+from prismer_cli.server.state import Store
+from prismer_cli.server.users import user_id_for_token
 from tests.support.api import call as rest
 from tests.support.serverfixture import (
     BlackHole,

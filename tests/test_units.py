@@ -259,7 +259,8 @@ def test_dialect_detection(frame: dict[str, str], dialect: object) -> None:
 
 def test_docs_commands_carry_exactly_the_pages_fields() -> None:
     """A server built from the page may reject extra fields: none are sent."""
-    assert DOCS.send_message("c", "hi", "text", {"metadata": {"k": 1}}, "r1") == {
+    message = Command(SEND, "c", "hi", "text", extra={"metadata": {"k": 1}})
+    assert DOCS.send_message(message, "r1") == {
         "action": "send_message",
         "conversationId": "c",
         "content": "hi",

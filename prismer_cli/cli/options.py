@@ -75,89 +75,71 @@ def _after_the_subcommand(own: CommandLine, ctx: typer.Context) -> CommandLine:
 
 PANEL = "Connection options (also accepted before the subcommand)"
 
+
+def _value(*names: str, metavar: str, text: str, kind: Any = str | None, **more: Any) -> Any:
+    """An option that takes a value and shows no default (its default is None: not given)."""
+    option = typer.Option(*names, metavar=metavar, help=text, show_default=False, **more)
+    return Annotated[kind, option]
+
+
+def _switch(*names: str, text: str, **more: Any) -> Any:
+    """An on/off flag, off by default."""
+    return Annotated[bool, typer.Option(*names, help=text, **more)]
+
+
+def _repeatable(*names: str, metavar: str, text: str) -> Any:
+    """An option that may be given several times (none by default)."""
+    return _value(*names, metavar=metavar, text=text, kind=list[str] | None)
+
+
+def _number(*names: str, metavar: str, text: str, at_least: float) -> Any:
+    """A number option (none by default) of the bound's type, int or float; a float one
+    refuses nan and inf (:func:`finite`)."""
+    kind = type(at_least)
+    more = {"callback": finite} if kind is float else {}
+    return _value(*names, metavar=metavar, text=text, kind=kind | None, min=at_least, **more)
+
+
+_connection_value = functools.partial(_value, rich_help_panel=PANEL)
+_connection_switch = functools.partial(_switch, rich_help_panel=PANEL)
+
 # Connection options: accepted before the subcommand (the app's callback has them) or after it.
 CONNECTION = OptionGroup(
     CommandLine,
     _after_the_subcommand,
-    url=Annotated[
-        str | None,
-        typer.Option(
-            "--url",
-            metavar="URL",
-            help="Base URL (http(s):// or ws(s)://); env PRISMER_URL, PRISMER_BASE_URL.",
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    token=Annotated[
-        str | None,
-        typer.Option(
-            "--token",
-            metavar="TOKEN",
-            help=(
-                "JWT; env PRISMER_TOKEN, AGENT_TOKEN. Others can see it in ps: prefer --token-file."
-            ),
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    token_file=Annotated[
-        str | None,
-        typer.Option(
-            "--token-file",
-            metavar="PATH",
-            help="Read the token from PATH (mode 0600), or from stdin with '-'.",
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    transport=Annotated[
-        str | None,
-        typer.Option(
-            "--transport",
-            metavar="auto|ws|sse",
-            help="auto: WebSocket, else SSE; ws or sse: only that one. [default: auto]",
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    dialect=Annotated[
-        str | None,
-        typer.Option(
-            "--dialect",
-            metavar="auto|docs|server",
-            help="Protocol dialect; auto detects it. [default: auto]",
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    profile=Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            metavar="NAME",
-            help="Profile of the config file; env PRISMER_PROFILE.",
-            rich_help_panel=PANEL,
-            show_default=False,
-        ),
-    ],
-    no_refresh=Annotated[
-        bool,
-        typer.Option(
-            "--no-refresh",
-            help="Never refresh the token, even when it is about to expire.",
-            rich_help_panel=PANEL,
-        ),
-    ],
-    verbose=Annotated[
-        bool,
-        typer.Option(
-            "--verbose", "-v", help="Log the connection lifecycle on stderr.", rich_help_panel=PANEL
-        ),
-    ],
-    quiet=Annotated[
-        bool, typer.Option("--quiet", "-q", help="Only errors on stderr.", rich_help_panel=PANEL)
-    ],
+    url=_connection_value(
+        "--url",
+        metavar="URL",
+        text="Base URL (http(s):// or ws(s)://); env PRISMER_URL, PRISMER_BASE_URL.",
+    ),
+    token=_connection_value(
+        "--token",
+        metavar="TOKEN",
+        text="JWT; env PRISMER_TOKEN, AGENT_TOKEN. Others can see it in ps: prefer --token-file.",
+    ),
+    token_file=_connection_value(
+        "--token-file",
+        metavar="PATH",
+        text="Read the token from PATH (mode 0600), or from stdin with '-'.",
+    ),
+    transport=_connection_value(
+        "--transport",
+        metavar="auto|ws|sse",
+        text="auto: WebSocket, else SSE; ws or sse: only that one. [default: auto]",
+    ),
+    dialect=_connection_value(
+        "--dialect",
+        metavar="auto|docs|server",
+        text="Protocol dialect; auto detects it. [default: auto]",
+    ),
+    profile=_connection_value(
+        "--profile", metavar="NAME", text="Profile of the config file; env PRISMER_PROFILE."
+    ),
+    no_refresh=_connection_switch(
+        "--no-refresh", text="Never refresh the token, even when it is about to expire."
+    ),
+    verbose=_connection_switch("--verbose", "-v", text="Log the connection lifecycle on stderr."),
+    quiet=_connection_switch("--quiet", "-q", text="Only errors on stderr."),
 )
 
 
@@ -180,88 +162,46 @@ class ListenFlags:
 # The options of listen and subscribe.
 LISTEN = OptionGroup(
     ListenFlags,
-    type_=Annotated[
-        list[str] | None,
-        typer.Option(
-            "--type",
-            "-t",
-            metavar="TYPE",
-            help="Keep only events of this type (repeatable).",
-            show_default=False,
+    type_=_repeatable(
+        "--type", "-t", metavar="TYPE", text="Keep only events of this type (repeatable)."
+    ),
+    conversation=_repeatable(
+        "--conversation",
+        "-c",
+        metavar="ID",
+        text="Keep only events of this conversation (repeatable).",
+    ),
+    match=_repeatable(
+        "--match",
+        "-m",
+        metavar="PATH=VALUE",
+        text=(
+            "Keep only events whose field PATH (dotted into the envelope, e.g. "
+            "payload.taskId) equals VALUE, as JSON when it parses, else as a string "
+            "(repeatable: all must hold)."
         ),
-    ],
-    conversation=Annotated[
-        list[str] | None,
-        typer.Option(
-            "--conversation",
-            "-c",
-            metavar="ID",
-            help="Keep only events of this conversation (repeatable).",
-            show_default=False,
-        ),
-    ],
-    match=Annotated[
-        list[str] | None,
-        typer.Option(
-            "--match",
-            "-m",
-            metavar="PATH=VALUE",
-            help=(
-                "Keep only events whose field PATH (dotted into the envelope, e.g. "
-                "payload.taskId) equals VALUE, as JSON when it parses, else as a string "
-                "(repeatable: all must hold)."
-            ),
-            show_default=False,
-        ),
-    ],
-    stop_after=Annotated[
-        int | None,
-        typer.Option(
-            "--count",
-            "-n",
-            min=1,
-            metavar="N",
-            help="Exit 0 after N printed events.",
-            show_default=False,
-        ),
-    ],
-    timeout=Annotated[
-        float | None,
-        typer.Option(
-            "--timeout",
-            min=0.0,
-            callback=finite,
-            metavar="SECONDS",
-            help="Stop after SECONDS; exit 124 if --count was not reached.",
-            show_default=False,
-        ),
-    ],
-    no_reconnect=Annotated[
-        bool, typer.Option("--no-reconnect", help="Exit 4 when the connection is lost.")
-    ],
-    max_retries=Annotated[
-        int | None,
-        typer.Option(
-            "--max-retries",
-            min=0,
-            metavar="N",
-            help="Give up (exit 4) after N consecutive failed retries; unlimited by default.",
-            show_default=False,
-        ),
-    ],
-    meta=Annotated[
-        bool,
-        typer.Option(
-            "--meta",
-            help=(
-                "Also print lifecycle records (prismer-rt.connected, .reconnecting, .disconnected)."
-            ),
-        ),
-    ],
-    ignore_self=Annotated[
-        bool,
-        typer.Option("--ignore-self", help="Drop events sent by the authenticated user itself."),
-    ],
+    ),
+    stop_after=_number(
+        "--count", "-n", metavar="N", text="Exit 0 after N printed events.", at_least=1
+    ),
+    timeout=_number(
+        "--timeout",
+        metavar="SECONDS",
+        text="Stop after SECONDS; exit 124 if --count was not reached.",
+        at_least=0.0,
+    ),
+    no_reconnect=_switch("--no-reconnect", text="Exit 4 when the connection is lost."),
+    max_retries=_number(
+        "--max-retries",
+        metavar="N",
+        text="Give up (exit 4) after N consecutive failed retries; unlimited by default.",
+        at_least=0,
+    ),
+    meta=_switch(
+        "--meta",
+        text="Also print lifecycle records (prismer-rt.connected, .reconnecting, .disconnected).",
+    ),
+    ignore_self=_switch("--ignore-self", text="Drop events sent by the authenticated user itself."),
     since=Annotated[
         str,
         typer.Option(
@@ -271,21 +211,14 @@ LISTEN = OptionGroup(
             "server's event log, then the live ones.",
         ),
     ],
-    cursor_file=Annotated[
-        str | None,
-        typer.Option(
-            "--cursor-file",
-            metavar="FILE",
-            help="Start after the cursor saved in FILE (else as --since says); save the cursor "
-            "of each event written there. One listen per FILE at a time.",
-            show_default=False,
-        ),
-    ],
-    no_follow=Annotated[
-        bool,
-        typer.Option(
-            "--no-follow",
-            help="Print the stored events and exit 0 without going live (the cron mode).",
-        ),
-    ],
+    cursor_file=_value(
+        "--cursor-file",
+        metavar="FILE",
+        text="Start after the cursor saved in FILE (else as --since says); save the cursor "
+        "of each event written there. One listen per FILE at a time.",
+    ),
+    no_follow=_switch(
+        "--no-follow",
+        text="Print the stored events and exit 0 without going live (the cron mode).",
+    ),
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
@@ -91,24 +92,35 @@ def _check_id(value: str | None, hint: str) -> None:
         raise typer.BadParameter(problem, param_hint=hint)
 
 
+def _optional_argument(metavar: str, text: str) -> Any:
+    return typer.Argument(metavar=metavar, help=text, show_default=False)
+
+
+def _conversation_argument(purpose: str) -> Any:
+    """CONVERSATION_ID, the argument whose absence means JSON lines on stdin."""
+    return _optional_argument(
+        "[CONVERSATION_ID]", f"Conversation {purpose}; without it, stdin holds JSON lines."
+    )
+
+
+def _one_command(
+    conversation_id: str | None, build: Callable[[str], Command]
+) -> Callable[[], Command] | None:
+    """The one command of the arguments, built when called; None when stdin holds the lines."""
+    if conversation_id is None:
+        return None
+    return functools.partial(build, conversation_id)
+
+
 @CONNECTION
 def send(
     ctx: typer.Context,
     g: CommandLine,
-    conversation_id: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[CONVERSATION_ID]",
-            help="Conversation to send to; without it, stdin holds JSON lines.",
-            show_default=False,
-        ),
-    ] = None,
+    conversation_id: Annotated[str | None, _conversation_argument("to send to")] = None,
     content: Annotated[
         str | None,
-        typer.Argument(
-            metavar="[CONTENT | -]",
-            help="The message; '-' or nothing: all of stdin is one message.",
-            show_default=False,
+        _optional_argument(
+            "[CONTENT | -]", "The message; '-' or nothing: all of stdin is one message."
         ),
     ] = None,
     type_: Annotated[
@@ -149,19 +161,17 @@ def send(
             param_hint="--idempotency-key",
         )
     _check_id(conversation_id, "CONVERSATION_ID")
-    single = None
-    if conversation_id is not None:
 
-        def single() -> Command:
-            text = _read_all_stdin() if content in (None, "-") else content
-            if not text:
-                raise UsageError("nothing to send: the message is empty")
-            key, given = (idempotency_key, True) if idempotency_key else (new_key(), False)
-            return Command(SEND, conversation_id, text, type_, key=key, key_given=given)
+    def message(conversation: str) -> Command:
+        text = _read_all_stdin() if content in (None, "-") else content
+        if not text:
+            raise UsageError("nothing to send: the message is empty")
+        key, given = (idempotency_key, True) if idempotency_key else (new_key(), False)
+        return Command(SEND, conversation, text, type_, key=key, key_given=given)
 
     _run_commands(
         g,
-        single,
+        _one_command(conversation_id, message),
         reads_stdin=conversation_id is None or content in (None, "-"),
         default_action=SEND,
         message_type=type_,
@@ -173,19 +183,9 @@ def send(
 def mark_read(
     ctx: typer.Context,
     g: CommandLine,
-    conversation_id: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[CONVERSATION_ID]",
-            help="Conversation to mark read; without it, stdin holds JSON lines.",
-            show_default=False,
-        ),
-    ] = None,
+    conversation_id: Annotated[str | None, _conversation_argument("to mark read")] = None,
     message_id: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="[MESSAGE_ID]", help="Mark read up to this message.", show_default=False
-        ),
+        str | None, _optional_argument("[MESSAGE_ID]", "Mark read up to this message.")
     ] = None,
 ) -> None:
     """Mark a conversation read, or each {"conversationId", "upToMessageId"} line of stdin."""
@@ -193,12 +193,7 @@ def mark_read(
 
     _check_id(conversation_id, "CONVERSATION_ID")
     _check_id(message_id, "MESSAGE_ID")
-    single = None
-    if conversation_id is not None:
-
-        def single() -> Command:
-            return Command(MARK_READ, conversation_id, up_to=message_id)
-
+    single = _one_command(conversation_id, lambda c: Command(MARK_READ, c, up_to=message_id))
     _run_commands(g, single, reads_stdin=conversation_id is None, default_action=MARK_READ)
 
 

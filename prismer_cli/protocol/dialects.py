@@ -86,14 +86,7 @@ class Dialect:
             assert command.content is not None
             if command.key_given and not self.carries_keys:
                 return None
-            return self.send_message(
-                command.conversation_id,
-                command.content,
-                command.message_type,
-                command.extra,
-                request_id,
-                command.key,
-            )
+            return self.send_message(command, request_id)
         if command.action == SUBSCRIBE:
             return self.subscribe(command.conversation_id, request_id)
         assert command.action == MARK_READ
@@ -101,15 +94,8 @@ class Dialect:
             return None  # "everything read": only POST .../read says that, in both dialects
         return self.mark_read(command.conversation_id, command.up_to, request_id)
 
-    def send_message(
-        self,
-        conversation_id: str,
-        content: str,
-        message_type: str,
-        extra: JSON,
-        request_id: str,
-        key: str = "",
-    ) -> JSON:
+    def send_message(self, command: Command, request_id: str) -> JSON:
+        """The socket frame of a message (a SEND command)."""
         raise NotImplementedError
 
     def subscribe(self, conversation_id: str, request_id: str) -> JSON:
@@ -201,20 +187,12 @@ class DocsDialect(Dialect):
 
     # The page's commands carry exactly the page's fields: a server built from it may
     # reject anything else, so no requestId goes out in this dialect.
-    def send_message(
-        self,
-        conversation_id: str,
-        content: str,
-        message_type: str,
-        extra: JSON,
-        request_id: str,
-        key: str = "",
-    ) -> JSON:
+    def send_message(self, command: Command, request_id: str) -> JSON:
         return {
             "action": SEND,
-            "conversationId": conversation_id,
-            "content": content,
-            "type": message_type,
+            "conversationId": command.conversation_id,
+            "content": command.content,
+            "type": command.message_type,
         }
 
     def subscribe(self, conversation_id: str, request_id: str) -> JSON:
@@ -242,25 +220,18 @@ class ServerDialect(Dialect):
         payload = frame.get("payload")
         return isinstance(payload, dict) and payload.get("code") in ("AUTH_FAILED", "AUTH_REQUIRED")
 
-    def send_message(
-        self,
-        conversation_id: str,
-        content: str,
-        message_type: str,
-        extra: JSON,
-        request_id: str,
-        key: str = "",
-    ) -> JSON:
+    def send_message(self, command: Command, request_id: str) -> JSON:
         payload: JSON = {
-            "conversationId": conversation_id,
-            "content": content,
-            "type": message_type,
+            "conversationId": command.conversation_id,
+            "content": command.content,
+            "type": command.message_type,
         }
+        extra = command.extra
         if extra.get("parentId") is not None:
             payload["parentId"] = extra["parentId"]
         metadata = extra.get("metadata")
-        if key:  # the real server's de-duplication (message.service.ts)
-            metadata = {**(metadata or {}), IDEMPOTENCY_FIELD: key}
+        if command.key:  # the real server's de-duplication (message.service.ts)
+            metadata = {**(metadata or {}), IDEMPOTENCY_FIELD: command.key}
         if metadata is not None:
             payload["metadata"] = metadata
         return {"type": "message.send", "payload": payload, "requestId": request_id}

@@ -14,6 +14,7 @@ from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.dialect_docs import DocsDialect
 from prismer_cli.server.dialect_server import ServerDialect
 from prismer_cli.server.faults import FaultState, Refusal
+from prismer_cli.server.lookups import LookupApi
 from prismer_cli.server.options import ServerOptions
 from prismer_cli.server.responses import json_error
 from prismer_cli.server.rest import RestApi
@@ -147,6 +148,7 @@ def build_app(options: ServerOptions) -> web.Application:
             web.get("/api/im/events/stream", docs_sse),
             web.get("/sse", server_sse),
             *RestApi(ctx, dialect).routes(),
+            *LookupApi(ctx, dialect).routes(),
             *TokenApi(ctx).routes(),
             *ControlApi(ctx, dialect).routes(),
         ]

@@ -10,7 +10,7 @@ The defaults are those of :class:`~prismer_cli.server.options.ServerOptions`.
 from __future__ import annotations
 
 import math
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -20,7 +20,8 @@ from prismer_cli.server.options import ServerOptions
 EPILOG = "Example: prismer-rt serve --dialect server --token dev-token --fault drop-after=3"
 FAULTS_HELP = (
     "Inject a fault (repeatable): no-websocket, refuse=N[:S], rate-limit=N:S, "
-    "drop-after=N, half-open-after=N, garbage, upgrade-status=CODE, no-history."
+    "drop-after=N, half-open-after=N, garbage, upgrade-status=CODE, no-history, "
+    "concurrent-handling."
 )
 DEFAULTS = ServerOptions()
 
@@ -30,6 +31,11 @@ def _finite(value: float) -> float:
     if not math.isfinite(value):
         raise typer.BadParameter(f"must be a finite number, not {value}")
     return value
+
+
+def _seconds(flag: str, text: str) -> Any:
+    """A duration option: a finite number of seconds."""
+    return typer.Option(flag, metavar="SECONDS", callback=_finite, help=text)
 
 
 def serve_command(
@@ -58,39 +64,17 @@ def serve_command(
     ] = None,
     auth_timeout: Annotated[
         float,
-        typer.Option(
-            "--auth-timeout",
-            metavar="SECONDS",
-            callback=_finite,
-            help="Server dialect: close an unauthenticated socket after this.",
-        ),
+        _seconds("--auth-timeout", "Server dialect: close an unauthenticated socket after this."),
     ] = DEFAULTS.auth_timeout,
     ack_timeout: Annotated[
         float,
-        typer.Option(
-            "--ack-timeout",
-            metavar="SECONDS",
-            callback=_finite,
-            help="Server dialect: re-queue an unacknowledged frame after this.",
-        ),
+        _seconds("--ack-timeout", "Server dialect: re-queue an unacknowledged frame after this."),
     ] = DEFAULTS.ack_timeout,
     heartbeat: Annotated[
-        float,
-        typer.Option(
-            "--heartbeat",
-            metavar="SECONDS",
-            callback=_finite,
-            help="Server dialect: SSE heartbeat comment interval.",
-        ),
+        float, _seconds("--heartbeat", "Server dialect: SSE heartbeat comment interval.")
     ] = DEFAULTS.heartbeat,
     token_ttl: Annotated[
-        float,
-        typer.Option(
-            "--token-ttl",
-            metavar="SECONDS",
-            callback=_finite,
-            help="Lifetime of the tokens the server issues.",
-        ),
+        float, _seconds("--token-ttl", "Lifetime of the tokens the server issues.")
     ] = DEFAULTS.token_ttl,
     max_message_bytes: Annotated[
         int,

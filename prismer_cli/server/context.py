@@ -13,7 +13,8 @@ from prismer_cli.server.control_log import ControlLog
 from prismer_cli.server.faults import FaultState
 from prismer_cli.server.links import Hub
 from prismer_cli.server.options import ServerOptions
-from prismer_cli.server.state import Conversation, Message, Store
+from prismer_cli.server.records import Conversation, Message
+from prismer_cli.server.state import Store
 
 
 @dataclass
@@ -68,3 +69,15 @@ class DialectHandlers(Protocol):
     def close(self) -> None:
         """Stop timers at shutdown."""
         ...
+
+
+class Endpoints:
+    """A group of HTTP endpoints of one server (REST, look-ups, ``/_control``): what its
+    handlers share, and the routes it adds to the application."""
+
+    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
+        self._ctx = ctx
+        self._dialect = dialect
+
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError

@@ -34,7 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
-from prismer_cli.server.context import DialectHandlers, ServerContext
+from prismer_cli.server.context import Endpoints
 from prismer_cli.server.faults import FaultSpecError
 from prismer_cli.server.formats import iso
 from prismer_cli.server.responses import json_answer, json_error
@@ -48,11 +48,7 @@ async def _json_object(request: web.Request) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-class ControlApi:
-    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
-        self._ctx = ctx
-        self._dialect = dialect
-
+class ControlApi(Endpoints):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/_control/emit", self.emit),

@@ -57,23 +57,11 @@ from typing import Any
 
 from aiohttp import web
 
+from prismer_cli.server import sockets
 from prismer_cli.server.context import ServerContext
-from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.formats import dumps, iso, utcnow
 from prismer_cli.server.links import ClientLink
-from prismer_cli.server.responses import json_answer
-from prismer_cli.server.sockets import (
-    close_websocket,
-    evict_oldest,
-    logged_path,
-    open_sse,
-    open_websocket,
-    pump,
-    push_sse_garbage,
-    push_ws_garbage,
-    stream_sse,
-)
-from prismer_cli.server.state import Conversation, Message, User
+from prismer_cli.server.records import Conversation, Message, User
 from prismer_cli.server.synclog import DOCS_LOG_TYPES, log_emitted
 
 ActionHandler = Callable[[User, dict[str, Any]], None]
@@ -174,7 +162,7 @@ class DocsDialect:
         self.deliver(sorted(self._ctx.store.partners_of(user.id)), "presence.update", payload)
 
     def _connected(self, conn: ClientLink, user: User) -> None:
-        evict_oldest(self._ctx, user.id)
+        sockets.evict_oldest(self._ctx, user.id)
         if self._ctx.hub.add(conn, user.id):
             self._presence(user, "online")
 
@@ -187,10 +175,10 @@ class DocsDialect:
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         ctx = self._ctx
         user = ctx.store.user_for_token(request.query.get("token"))
-        ws, conn = await open_websocket(ctx, request)
+        ws, conn = await sockets.open_websocket(ctx, request)
         ctx.log.add(
             "ws_connect",
-            path=logged_path(request),
+            path=sockets.logged_path(request),
             status=101,
             user=user.id if user else None,
             auth="ok" if user else "failed",
@@ -199,12 +187,12 @@ class DocsDialect:
         if user is None:
             conn.push_reply(dumps({"type": "auth_error", "payload": {"message": "Invalid token"}}))
             conn.push_close(4001, "Invalid token")
-            await pump(ctx, ws, conn, self._log_only, self._forget)
+            await sockets.pump(ctx, ws, conn, self._log_only, self._forget)
             return ws
         self._greet(conn, user)
-        await pump(ctx, ws, conn, self._handle_text, self._detach)
+        await sockets.pump(ctx, ws, conn, self._handle_text, self._detach)
         ctx.log.add("ws_close", conn=conn.id, user=user.id, code=ws.close_code)
-        await close_websocket(ctx, ws, conn)
+        await sockets.close_websocket(ctx, ws, conn)
         return ws
 
     def _forget(self, conn: ClientLink) -> None:
@@ -221,7 +209,7 @@ class DocsDialect:
         self._connected(conn, user)
         hello = {"userId": user.id, "name": user.display_name, "connectedAt": iso(utcnow())}
         conn.push_reply(dumps({"type": "auth_success", "payload": hello}))
-        push_ws_garbage(self._ctx, conn)
+        sockets.push_ws_garbage(self._ctx, conn)
 
     def _log_only(self, conn: ClientLink, text: str) -> None:
         with contextlib.suppress(CommandError):
@@ -294,37 +282,20 @@ class DocsDialect:
     # ── SSE ──────────────────────────────────────────────────────────────
 
     async def sse(self, request: web.Request) -> web.StreamResponse:
-        ctx = self._ctx
-        token = request.query.get("token")
-        user = ctx.store.user_for_token(token)
-        headers = logged_headers(request.headers)
-        if user is None:
-            ctx.log.add("sse_connect", path=logged_path(request), status=401, headers=headers)
-            error = "Invalid or expired token" if token else "Token required (?token=<JWT>)"
-            return json_answer({"ok": False, "error": error}, status=401)
-        response, conn = await open_sse(ctx, request)
-        ctx.log.add(
-            "sse_connect",
-            path=logged_path(request),
-            status=200,
-            user=user.id,
-            headers=headers,
-            conn=conn.id,
+        return await sockets.serve_sse(
+            self._ctx, request, self._sse_start, self._disconnected, heartbeat=None
         )
+
+    def _sse_start(self, conn: ClientLink, user: User, request: web.Request) -> None:
+        ctx = self._ctx
         conn.user_id = user.id
         conn.push_reply("retry: 1000\n\n")
-        push_sse_garbage(ctx, conn)
+        sockets.push_sse_garbage(ctx, conn)
         last_id = parse_last_event_id(request.headers.get("Last-Event-ID"))
         if last_id is not None and not ctx.faults.no_history:
             for text in self._replay(user.id, last_id):
                 conn.push_event(text)
         self._connected(conn, user)  # same step as the replay: nothing falls in between
-        try:
-            await stream_sse(ctx, conn, heartbeat=None)
-        finally:
-            self._disconnected(conn, user)
-            ctx.log.add("sse_close", conn=conn.id, user=user.id)
-        return response
 
     def _replay(self, user_id: str, last_id: int) -> list[str]:
         """The durable events after ``last_id`` this user's stream carries, as it sent them."""

@@ -29,6 +29,10 @@ WebSocket ``GET /ws``
 
     At most 5 connections (WebSocket and SSE) per user, see :mod:`~prismer_cli.server.sockets`.
 
+    Frames are handled one after the other, in the order they came; with the
+    ``concurrent-handling`` fault each ``message.send`` is handled after a random delay of up
+    to 5 ms instead, as on the real server (see :mod:`~prismer_cli.server.faults`).
+
 SSE ``GET /sse?token=``
     401 JSON ``Invalid or expired token`` / ``Token required (?token=<JWT>)``. Otherwise
     unnamed ``data: <envelope>`` frames starting with ``authenticated``, ``: heartbeat`` every
@@ -46,30 +50,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
+from prismer_cli.server import sockets
 from prismer_cli.server.acks import AckTracker
 from prismer_cli.server.context import ServerContext
-from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.formats import dumps, iso, now_ms, utcnow
 from prismer_cli.server.idempotency import key_of
 from prismer_cli.server.links import ClientLink
-from prismer_cli.server.responses import json_error
-from prismer_cli.server.sockets import (
-    close_websocket,
-    evict_oldest,
-    logged_path,
-    open_sse,
-    open_websocket,
-    pump,
-    push_sse_garbage,
-    push_ws_garbage,
-    stream_sse,
-)
-from prismer_cli.server.state import Conversation, Message
+from prismer_cli.server.records import Conversation, Message, User
 from prismer_cli.server.synclog import DURABLE_TYPES, log_emitted
 
 IGNORED_TYPES = frozenset(
@@ -81,6 +74,8 @@ IGNORED_TYPES = frozenset(
         "message.stream.end",
     }
 )
+
+CONCURRENT_DELAY = 0.005  # the longest random delay of a message.send, concurrent-handling
 
 EventHandler = Callable[[ClientLink, str, dict[str, Any], Any], None]
 
@@ -182,7 +177,7 @@ class ServerDialect:
         hub = self._ctx.hub
         if conn.user_id is not None:
             hub.remove(conn)
-        evict_oldest(self._ctx, user_id)
+        sockets.evict_oldest(self._ctx, user_id)
         hub.add(conn, user_id)
         self._left.pop(user_id, None)  # auto-join every conversation again
 
@@ -196,14 +191,14 @@ class ServerDialect:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         ctx = self._ctx
-        ws, conn = await open_websocket(ctx, request)
+        ws, conn = await sockets.open_websocket(ctx, request)
         token = request.query.get("token")
         if token:
             self._authenticate(conn, token, None)
         auth = "none" if not token else ("ok" if conn.user_id else "failed")
         ctx.log.add(
             "ws_connect",
-            path=logged_path(request),
+            path=sockets.logged_path(request),
             status=101,
             user=conn.user_id,
             auth=auth,
@@ -212,11 +207,11 @@ class ServerDialect:
         loop = asyncio.get_running_loop()
         timeout = loop.call_later(ctx.options.auth_timeout, self._auth_timeout, conn)
         try:
-            await pump(ctx, ws, conn, self._handle_text, self._detach)
+            await sockets.pump(ctx, ws, conn, self._handle_text, self._detach)
         finally:
             timeout.cancel()
         ctx.log.add("ws_close", conn=conn.id, user=conn.user_id, code=ws.close_code)
-        await close_websocket(ctx, ws, conn)
+        await sockets.close_websocket(ctx, ws, conn)
         return ws
 
     def _auth_timeout(self, conn: ClientLink) -> None:
@@ -231,7 +226,7 @@ class ServerDialect:
             return
         self._attach(conn, user.id)
         self._reply(conn, frame("authenticated", {"userId": user.id}, request_id))
-        push_ws_garbage(self._ctx, conn)
+        sockets.push_ws_garbage(self._ctx, conn)
         self._send_retries(conn, user.id)
 
     def _send_retries(self, conn: ClientLink, user_id: str) -> None:
@@ -280,6 +275,18 @@ class ServerDialect:
                 conn, error_frame(f"Unknown event type: {name}", "UNKNOWN_EVENT", request_id)
             )
             return
+        if name == "message.send" and self._ctx.faults.concurrent_handling:
+            # handler.ts does not await one frame's handling before the next: each send is
+            # stored and broadcast when its database calls return, so pipelined ones race.
+            delay = random.uniform(0.0, CONCURRENT_DELAY)
+            loop = asyncio.get_running_loop()
+            loop.call_later(delay, self._command, conn, handler, name, payload, request_id)
+            return
+        self._command(conn, handler, name, payload, request_id)
+
+    def _command(
+        self, conn: ClientLink, handler: EventHandler, name: str, payload: Any, request_id: Any
+    ) -> None:
         try:
             if not isinstance(payload, dict):
                 raise CommandFailed(name)
@@ -370,28 +377,18 @@ class ServerDialect:
     # ── SSE ──────────────────────────────────────────────────────────────
 
     async def sse(self, request: web.Request) -> web.StreamResponse:
-        ctx = self._ctx
-        token = request.query.get("token")
-        user = ctx.store.user_for_token(token)
-        path = logged_path(request)
-        headers = logged_headers(request.headers)
-        if user is None:
-            ctx.log.add("sse_connect", path=path, status=401, headers=headers)
-            error = "Invalid or expired token" if token else "Token required (?token=<JWT>)"
-            return json_error(error, 401)
-        response, conn = await open_sse(ctx, request)
-        ctx.log.add(
-            "sse_connect", path=path, status=200, user=user.id, headers=headers, conn=conn.id
+        heartbeat = self._ctx.options.heartbeat
+        return await sockets.serve_sse(
+            self._ctx, request, self._sse_start, self._sse_end, heartbeat=heartbeat
         )
+
+    def _sse_start(self, conn: ClientLink, user: User, request: web.Request) -> None:
         self._attach(conn, user.id)
         self._reply(conn, frame("authenticated", {"userId": user.id}))
-        push_sse_garbage(ctx, conn)
-        try:
-            await stream_sse(ctx, conn, heartbeat=ctx.options.heartbeat)
-        finally:
-            self._detach(conn)
-            ctx.log.add("sse_close", conn=conn.id, user=user.id)
-        return response
+        sockets.push_sse_garbage(self._ctx, conn)
+
+    def _sse_end(self, conn: ClientLink, user: User) -> None:
+        self._detach(conn)
 
     # ── what REST and /_control call ─────────────────────────────────────
 

@@ -32,6 +32,13 @@ Given with ``--fault SPEC`` (repeatable) or replaced at run time by ``POST /_con
 ``garbage``
     Right after the auth frame a WebSocket gets the text frames ``this is not json``,
     ``[1,2,3]``, ``"just a string"`` and one binary frame; an SSE stream gets ``data: not json``.
+``concurrent-handling``
+    Server dialect: socket messages are handled concurrently, as the real server's
+    ``ws/handler.ts`` does (it starts handling each frame without awaiting the previous one):
+    each ``message.send`` is validated, stored and broadcast (or answered with its error) after
+    a random delay of 0 to 5 ms, so ``message.send`` frames written back to back to one
+    conversation can be stored and broadcast out of order. Other frames are handled at once, so
+    a ``pong`` no longer confirms the sends before its ping. The docs dialect ignores it.
 
 Counted faults (``refuse``, ``rate-limit``) are used up; the others stay until replaced.
 Requests to ``/_control`` are never faulted.
@@ -51,8 +58,9 @@ FAULT_KINDS = (
     "half-open-after",
     "garbage",
     "no-history",
+    "concurrent-handling",
 )
-FLAG_KINDS = ("no-websocket", "garbage", "no-history")
+FLAG_KINDS = ("no-websocket", "garbage", "no-history", "concurrent-handling")
 
 
 class FaultSpecError(ValueError):
@@ -161,6 +169,10 @@ class FaultState:
     @property
     def garbage(self) -> bool:
         return self._has("garbage")
+
+    @property
+    def concurrent_handling(self) -> bool:
+        return self._has("concurrent-handling")
 
     @property
     def upgrade_status(self) -> int | None:

@@ -31,7 +31,7 @@ class ServerOptions:
 def problem_with(options: ServerOptions) -> str | None:
     """Why these options cannot work (one line), or None."""
     from prismer_cli.server.faults import FaultSpecError, parse_fault
-    from prismer_cli.server.state import parse_token_spec
+    from prismer_cli.server.users import parse_token_spec
 
     if options.dialect not in DIALECTS:
         return f"unknown dialect {options.dialect!r} (use docs or server)"

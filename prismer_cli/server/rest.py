@@ -24,6 +24,8 @@ Answer shapes follow the recorded transcripts and the real server's ``api/*.ts``
 - ``POST /conversations/{id}/read``: marks everything read; 200 ``{"ok": true}``.
 - ``GET /sync?since=&limit=``: the event log, see :mod:`~prismer_cli.server.synclog`; 404
   ``Not found`` with the ``no-history`` fault.
+- ``GET /conversations/{id}``, ``/users/{id}``, ``/messages/{conversationId}``: server dialect
+  only, see :mod:`~prismer_cli.server.lookups`.
 
 Both message posts honour ``X-Idempotency-Key`` as :mod:`~prismer_cli.server.idempotency`
 says (the key is added to the message's metadata as ``_idempotencyKey``). A posted message is
@@ -38,12 +40,13 @@ from typing import Any
 from aiohttp import web
 
 from prismer_cli.server import tokens
-from prismer_cli.server.context import DialectHandlers, ServerContext
-from prismer_cli.server.formats import iso
+from prismer_cli.server.context import Endpoints
 from prismer_cli.server.idempotency import KEY_FIELD, key_of
+from prismer_cli.server.records import Conversation, Message, User
 from prismer_cli.server.responses import json_answer, json_error
-from prismer_cli.server.state import Conversation, Message, RegistrationError, User
+from prismer_cli.server.state import Store
 from prismer_cli.server.synclog import SyncFailed
+from prismer_cli.server.users import RegistrationError
 
 Target = Callable[[web.Request, User], tuple[Conversation, str | None]]
 
@@ -81,6 +84,17 @@ def _message_fields(body: dict[str, Any]) -> tuple[str, str, dict[str, Any], str
     return content, kind, metadata, parent_id
 
 
+def bearer_user(store: Store, request: web.Request) -> User:
+    """The user of the request's ``Authorization: Bearer`` token, else BadRequest 401."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise BadRequest(401, "Missing or invalid Authorization header")
+    user = store.user_for_token(header[len("Bearer ") :])
+    if user is None:
+        raise BadRequest(401, "Invalid or expired token")
+    return user
+
+
 def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
     card = {
         "capabilities": list(user.capabilities),
@@ -90,15 +104,7 @@ def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
         "agentType": user.agent_type,
     }
     return {
-        "user": {
-            "id": user.id,
-            "username": user.username,
-            "displayName": user.display_name,
-            "role": user.role,
-            "agentType": user.agent_type,
-            "avatarUrl": None,
-            "createdAt": iso(user.created_at),
-        },
+        "user": user.profile_view(),
         "stats": stats,
         **({"agentCard": card} if user.role == "agent" else {}),
         "bindings": [],
@@ -106,11 +112,7 @@ def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
     }
 
 
-class RestApi:
-    def __init__(self, ctx: ServerContext, dialect: DialectHandlers) -> None:
-        self._ctx = ctx
-        self._dialect = dialect
-
+class RestApi(Endpoints):
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/api/im/register", self.register),
@@ -123,13 +125,7 @@ class RestApi:
         ]
 
     def _user(self, request: web.Request) -> User:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            raise BadRequest(401, "Missing or invalid Authorization header")
-        user = self._ctx.store.user_for_token(header[len("Bearer ") :])
-        if user is None:
-            raise BadRequest(401, "Invalid or expired token")
-        return user
+        return bearer_user(self._ctx.store, request)
 
     # ── endpoints ────────────────────────────────────────────────────────
 

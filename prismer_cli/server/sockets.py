@@ -31,13 +31,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from aiohttp import WebSocketError, WSCloseCode, WSMsgType, web
 
 from prismer_cli.server.context import ServerContext
+from prismer_cli.server.control_log import logged_headers
 from prismer_cli.server.formats import dumps
 from prismer_cli.server.links import ClientLink, SseSink, WebSocketSink
+from prismer_cli.server.records import User
 from prismer_cli.server.redaction import redact
+from prismer_cli.server.responses import json_error
 
 CLOSE_TIMEOUT = 2.0
 SHUTDOWN_CLOSE_GRACE = 0.3
@@ -56,6 +60,8 @@ SSE_HEADERS = {
 
 TextHandler = Callable[[ClientLink, str], None]
 Detach = Callable[[ClientLink], None]
+SseStart = Callable[[ClientLink, User, web.Request], None]
+SseEnd = Callable[[ClientLink, User], None]
 
 
 async def open_websocket(
@@ -75,13 +81,40 @@ async def open_websocket(
     return ws, conn
 
 
-async def open_sse(
-    ctx: ServerContext, request: web.Request
-) -> tuple[web.StreamResponse, ClientLink]:
+async def serve_sse(
+    ctx: ServerContext,
+    request: web.Request,
+    start: SseStart,
+    end: SseEnd,
+    *,
+    heartbeat: float | None,
+) -> web.StreamResponse:
+    """One SSE request from start to end, as both dialects take it.
+
+    The ``?token=`` is checked (a refused one gets 401 JSON, ``Invalid or expired token`` or
+    ``Token required (?token=<JWT>)``), the stream opens, ``start`` greets it, and it runs
+    until the client leaves, the server stops or a fault ends it; then ``end``. Each step is
+    recorded (``sse_connect``, ``sse_close``).
+    """
+    token = request.query.get("token")
+    user = ctx.store.user_for_token(token)
+    path = logged_path(request)
+    headers = logged_headers(request.headers)
+    if user is None:
+        ctx.log.add("sse_connect", path=path, status=401, headers=headers)
+        error = "Invalid or expired token" if token else "Token required (?token=<JWT>)"
+        return json_error(error, 401)
     response = web.StreamResponse(status=200, headers=SSE_HEADERS)
     await response.prepare(request)
     conn = ClientLink(ctx.hub.next_id(), "sse", request, SseSink(response), ctx.faults, ctx.log)
-    return response, conn
+    ctx.log.add("sse_connect", path=path, status=200, user=user.id, headers=headers, conn=conn.id)
+    start(conn, user, request)
+    try:
+        await _stream_sse(ctx, conn, heartbeat)
+    finally:
+        end(conn, user)
+        ctx.log.add("sse_close", conn=conn.id, user=user.id)
+    return response
 
 
 def push_ws_garbage(ctx: ServerContext, conn: ClientLink) -> None:
@@ -113,34 +146,39 @@ def evict_oldest(ctx: ServerContext, user_id: str) -> None:
     ctx.hub.remove(oldest)
 
 
-async def _read_frames(
-    ctx: ServerContext,
-    ws: web.WebSocketResponse,
-    conn: ClientLink,
-    handle: TextHandler,
-    detach: Detach,
-) -> None:
-    while True:
-        msg = await ws.receive()  # a handler runs to its end before the next frame is read
-        if msg.type is WSMsgType.TEXT:
-            handle(conn, msg.data)
-        elif msg.type is WSMsgType.BINARY:
-            handle(conn, bytes(msg.data).decode("utf-8", "replace"))
-        elif msg.type is WSMsgType.PING:
-            conn.push_pong(msg.data)
-        elif msg.type is WSMsgType.ERROR and _too_big(msg.data):
-            # aiohttp has already sent the close frame (1009, no reason), as Node's ws does.
-            limit = ctx.options.max_message_bytes
-            ctx.log.add("oversized", conn=conn.id, user=conn.user_id, limit=limit)
-            return
-        elif msg.type is WSMsgType.CLOSE:
-            # Forget the connection before answering the close: a client that reconnects as
-            # soon as its close is answered must find its undelivered frames already queued.
-            detach(conn)
-            await ws.close(code=close_reply_code(msg.data))
-            return
-        elif msg.type is not WSMsgType.PONG:
-            return  # CLOSING, CLOSED or ERROR
+@dataclass
+class _FrameReader:
+    """The reading half of a WebSocket: each client frame handed to the dialect, in order."""
+
+    ctx: ServerContext
+    ws: web.WebSocketResponse
+    conn: ClientLink
+    handle: TextHandler
+    detach: Detach
+
+    async def run(self) -> None:
+        ws, conn, handle = self.ws, self.conn, self.handle
+        while True:
+            msg = await ws.receive()  # a handler runs to its end before the next frame is read
+            if msg.type is WSMsgType.TEXT:
+                handle(conn, msg.data)
+            elif msg.type is WSMsgType.BINARY:
+                handle(conn, bytes(msg.data).decode("utf-8", "replace"))
+            elif msg.type is WSMsgType.PING:
+                conn.push_pong(msg.data)
+            elif msg.type is WSMsgType.ERROR and _too_big(msg.data):
+                # aiohttp has already sent the close frame (1009, no reason), as Node's ws does.
+                limit = self.ctx.options.max_message_bytes
+                self.ctx.log.add("oversized", conn=conn.id, user=conn.user_id, limit=limit)
+                return
+            elif msg.type is WSMsgType.CLOSE:
+                # Forget the connection before answering the close: a client that reconnects
+                # as soon as its close is answered must find its undelivered frames queued.
+                self.detach(conn)
+                await ws.close(code=close_reply_code(msg.data))
+                return
+            elif msg.type is not WSMsgType.PONG:
+                return  # CLOSING, CLOSED or ERROR
 
 
 def _too_big(error: object) -> bool:
@@ -167,7 +205,7 @@ async def pump(
     """
     once = _Once(detach)
     writer = asyncio.create_task(conn.run_writer())
-    reader = asyncio.create_task(_read_frames(ctx, ws, conn, handle, once))
+    reader = asyncio.create_task(_FrameReader(ctx, ws, conn, handle, once).run())
     silent = asyncio.create_task(conn.half_open.wait())
     stopping = asyncio.create_task(ctx.stopping.wait())
     try:
@@ -218,8 +256,7 @@ async def close_websocket(ctx: ServerContext, ws: web.WebSocketResponse, conn: C
         await asyncio.wait_for(ws.close(code=1001), SHUTDOWN_CLOSE_GRACE)
 
 
-async def stream_sse(ctx: ServerContext, conn: ClientLink, heartbeat: float | None) -> None:
-    """Run an SSE connection until the client leaves, the server stops or a fault ends it."""
+async def _stream_sse(ctx: ServerContext, conn: ClientLink, heartbeat: float | None) -> None:
     writer = asyncio.create_task(conn.run_writer())
     beats = asyncio.create_task(_heartbeats(conn, heartbeat)) if heartbeat else None
     try:

@@ -56,6 +56,8 @@ _MAX_HEADER = 10
 
 _unpack_u16 = struct.Struct("!H").unpack_from
 _unpack_u64 = struct.Struct("!Q").unpack_from
+# The 7-bit length field's two escapes: the header's size, and how to read the real length.
+_EXTENDED_LENGTH = {126: (4, _unpack_u16), 127: (10, _unpack_u64)}
 _pack_header16 = struct.Struct("!BBH").pack
 _pack_header64 = struct.Struct("!BBQ").pack
 
@@ -196,18 +198,12 @@ class FrameReader:
             raise FrameError("new data frame before the fragmented message ended")
 
         header = 2
-        if length == 126:
-            header = 4
-            if avail < 4:
-                self._fill(4)
+        if length > 125:  # a 16-bit (126) or 64-bit (127) length follows
+            header, unpack = _EXTENDED_LENGTH[length]
+            if avail < header:
+                self._fill(header)
                 return None
-            length = _unpack_u16(buf, start + 2)[0]
-        elif length == 127:
-            header = 10
-            if avail < 10:
-                self._fill(10)
-                return None
-            length = _unpack_u64(buf, start + 2)[0]
+            length = unpack(buf, start + 2)[0]
         if opcode < OP_CLOSE and length > self._max_size - self._frag_size:
             raise FrameError(
                 f"message larger than the {self._max_size}-byte limit "
