@@ -43,9 +43,18 @@ class Stopped(Exception):
 class Channel:
     broken = False
     deadline = Deadline()  # the current batch's: its attempts end by then (set by the loop)
-    confirmed = 0  # commands confirmed over this channel
     cause = ""  # why it broke
-    limit: int | None = None  # a message size the server refused (close 1009), less one
+    _confirmed = 0
+
+    @property
+    def confirmed(self) -> int:
+        """Commands confirmed over this channel: progress, for the retries."""
+        return self._confirmed
+
+    @property
+    def limit(self) -> int | None:
+        """A message size the server refused (close 1009), less one."""
+        return None
 
     def submit(self, commands: list[Command], again: list[Entry] | None = None) -> None:
         """Send `again` (entries of the ledger) then the commands, in order; raises Stopped
