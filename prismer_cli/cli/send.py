@@ -133,7 +133,7 @@ def send(
             min=0.0,
             callback=finite,
             metavar="SECONDS",
-            help="Server dialect: how long to wait for the server to confirm each message.",
+            help="How long the server may take to confirm each message once written.",
         ),
     ] = 10.0,
     idempotency_key: Annotated[

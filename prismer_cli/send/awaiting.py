@@ -138,6 +138,16 @@ class Awaiting:
             for entry in late:
                 self.uncertain(entry, error)
 
+    def answered(self) -> bool:
+        """Nothing awaits the server any more: every message confirmed, failed or past --wait,
+        and (docs dialect) every batch confirmed by its pong, or its pong --wait seconds late
+        (the closing handshake may still confirm it)."""
+        if self.by_request:
+            return False
+        for batch in self.unread.values():  # the oldest batch: pongs come in order
+            return batch[0].sent_at <= time.monotonic() - self._wait
+        return True
+
     # -- the end of a connection ------------------------------------------------------------
     def broke(self, close_code: int | None) -> None:
         """The connection is unusable: what awaits an echo is lost (to send again, with its

@@ -41,7 +41,7 @@ class Reader:
         self._log = log
         self._on_break = on_break
         self._pongs: dict[str, threading.Event] = {}
-        self.finishing = False  # the channel is closing: stop once nothing awaits an answer
+        self.finishing = False  # the channel is closing: stop once nothing awaits the server
         self.evicted = ""  # the server's eviction notice, said when the connection ends
         self._thread = threading.Thread(target=self._run, name="prismer-rt-reader", daemon=True)
         self._thread.start()
@@ -66,13 +66,15 @@ class Reader:
     def _run(self) -> None:
         conn, awaiting, ledger = self._conn, self._awaiting, self._ledger
         try:
-            while not (self.finishing and not awaiting.by_request):
+            while not (self.finishing and awaiting.answered()):
                 for data in conn.messages(time.monotonic() + TICK):
                     self.handle(data)
                     if not conn.pending():
                         conn.flush_acks()
                         ledger.emit()
                 awaiting.expire()
+                if self.finishing:  # the writer is done: the reader settles the pongs' batches
+                    awaiting.tend()
                 conn.flush_acks()
                 ledger.emit()
         except ConnectionLost as exc:

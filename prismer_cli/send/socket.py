@@ -118,11 +118,14 @@ class SocketChannel(Channel):
                     self._counter += 1
                     ping = b"prt-sync-%d" % self._counter
                     awaiting.unread[ping] = entries
+                    entries[0].sent_at = now
             try:
                 if frames:
                     self._send(frames, ping)
             except ConnectionLost as exc:
                 self._stopped(exc, entries, over_rest, todo[index:])
+            if ping is not None:  # its --wait counts from the end of the write
+                entries[0].sent_at = time.monotonic()
             for entry in written:
                 self._ledger.settle(entry, True, sent=True)
             if over_rest is not None:
@@ -223,8 +226,10 @@ class SocketChannel(Channel):
         self._conn.abort()
 
     def finish(self, *, abandon: bool = False) -> None:
-        """Wait for the outstanding confirmations (bounded by --wait), then close with 1000;
-        the docs dialect's frames not yet confirmed by a pong are confirmed by a clean close."""
+        """Wait for every outstanding confirmation (each bounded by --wait from its write: an
+        echo, or in the docs dialect the pong after its batch), then close with 1000 and wait
+        for the server's close; frames no pong confirmed are confirmed by that clean close, or
+        else uncertain. Dropping the socket with the server still reading is the last resort."""
         self._reader.finishing = True
         if abandon:
             self._awaiting.fail_pending(
