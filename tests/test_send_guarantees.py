@@ -13,9 +13,16 @@ Each test counts on the server's side: what it stored, exactly once.
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import time
 from collections import Counter
+from pathlib import Path
 
-from tests.support.cli import env_for, run, user_id
+import pytest
+import websocket
+
+from tests.support.cli import accepted_connections, command, env_for, run, user_id, wait_until
 from tests.support.serverfixture import ServerFactory, ServerProcess
 
 TOKEN = "guarantees-token"
@@ -51,3 +58,139 @@ def test_docs_send_of_a_large_stream_waits_for_every_confirmation(
     assert all(r["ok"] for r in results), next(r for r in results if not r["ok"])
     stored = stored_once(server, "c-big")
     assert len(stored) == n and set(stored.values()) == {1}
+
+
+# ── 17.6: keys in the results, and a retry file that finishes the job ────
+
+
+def join(server: ServerProcess, *convs: str) -> None:
+    """Make the user a participant of each conversation (server dialect; set-up)."""
+    ws = websocket.create_connection(f"{server.ws_url}/ws?token={TOKEN}", timeout=5)
+    try:
+        ws.recv()  # authenticated
+        for conv in convs:
+            ws.send(json.dumps({"type": "conversation.join", "payload": {"conversationId": conv}}))
+        ws.send(json.dumps({"type": "ping", "payload": {}, "requestId": "sync"}))
+        while json.loads(ws.recv()).get("type") != "pong":
+            pass
+    finally:
+        ws.close()
+
+
+@pytest.mark.parametrize("dialect", ["docs", "server"])
+def test_every_message_result_carries_its_own_key(
+    server_factory: ServerFactory, dialect: str
+) -> None:
+    """Two identical lines are two messages, each with its key in its result; a line's own key
+    is the one in its result."""
+    server = server_factory(dialect=dialect)
+    if dialect == "server":
+        join(server, "c-keys")
+    same = json.dumps({"conversationId": "c-keys", "content": "twice"}) + "\n"
+    own = json.dumps({"conversationId": "c-keys", "content": "own", "idempotencyKey": "K-7"})
+    result = run("send", env=env_for(server.url, TOKEN), input=same + same + own + "\n")
+    assert result.code == 0, result.err
+    keys = [r["idempotencyKey"] for r in result.lines]
+    assert keys[2] == "K-7" and keys[0] != keys[1] and all(keys)
+    assert sorted(stored_once(server, "c-keys").items()) == [("own", 1), ("twice", 2)]
+
+
+def test_retry_file_finishes_the_job_without_posting_twice(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """The server goes silent after 300 echoes (half-open-after): it stored every line but
+    confirmed 300, so the others are uncertain (--wait 1) and go to the retry file with their
+    keys. `send < FILE` on the mended server confirms them all and stores none a second time."""
+    server = server_factory(dialect="server")
+    convs = [f"c-retry-{i}" for i in range(10)]
+    join(server, *convs)
+    n = 1000
+    stdin = "".join(
+        json.dumps({"conversationId": convs[i % 10], "content": f"m{i}"}) + "\n" for i in range(n)
+    )
+    retry = tmp_path / "again.ndjson"
+    env = env_for(server.url, TOKEN)
+    server.set_faults(["half-open-after=300"])
+    first = run("send", "--wait", "1", "--retry-file", str(retry), env=env, input=stdin, timeout=60)
+    server.set_faults([])
+    assert first.code == 4, first.err
+    not_ok = [r for r in first.lines if not r["ok"]]
+    assert not_ok and all("may or may not have been delivered" in r["error"] for r in not_ok)
+    lines = [json.loads(line) for line in retry.read_text().splitlines()]
+    assert [line["idempotencyKey"] for line in lines] == [r["idempotencyKey"] for r in not_ok]
+    assert [line["content"] for line in lines] == [f"m{r['line'] - 1}" for r in not_ok]
+    again = run("send", "--retry-file", str(retry), env=env, input=retry.read_bytes())
+    assert again.code == 0, again.err
+    assert len(again.lines) == len(not_ok) and all(r["ok"] for r in again.lines)
+    assert retry.read_text() == ""  # nothing left to do
+    stored: Counter[str] = Counter()
+    for conv in convs:
+        stored += stored_once(server, conv)
+    assert sorted(stored) == sorted(f"m{i}" for i in range(n))
+    assert set(stored.values()) == {1}, [c for c, k in stored.items() if k > 1][:5]
+
+
+def test_retry_file_keeps_interrupted_commands_and_leaves_out_rejected_ones(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A message the server rejected (not a participant) would fail again: not in the file. A
+    message awaiting its echo at SIGTERM is: the file replaces FILE even when FILE is stdin."""
+    server = server_factory(dialect="server")
+    join(server, "c-mine")
+    retry = tmp_path / "again.ndjson"
+    env = env_for(server.url, TOKEN)
+    refused = json.dumps({"conversationId": "c-not-mine", "content": "refused"}) + "\n"
+    result = run(
+        "send", "--retry-file", str(retry), env=env, input=refused + lines_for("c-mine", 1)
+    )
+    assert result.code == 5, result.err
+    assert [r["ok"] for r in result.lines] == [False, True]
+    assert retry.read_text() == ""
+
+    pending = {"conversationId": "c-mine", "content": "pending", "idempotencyKey": "P-1"}
+    retry.write_text(json.dumps(pending) + "\n")
+    server.set_faults(["half-open-after=0"])  # nothing read, no echo will ever come
+    with retry.open("rb") as stdin:
+        proc = subprocess.Popen(
+            command("send", "--retry-file", str(retry)),
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        try:
+            wait_until(lambda: len(accepted_connections(server.log())) >= 3)  # join, run 1, this
+            time.sleep(0.3)  # written, now waiting for the echo (--wait is 10 s)
+            proc.send_signal(signal.SIGTERM)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    server.set_faults([])
+    assert proc.returncode == 143, err.decode()
+    assert out, err.decode()
+    [line] = [json.loads(line) for line in out.splitlines()]
+    assert line["ok"] is False and "interrupted" in line["error"]
+    assert [json.loads(line) for line in retry.read_text().splitlines()] == [
+        {**pending, "type": "text"}
+    ]
+
+
+def test_retry_file_that_cannot_be_written_is_refused_before_sending(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    server = server_factory(dialect="docs")
+    bad = {
+        "": "the path is empty",
+        str(tmp_path): "is a directory",
+        str(tmp_path / "no" / "such" / "folder" / "f"): "No such file or directory",
+    }
+    for path, reason in bad.items():
+        result = run(
+            "send", "--retry-file", path, env=env_for(server.url, TOKEN), input=lines_for("c", 1)
+        )
+        assert result.code == 2, result.err
+        assert "--retry-file" in result.err and reason in result.err, result.err
+        assert "Traceback" not in result.err
+    assert server.messages("c") == []

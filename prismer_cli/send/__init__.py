@@ -27,6 +27,7 @@ from prismer_cli.retry import Deadline, Retries, retry_after_of, retryable
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
 from prismer_cli.send.ledger import Entry, Ledger
 from prismer_cli.send.rest import RestChannel
+from prismer_cli.send.retryfile import RetryFile
 from prismer_cli.send.socket import SocketChannel
 from prismer_cli.transport import Endpoint, Resume, open_websocket
 
@@ -41,7 +42,8 @@ def run(
     options: SendOptions,
 ) -> ExitStatus:
     """Send every valid command; report every invalid line; the exit status of docs/cli.md."""
-    ledger = Ledger(out)
+    retry = RetryFile(options.retry_file) if options.retry_file is not None else None
+    ledger = Ledger(out, retry)
     invalid = False
     link = _Link()
     fatal: ConnectError | AuthError | None = None
@@ -78,6 +80,8 @@ def run(
         if link.channel is not None:
             _finish(link.channel, abandon=interrupted)
         ledger.emit()
+        if retry is not None:
+            retry.close()
     if ledger.uncertain:
         log.error(
             f"{ledger.uncertain} command(s) not confirmed by the server: they may or may not "
@@ -87,11 +91,16 @@ def run(
         from prismer_cli import stdio
 
         stdio.write_error(ledger.write_error.error)
+    if retry is not None and retry.error is not None:
+        error = retry.error.strerror or retry.error
+        log.error(f"cannot write the retry file {retry.path}: {error}; it was left as it was")
     if fatal is not None:
         raise fatal
     if ledger.status != ExitStatus.OK:
         return ledger.status
-    return ExitStatus.INVALID_INPUT if invalid else ExitStatus.OK
+    if invalid:
+        return ExitStatus.INVALID_INPUT
+    return ExitStatus.USAGE if retry is not None and retry.error is not None else ExitStatus.OK
 
 
 def _runs(

@@ -16,6 +16,7 @@ class SendOptions:
     wait: float = 10.0  # --wait: how long the server dialect may take to confirm a message
     policy: Policy = field(default_factory=lambda: Policy(max_retries=SEND_RETRIES))
     max_message_bytes: int = MAX_MESSAGE_BYTES  # a bigger frame is never written
+    retry_file: str | None = None  # --retry-file: where the commands to run again go
 
 
 class Stopped(Exception):
