@@ -194,3 +194,38 @@ def test_retry_file_that_cannot_be_written_is_refused_before_sending(
         assert "--retry-file" in result.err and reason in result.err, result.err
         assert "Traceback" not in result.err
     assert server.messages("c") == []
+
+
+@pytest.mark.parametrize("stdin_open", [False, True])
+def test_docs_send_interrupted_waits_for_no_pong(
+    server_factory: ServerFactory, tmp_path: Path, stdin_open: bool
+) -> None:
+    """Ctrl-C while waiting for the pongs of a silent server (--wait 60): the program ends
+    at once (exit 130), every line reported uncertain, whether stdin had ended or not."""
+    server = server_factory(dialect="docs", faults=["half-open-after=0"])
+    lines = tmp_path / "lines.ndjson"
+    lines.write_text(lines_for("c-int", 3))
+    with lines.open("rb") as stdin:
+        proc = subprocess.Popen(
+            command("send", "--wait", "60"),
+            stdin=subprocess.PIPE if stdin_open else stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env_for(server.url, TOKEN),
+        )
+        try:
+            if proc.stdin is not None:
+                proc.stdin.write(lines.read_bytes())
+                proc.stdin.flush()
+            wait_until(lambda: len(accepted_connections(server.log())) >= 1)
+            time.sleep(0.3)  # written, now waiting for the pongs
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 130, err.decode()
+    results = [json.loads(line) for line in out.splitlines()]
+    assert [r["ok"] for r in results] == [False] * 3
+    assert all("may or may not have been delivered" in r["error"] for r in results)

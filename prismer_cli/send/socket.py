@@ -232,6 +232,7 @@ class SocketChannel(Channel):
         else uncertain. Dropping the socket with the server still reading is the last resort."""
         self._reader.finishing = True
         if abandon:
+            self._reader.abandoning = True
             self._awaiting.fail_pending(
                 f"interrupted before the server confirmed it; {UNCERTAIN}",
                 ExitStatus.INTERRUPTED,
