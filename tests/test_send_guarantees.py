@@ -22,7 +22,14 @@ from pathlib import Path
 import pytest
 import websocket
 
-from tests.support.cli import accepted_connections, command, env_for, run, user_id, wait_until
+from tests.support.cli import (
+    accepted_connections,
+    command,
+    env_for,
+    run,
+    user_id,
+    wait_until,
+)
 from tests.support.serverfixture import ServerFactory, ServerProcess
 
 TOKEN = "guarantees-token"
@@ -98,15 +105,16 @@ def test_every_message_result_carries_its_own_key(
 def test_retry_file_finishes_the_job_without_posting_twice(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
-    """The server goes silent after 300 echoes (half-open-after): it stored every line but
-    confirmed 300, so the others are uncertain (--wait 1) and go to the retry file with their
-    keys. `send < FILE` on the mended server confirms them all and stores none a second time."""
+    """The server goes silent after 300 echoes (half-open-after): messages it stored but did
+    not confirm are uncertain (--wait 1), and those behind them in their conversation are not
+    sent; all go to the retry file with their keys. `send < FILE` on the mended server confirms
+    them all and stores none a second time, though some were stored by the first run."""
     server = server_factory(dialect="server")
-    convs = [f"c-retry-{i}" for i in range(10)]
+    convs = [f"c-retry-{i}" for i in range(100)]
     join(server, *convs)
     n = 1000
     stdin = "".join(
-        json.dumps({"conversationId": convs[i % 10], "content": f"m{i}"}) + "\n" for i in range(n)
+        json.dumps({"conversationId": convs[i % 100], "content": f"m{i}"}) + "\n" for i in range(n)
     )
     retry = tmp_path / "again.ndjson"
     env = env_for(server.url, TOKEN)
@@ -115,7 +123,10 @@ def test_retry_file_finishes_the_job_without_posting_twice(
     server.set_faults([])
     assert first.code == 4, first.err
     not_ok = [r for r in first.lines if not r["ok"]]
-    assert not_ok and all("may or may not have been delivered" in r["error"] for r in not_ok)
+    uncertain = [r for r in not_ok if "may or may not have been delivered" in r["error"]]
+    assert uncertain and all(r in uncertain or r["error"].startswith("not sent") for r in not_ok)
+    stored_first = {c for conv in convs for c in stored_once(server, conv)}
+    assert {f"m{r['line'] - 1}" for r in uncertain} & stored_first  # what keys are for
     lines = [json.loads(line) for line in retry.read_text().splitlines()]
     assert [line["idempotencyKey"] for line in lines] == [r["idempotencyKey"] for r in not_ok]
     assert [line["content"] for line in lines] == [f"m{r['line'] - 1}" for r in not_ok]

@@ -161,7 +161,10 @@ def send(
     """Send a message, all of stdin as one message, or JSON-line commands from stdin.
 
     Prints one JSON result line per command, with "ok": true|false, and a message's
-    "idempotencyKey". A command whose connection attempts and retries have not succeeded after
+    "idempotencyKey". The messages of one conversation arrive in input order (server dialect:
+    a conversation's next line is written once the previous one is confirmed; other
+    conversations pipeline); nothing is promised across conversations. A command whose
+    connection attempts and retries have not succeeded after
     30 s is given up (exit 4; PRISMER_RT_SEND_TIMEOUT changes the bound), then at most --wait
     more for its confirmation. The docs dialect's WebSocket carries no key: a message re-sent
     after an uncertain result there may post twice; --transport sse sends over REST, with keys.

@@ -3,6 +3,7 @@
 - ledger.py: the results, one per command, printed in command order;
 - socket.py: the WebSocket channel (the writer, and the connection's life); reader.py, its
   reader thread; awaiting.py, what awaits the server's confirmation and how each settles;
+  turns.py, the order per conversation (one unconfirmed message each on the wire);
 - rest.py: the REST channel, used without a WebSocket (--transport sse, or none to be had);
 - this module: the delivery loop, which opens a channel and re-opens it (retry.py) when the
   socket breaks while frames are written.

@@ -7,7 +7,9 @@ settled, or for it to send again.
 
 - server dialect: each message awaits its echo, by idempotency key (`by_content`), or an error
   frame with its requestId (`by_request`); --wait seconds after it was written it is uncertain.
-  When the connection breaks, those still waiting are `lost`: sent again, same key.
+  One message per conversation is on the wire at a time (turns.py): when one settles, the next
+  of its conversation is `ready` to write. When the connection breaks, those still waiting, on
+  the wire or for their turn, are `lost`: sent again, same key, in order.
 - docs dialect: each batch of frames awaits the pong to the WebSocket ping written after it
   (`unread`, by ping payload); a pong confirms its batch and every one before it.
 """
@@ -25,6 +27,7 @@ from prismer_cli.errors import ExitStatus
 from prismer_cli.protocol.dialects import Dialect, EchoKey
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.send.ledger import Entry, Ledger
+from prismer_cli.send.turns import MAX_WAITING, Turns
 
 UNCERTAIN = "it may or may not have been delivered"
 TOO_BIG = 1009  # the WebSocket close code of a server that read a message over its limit
@@ -33,6 +36,7 @@ TOO_BIG = 1009  # the WebSocket close code of a server that read a message over 
 class Awaiting:
     def __init__(self, dialect: Dialect, ledger: Ledger, wait: float, pings_confirm: bool) -> None:
         self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)  # notified as messages settle
         self._dialect = dialect
         self.pings_confirm = pings_confirm  # docs dialect: WebSocket pongs confirm batches
         self._ledger = ledger
@@ -43,6 +47,8 @@ class Awaiting:
         self.unread: dict[bytes, list[Entry]] = {}
         self._read: list[list[Entry]] = []  # ... and those a pong confirmed, to settle
         self.lost: list[Entry] = []  # server dialect: unconfirmed when the connection broke
+        self.turns = Turns()  # server dialect: one message per conversation on the wire
+        self.ready: list[Entry] = []  # ... and those whose turn came, to write (reader thread)
         self.confirmed = 0  # commands confirmed: progress, for the retries
         self.limit: int | None = None  # after a close 1009: the largest size the server took
 
@@ -54,9 +60,25 @@ class Awaiting:
         key = self._dialect.echo_key(entry.command)
         self._by_content.setdefault(key, deque()).append(entry)
 
+    def take_turn(self, entry: Entry, now: float) -> bool:
+        """A message to write now (True, and its echo awaited), or once the one before it in
+        its conversation is settled (False: `ready` then)."""
+        if not self.turns.take(entry):
+            return False
+        self.expect(entry, now)
+        return True
+
     def forget(self, entry: Entry) -> None:
-        """Drop an entry from the lookup tables."""
+        """Drop an entry from the lookup tables; the next of its conversation gets its turn."""
         self.by_request.pop(entry.request_id, None)
+        following = self.turns.done(entry)
+        if following is not None:
+            self.expect(following, time.monotonic())
+            self.ready.append(following)
+            if self.turns.waiting < MAX_WAITING:
+                self.room.notify_all()
+        elif not self.by_request:
+            self.room.notify_all()
         key = self._dialect.echo_key(entry.command)
         queue = self._by_content.get(key)
         if queue is not None:
@@ -66,6 +88,14 @@ class Awaiting:
                 return
             if not queue:
                 del self._by_content[key]
+
+    def take_ready(self) -> list[Entry]:
+        """The messages whose turn came, to write now (the reader thread)."""
+        if not self.ready:
+            return []
+        with self.lock:
+            ready, self.ready = self.ready, []
+        return ready
 
     def uncertain(self, entry: Entry, error: str) -> None:
         """Settle as "may or may not have been delivered"."""
@@ -136,13 +166,22 @@ class Awaiting:
                     break
                 late.append(entry)
             for entry in late:
+                for behind in self.turns.give_up(entry):
+                    self._ledger.settle(
+                        behind,
+                        False,
+                        ExitStatus.CONNECTION,
+                        error=f"not sent: the message before it in its conversation was not "
+                        f"confirmed within {self._wait:g} s, and sending this one could change "
+                        "their order",
+                    )
                 self.uncertain(entry, error)
 
     def answered(self) -> bool:
         """Nothing awaits the server any more: every message confirmed, failed or past --wait,
         and (docs dialect) every batch confirmed by its pong, or its pong --wait seconds late
         (the closing handshake may still confirm it)."""
-        if self.by_request:
+        if self.by_request or self.turns.waiting:
             return False
         for batch in self.unread.values():  # the oldest batch: pongs come in order
             return batch[0].sent_at <= time.monotonic() - self._wait
@@ -155,30 +194,34 @@ class Awaiting:
         with self.lock:
             if close_code == TOO_BIG:
                 self._too_big_closed()
-            entries = list(self.by_request.values())
-            for entry in entries:
-                self.forget(entry)
-            self.lost.extend(entries)
+            self._lose_all()
             self._unread_uncertain(f"connection lost before the server confirmed it; {UNCERTAIN}")
 
     def write_failed(self, entries: list[Entry], started: int) -> list[Entry]:
         """A write of `entries` failed after `started` of them began to go out: the ones the
         server may have read are uncertain (docs dialect), and the rest, with those lost
-        before, are returned to send again on a new connection."""
+        before, are returned to send again on a new connection: in the server dialect every
+        message not confirmed, each after the one before it in its conversation."""
         with self.lock:
-            for entry in entries:
-                self.forget(entry)
-            for ping, batch in list(self.unread.items()):
-                if batch is entries:
-                    del self.unread[ping]
             if self.pings_confirm:
+                for entry in entries:
+                    self.forget(entry)
+                for ping, batch in list(self.unread.items()):
+                    if batch is entries:
+                        del self.unread[ping]
                 for entry in entries[:started]:
                     if entry.record is None and entry not in self.lost:  # not: unread (1009)
                         self.uncertain(entry, f"connection lost while it was written; {UNCERTAIN}")
-                unwritten = entries[started:]
+                again = [*self.lost, *entries[started:]]
             else:
-                unwritten = entries
-            again = _unique(e for e in (*self.lost, *unwritten) if e.record is None)
+                waiting = self.turns.drain()
+                written = {id(entry) for entry in entries}
+                earlier = [e for e in self.by_request.values() if id(e) not in written]
+                for entry in [*earlier, *entries]:
+                    self.forget(entry)
+                self.ready = []
+                again = [*self.lost, *earlier, *entries, *waiting]
+            again = _unique(e for e in again if e.record is None)
             self.lost = []
         return again
 
@@ -191,14 +234,17 @@ class Awaiting:
     def fail_pending(self, error: str, status: ExitStatus) -> None:
         """Fail whatever awaits an echo or a new connection (an interrupt)."""
         with self.lock:
+            waiting = self.turns.drain()
             entries = [*self.by_request.values(), *self.lost]
-            self.lost = []
+            self.lost, self.ready = [], []
             for entry in entries:
                 self.forget(entry)
                 if entry.record is None:
                     self._ledger.settle(
                         entry, False, status, requestId=entry.request_id, error=error
                     )
+            for entry in waiting:  # never written
+                self._ledger.settle(entry, False, status, error="not sent: interrupted")
         self._ledger.emit()
 
     def closed(self, clean: bool, cause: str) -> None:
@@ -213,6 +259,17 @@ class Awaiting:
             else:
                 reason = cause or "the connection did not close cleanly"
                 self._unread_uncertain(f"not confirmed by the server ({reason}); {UNCERTAIN}")
+
+    def _lose_all(self) -> None:
+        """Every message awaiting its echo or its turn is lost, in order per conversation
+        (each on the wire before those waiting behind it)."""
+        waiting = self.turns.drain()
+        entries = list(self.by_request.values())
+        for entry in entries:
+            self.forget(entry)
+        self.lost.extend(entries + waiting)
+        self.ready = []
+        self.room.notify_all()
 
     def _unread_uncertain(self, error: str) -> None:
         batches, self.unread = list(self.unread.values()), {}

@@ -71,9 +71,11 @@ class Reader:
                 for data in conn.messages(time.monotonic() + TICK):
                     self.handle(data)
                     if not conn.pending():
+                        self._write_ready()
                         conn.flush_acks()
                         ledger.emit()
                 awaiting.expire()
+                self._write_ready()
                 if self.finishing:  # the writer is done: the reader settles the pongs' batches
                     awaiting.tend()
                 conn.flush_acks()
@@ -87,6 +89,14 @@ class Reader:
                 waiting = list(self._pongs.values())
             for answered in waiting:  # nothing will answer them now
                 answered.set()
+
+    def _write_ready(self) -> None:
+        """Write the messages whose turn came (the one before each in its conversation is
+        settled), in one write."""
+        ready = self._awaiting.take_ready()
+        if ready:
+            frames = [self._dialect.command_frame(e.command, e.request_id) for e in ready]
+            self._conn.send_many([frame for frame in frames if frame is not None])
 
     def _said(self, error: str) -> str:
         return f"{error}: {self.evicted}" if self.evicted else error

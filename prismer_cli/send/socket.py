@@ -24,6 +24,7 @@ module is the writer (the main thread) and the channel's life: open, write, brea
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
 import orjson
@@ -36,8 +37,9 @@ from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.send.awaiting import UNCERTAIN, Awaiting
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
 from prismer_cli.send.ledger import Entry, Ledger
-from prismer_cli.send.reader import Reader
+from prismer_cli.send.reader import TICK, Reader
 from prismer_cli.send.rest import rest_call, rest_client
+from prismer_cli.send.turns import MAX_WAITING
 from prismer_cli.transport import Connection, Endpoint
 
 if TYPE_CHECKING:
@@ -85,6 +87,7 @@ class SocketChannel(Channel):
         awaiting = self._awaiting
         self.tend()
         while index < len(todo):
+            self._wait_until(lambda: awaiting.turns.waiting < MAX_WAITING)
             frames: list[JSON] = []
             entries: list[Entry] = []
             written: list[Entry] = []  # settled once the write succeeded
@@ -108,12 +111,13 @@ class SocketChannel(Channel):
                         if size > self._max_bytes:  # it would close the connection: not sent
                             self._too_big(entry, size)
                             continue
-                    entries.append(entry)
-                    frames.append(frame)
                     if command.action == SEND and self._dialect.confirms_sends:
-                        awaiting.expect(entry, now)
+                        if not awaiting.take_turn(entry, now):
+                            continue  # the reader thread writes it when its turn comes
                     elif not awaiting.pings_confirm:
                         written.append(entry)
+                    entries.append(entry)
+                    frames.append(frame)
                 if awaiting.pings_confirm and entries:
                     self._counter += 1
                     ping = b"prt-sync-%d" % self._counter
@@ -185,12 +189,24 @@ class SocketChannel(Channel):
         self._counter += 1
         return request_id(str(self._counter))
 
+    def _wait_until(self, done: Callable[[], bool]) -> None:
+        """Wait (as messages settle) until done(), or the connection broke. Each message is
+        settled within --wait of its write, so this ends."""
+        awaiting = self._awaiting
+        with awaiting.room:
+            while not done() and not self.broken and self._reader.is_alive():
+                awaiting.room.wait(TICK)
+
     def _barrier(self) -> None:
-        """Wait (at most --wait) until the server has handled every frame written so far.
+        """Wait until the server has handled every frame written so far: every message
+        confirmed (the server may handle frames concurrently), then a ping round trip (at most
+        --wait) for the other frames.
 
         A ping is answered after the frames before it, so its pong says they are done; a
         dialect without a protocol-level ping cannot say, and the REST call just follows.
         """
+        awaiting = self._awaiting
+        self._wait_until(lambda: not (awaiting.by_request or awaiting.turns.waiting))
         self._counter += 1
         sync_id = request_id(f"sync-{self._counter}")
         ping = self._dialect.ping(sync_id)
