@@ -134,7 +134,8 @@ def send(
             min=0.0,
             callback=finite,
             metavar="SECONDS",
-            help="How long the server may take to confirm each message once written.",
+            help="How long the server may take to confirm each message once written, and to "
+            "answer the closing handshake.",
         ),
     ] = 10.0,
     idempotency_key: Annotated[

@@ -178,14 +178,9 @@ class Awaiting:
                 self.uncertain(entry, error)
 
     def answered(self) -> bool:
-        """Nothing awaits the server any more: every message confirmed, failed or past --wait,
-        and (docs dialect) every batch confirmed by its pong, or its pong --wait seconds late
-        (the closing handshake may still confirm it)."""
-        if self.by_request or self.turns.waiting:
-            return False
-        for batch in self.unread.values():  # the oldest batch: pongs come in order
-            return batch[0].sent_at <= time.monotonic() - self._wait
-        return True
+        """No message awaits its echo or its turn any more (server dialect): each confirmed,
+        failed or past --wait. The docs dialect's batches are left to the closing handshake."""
+        return not (self.by_request or self.turns.waiting)
 
     # -- the end of a connection ------------------------------------------------------------
     def broke(self, close_code: int | None) -> None:

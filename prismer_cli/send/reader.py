@@ -42,7 +42,6 @@ class Reader:
         self._on_break = on_break
         self._pongs: dict[str, threading.Event] = {}
         self.finishing = False  # the channel is closing: stop once nothing awaits the server
-        self.abandoning = False  # ... interrupted: stop at once, whatever awaits the server
         self.evicted = ""  # the server's eviction notice, said when the connection ends
         self._thread = threading.Thread(target=self._run, name="prismer-rt-reader", daemon=True)
         self._thread.start()
@@ -67,7 +66,7 @@ class Reader:
     def _run(self) -> None:
         conn, awaiting, ledger = self._conn, self._awaiting, self._ledger
         try:
-            while not (self.finishing and (self.abandoning or awaiting.answered())):
+            while not (self.finishing and awaiting.answered()):
                 for data in conn.messages(time.monotonic() + TICK):
                     self.handle(data)
                     if not conn.pending():

@@ -122,14 +122,11 @@ class SocketChannel(Channel):
                     self._counter += 1
                     ping = b"prt-sync-%d" % self._counter
                     awaiting.unread[ping] = entries
-                    entries[0].sent_at = now
             try:
                 if frames:
                     self._send(frames, ping)
             except ConnectionLost as exc:
                 self._stopped(exc, entries, over_rest, todo[index:])
-            if ping is not None:  # its --wait counts from the end of the write
-                entries[0].sent_at = time.monotonic()
             for entry in written:
                 self._ledger.settle(entry, True, sent=True)
             if over_rest is not None:
@@ -242,20 +239,23 @@ class SocketChannel(Channel):
         self._conn.abort()
 
     def finish(self, *, abandon: bool = False) -> None:
-        """Wait for every outstanding confirmation (each bounded by --wait from its write: an
-        echo, or in the docs dialect the pong after its batch), then close with 1000 and wait
-        for the server's close; frames no pong confirmed are confirmed by that clean close, or
-        else uncertain. Dropping the socket with the server still reading is the last resort."""
+        """Wait for every outstanding echo (each bounded by --wait from its write), then close
+        with 1000 and wait for the server's close: the server answers it once it has read every
+        frame before it, so it confirms the docs dialect's frames that no pong confirmed yet
+        (pongs that come meanwhile confirm their batches too). The wait for it is --wait (at
+        least 1 s; 1 s when interrupted); dropping the socket with the server still reading is
+        the last resort, and then what was not confirmed is uncertain."""
         self._reader.finishing = True
+        linger = max(1.0, self._wait)
         if abandon:
-            self._reader.abandoning = True
+            linger = 1.0
             self._awaiting.fail_pending(
                 f"interrupted before the server confirmed it; {UNCERTAIN}",
                 ExitStatus.INTERRUPTED,
             )
         self._reader.join()
         if not self.broken:
-            for data in self._conn.close():
+            for data in self._conn.close(linger):  # type: ignore[call-arg]
                 self._reader.handle(data)
         self.tend()
         clean = bool(getattr(self._conn, "closed_cleanly", False)) and not self.broken
