@@ -75,7 +75,7 @@ class Awaiting:
         if following is not None:
             self.expect(following, time.monotonic())
             self.ready.append(following)
-            if self.turns.waiting < MAX_WAITING:
+            if self.turns.waiting == MAX_WAITING - 1:  # the writer may go on reading stdin
                 self.room.notify_all()
         elif not self.by_request:
             self.room.notify_all()

@@ -22,6 +22,7 @@ from prismer_cli.send.ledger import Ledger
 from prismer_cli.transport import Connection
 
 TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
+BURST = 16  # messages whose turn came, written before the rest of a burst of echoes is read
 
 
 class Reader:
@@ -69,6 +70,8 @@ class Reader:
             while not (self.finishing and awaiting.answered()):
                 for data in conn.messages(time.monotonic() + TICK):
                     self.handle(data)
+                    if len(awaiting.ready) >= BURST:  # the server works while the rest is read
+                        self._write_ready()
                     if not conn.pending():
                         self._write_ready()
                         conn.flush_acks()

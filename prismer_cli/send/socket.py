@@ -102,19 +102,22 @@ class SocketChannel(Channel):
                     else:
                         entry = self._ledger.add(item, self._request_id())
                     command = entry.command
+                    ordered = command.action == SEND and self._dialect.confirms_sends
+                    big = command.content is not None and len(command.content) > self._small
+                    if ordered and not big and not awaiting.take_turn(entry, now):
+                        continue  # the reader thread writes it when its turn comes
                     frame = self._dialect.command_frame(command, entry.request_id)
                     if frame is None:
                         over_rest = entry
                         break
-                    if command.content is not None and len(command.content) > self._small:
+                    if big:
                         size = len(orjson.dumps(frame))
                         if size > self._max_bytes:  # it would close the connection: not sent
                             self._too_big(entry, size)
                             continue
-                    if command.action == SEND and self._dialect.confirms_sends:
-                        if not awaiting.take_turn(entry, now):
-                            continue  # the reader thread writes it when its turn comes
-                    elif not awaiting.pings_confirm:
+                        if ordered and not awaiting.take_turn(entry, now):
+                            continue
+                    if not ordered and not awaiting.pings_confirm:
                         written.append(entry)
                     entries.append(entry)
                     frames.append(frame)
