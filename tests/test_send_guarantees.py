@@ -18,22 +18,15 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
-import websocket
 
-from tests.support.cli import (
-    accepted_connections,
-    command,
-    env_for,
-    run,
-    user_id,
-    wait_until,
-)
+from tests.support import cli
+from tests.support.cli import env_for, run
 from tests.support.serverfixture import ServerFactory, ServerProcess
 
 TOKEN = "guarantees-token"
-ME = user_id(TOKEN)
 
 
 def lines_for(conv: str, n: int, prefix: str = "m") -> str:
@@ -71,17 +64,35 @@ def test_docs_send_of_a_large_stream_waits_for_every_confirmation(
 
 
 def join(server: ServerProcess, *convs: str) -> None:
-    """Make the user a participant of each conversation (server dialect; set-up)."""
-    ws = websocket.create_connection(f"{server.ws_url}/ws?token={TOKEN}", timeout=5)
-    try:
-        ws.recv()  # authenticated
-        for conv in convs:
-            ws.send(json.dumps({"type": "conversation.join", "payload": {"conversationId": conv}}))
-        ws.send(json.dumps({"type": "ping", "payload": {}, "requestId": "sync"}))
-        while json.loads(ws.recv()).get("type") != "pong":
-            pass
-    finally:
-        ws.close()
+    cli.join_conversations(server, TOKEN, *convs)
+
+
+def interrupted(
+    server: ServerProcess, args: list[str], stdin: Path, *, seen: int, signum: int, keep_open: bool
+) -> tuple[int, list[dict[str, Any]], str]:
+    """`prismer-rt ARGS < STDIN` (stdin left open after it, with `keep_open`), sent `signum`
+    once the server has seen `seen` connections in all and 0.3 s more: (status, results, err)."""
+    with stdin.open("rb") as data:
+        proc = subprocess.Popen(
+            cli.command(*args),
+            stdin=subprocess.PIPE if keep_open else data,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env_for(server.url, TOKEN),
+        )
+        try:
+            if proc.stdin is not None:
+                proc.stdin.write(data.read())
+                proc.stdin.flush()
+            cli.wait_until(lambda: len(cli.accepted_connections(server.log())) >= seen)
+            time.sleep(0.3)  # written, now waiting for the server
+            proc.send_signal(signum)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    return proc.returncode, [json.loads(line) for line in out.splitlines()], err.decode()
 
 
 @pytest.mark.parametrize("dialect", ["docs", "server"])
@@ -161,27 +172,13 @@ def test_retry_file_keeps_interrupted_commands_and_leaves_out_rejected_ones(
     pending = {"conversationId": "c-mine", "content": "pending", "idempotencyKey": "P-1"}
     retry.write_text(json.dumps(pending) + "\n")
     server.set_faults(["half-open-after=0"])  # nothing read, no echo will ever come
-    with retry.open("rb") as stdin:
-        proc = subprocess.Popen(
-            command("send", "--retry-file", str(retry)),
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-        )
-        try:
-            wait_until(lambda: len(accepted_connections(server.log())) >= 3)  # join, run 1, this
-            time.sleep(0.3)  # written, now waiting for the echo (--wait is 10 s)
-            proc.send_signal(signal.SIGTERM)
-            out, err = proc.communicate(timeout=20)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
+    args = ["send", "--retry-file", str(retry)]
+    code, results, err = interrupted(
+        server, args, retry, seen=3, signum=signal.SIGTERM, keep_open=False
+    )  # seen: join's, the first run's, this one's
     server.set_faults([])
-    assert proc.returncode == 143, err.decode()
-    assert out, err.decode()
-    [line] = [json.loads(line) for line in out.splitlines()]
+    assert code == 143, err
+    [line] = results
     assert line["ok"] is False and "interrupted" in line["error"]
     assert [json.loads(line) for line in retry.read_text().splitlines()] == [
         {**pending, "type": "text"}
@@ -208,35 +205,18 @@ def test_retry_file_that_cannot_be_written_is_refused_before_sending(
 
 
 @pytest.mark.parametrize("stdin_open", [False, True])
-def test_docs_send_interrupted_waits_for_no_pong(
+def test_docs_send_interrupted_waits_for_nothing(
     server_factory: ServerFactory, tmp_path: Path, stdin_open: bool
 ) -> None:
-    """Ctrl-C while waiting for the pongs of a silent server (--wait 60): the program ends
-    at once (exit 130), every line reported uncertain, whether stdin had ended or not."""
+    """Ctrl-C while a silent server has not confirmed (--wait 60): the program ends at once
+    (exit 130), every line reported uncertain, whether stdin had ended or not."""
     server = server_factory(dialect="docs", faults=["half-open-after=0"])
     lines = tmp_path / "lines.ndjson"
     lines.write_text(lines_for("c-int", 3))
-    with lines.open("rb") as stdin:
-        proc = subprocess.Popen(
-            command("send", "--wait", "60"),
-            stdin=subprocess.PIPE if stdin_open else stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env_for(server.url, TOKEN),
-        )
-        try:
-            if proc.stdin is not None:
-                proc.stdin.write(lines.read_bytes())
-                proc.stdin.flush()
-            wait_until(lambda: len(accepted_connections(server.log())) >= 1)
-            time.sleep(0.3)  # written, now waiting for the pongs
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=15)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.communicate()
-    assert proc.returncode == 130, err.decode()
-    results = [json.loads(line) for line in out.splitlines()]
+    args = ["send", "--wait", "60"]
+    code, results, err = interrupted(
+        server, args, lines, seen=1, signum=signal.SIGINT, keep_open=stdin_open
+    )
+    assert code == 130, err
     assert [r["ok"] for r in results] == [False] * 3
     assert all("may or may not have been delivered" in r["error"] for r in results)
