@@ -220,3 +220,53 @@ def test_docs_send_interrupted_waits_for_nothing(
     assert code == 130, err
     assert [r["ok"] for r in results] == [False] * 3
     assert all("may or may not have been delivered" in r["error"] for r in results)
+
+
+# ── 18.1: order per conversation on a server that handles frames concurrently ──
+
+
+@pytest.mark.parametrize("n", [50, 1000])
+def test_lines_to_one_conversation_are_stored_and_broadcast_in_input_order(
+    server_factory: ServerFactory, n: int
+) -> None:
+    """`serve --fault concurrent-handling` handles each message.send after a random 0-5 ms
+    delay, as the real server does: pipelined sends to one conversation race. `send` writes a
+    conversation's next line only once the previous one is confirmed, so the stored order and
+    the order a listener sees are the input order."""
+    server = server_factory(dialect="server", faults=["concurrent-handling"])
+    join(server, "c-order")
+    env = env_for(server.url, TOKEN)
+    listener = cli.Background(
+        "listen", "--conversation", "c-order", "--count", str(n), "--timeout", "60", env=env
+    )
+    cli.wait_for_connections(server, 2)  # join's, the listener's
+    result = run("send", env=env, input=lines_for("c-order", n), timeout=120)
+    assert result.code == 0, result.err[-2000:]
+    assert len(result.lines) == n and all(r["ok"] for r in result.lines)
+    expected = [f"m{i}" for i in range(n)]
+    assert [m["content"] for m in server.messages("c-order")] == expected
+    heard = listener.wait(timeout=60)
+    assert heard.code == 0, heard.err
+    assert [e["payload"]["content"] for e in heard.lines] == expected
+
+
+def test_conversations_still_pipeline_each_in_its_own_order(server_factory: ServerFactory) -> None:
+    """1,000 lines over 100 conversations, with concurrent handling: each conversation stored in
+    input order, while the first line of every conversation went out before any confirmation
+    came back (one unconfirmed message per conversation, not one in all)."""
+    server = server_factory(dialect="server", faults=["concurrent-handling"])
+    convs = [f"c-many-{i}" for i in range(100)]
+    join(server, *convs)
+    n = 1000
+    stdin = "".join(
+        json.dumps({"conversationId": convs[i % 100], "content": f"m{i}"}) + "\n" for i in range(n)
+    )
+    result = run("send", env=env_for(server.url, TOKEN), input=stdin, timeout=120)
+    assert result.code == 0, result.err[-2000:]
+    assert all(r["ok"] for r in result.lines) and len(result.lines) == n
+    for k, conv in enumerate(convs):
+        assert [m["content"] for m in server.messages(conv)] == [f"m{i}" for i in range(k, n, 100)]
+    sender = max(r["conn"] for r in server.log() if r["kind"] == "ws_connect")
+    frames = [f["type"] for f in cli.frames_in(server.log(), sender)]
+    assert frames[:100] == ["message.send"] * 100  # no ack between them: none was confirmed
+    assert frames.count("message.send") == n
