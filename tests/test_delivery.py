@@ -12,7 +12,6 @@ import time
 from typing import Any
 
 import pytest
-import websocket
 
 from tests.support.cli import (
     Background,
@@ -20,6 +19,7 @@ from tests.support.cli import (
     command,
     env_for,
     frames_in,
+    join_conversations,
     run,
     user_id,
     wait_for_connections,
@@ -33,18 +33,8 @@ ME = user_id(TOKEN)
 
 def join(server: ServerProcess, *convs: str, token: str = TOKEN) -> None:
     """Make the user a participant of each conversation (server dialect; set-up)."""
-    if server.dialect != "server":
-        return
-    ws = websocket.create_connection(f"{server.ws_url}/ws?token={token}", timeout=5)
-    try:
-        ws.recv()  # authenticated
-        for conv in convs:
-            ws.send(json.dumps({"type": "conversation.join", "payload": {"conversationId": conv}}))
-        ws.send(json.dumps({"type": "ping", "payload": {}, "requestId": "sync"}))
-        while json.loads(ws.recv()).get("type") != "pong":
-            pass
-    finally:
-        ws.close()
+    if server.dialect == "server":
+        join_conversations(server, token, *convs)
 
 
 def acks(log: list[dict[str, Any]]) -> int:

@@ -40,11 +40,17 @@ DESCRIPTION: Final = (
     'reads JSON lines from stdin: {"conversationId", "content", "type"?}, or any command object '
     "with an action (send_message, mark_read, subscribe) as on the documentation page; "
     '`mark-read` with no arguments reads {"conversationId", "upToMessageId"} lines. Blank lines '
-    "are skipped, and all the commands of one stdin go over one connection, in order. A line that "
+    "are skipped, and all the commands of one stdin go over one connection, in order; the "
+    "messages of one conversation are stored in input order (in the server dialect a "
+    "conversation's next message is written once the previous one is confirmed), nothing is "
+    "promised across conversations. A line that "
     "is not valid is reported on stderr with its line number and skipped; the valid ones are still "
     "sent, and the exit status is then 6. Each command gets one JSON result line on stdout, with "
-    'at least "ok": true or false, and the message where the server confirms it. Over REST, '
-    "every command carries an idempotency key, so a retry never posts twice.",
+    'at least "ok": true or false, and the message where the server confirms it. Every message '
+    'carries an idempotency key, in its result line too ("idempotencyKey"), so a re-send with it '
+    "never posts twice; `--retry-file` FILE writes the commands not done, with their keys, for "
+    "`send < FILE`. The docs dialect's WebSocket carries no key: there, a message re-sent after "
+    "an uncertain result may post twice unless it went over REST (`--transport sse`).",
     "A closed stdout (`prismer-rt listen | head -1`) ends the program quietly. The token never "
     "appears in any output, log or error: it is shown as token=***.",
 )

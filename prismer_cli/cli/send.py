@@ -49,6 +49,7 @@ def _run_commands(
     default_action: str,
     message_type: str = "text",
     wait: float = 10.0,
+    retry_file: str | None = None,
 ) -> None:
     """Send one command or the JSON lines of stdin.
 
@@ -76,7 +77,7 @@ def _run_commands(
                 for batch in read_lines(sys.stdin.buffer, idle=0.1)
             )
         policy = Policy(tuning.backoff, SEND_RETRIES, tuning.timeouts.send)
-        options = send.SendOptions(wait, policy, tuning.max_message_bytes)
+        options = send.SendOptions(wait, policy, tuning.max_message_bytes, retry_file)
         return send.run(endpoint, batches, Output(), log, options)
 
     execute(job, g)
@@ -133,7 +134,8 @@ def send(
             min=0.0,
             callback=finite,
             metavar="SECONDS",
-            help="Server dialect: how long to wait for the server to confirm each message.",
+            help="How long the server may take to confirm each message once written, and to "
+            "answer the closing handshake.",
         ),
     ] = 10.0,
     idempotency_key: Annotated[
@@ -146,12 +148,27 @@ def send(
             show_default=False,
         ),
     ] = None,
+    retry_file: Annotated[
+        str | None,
+        typer.Option(
+            "--retry-file",
+            metavar="FILE",
+            help="Write each command not done (uncertain, not sent, interrupted) to FILE as a "
+            "JSON line with its idempotency key; `send < FILE` finishes the job.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Send a message, all of stdin as one message, or JSON-line commands from stdin.
 
-    Prints one JSON result line per command, with "ok": true|false. A command whose
-    connection attempts and retries have not succeeded after 30 s is given up (exit 4;
-    PRISMER_RT_SEND_TIMEOUT changes the bound), then at most --wait more for its confirmation.
+    Prints one JSON result line per command, with "ok": true|false, and a message's
+    "idempotencyKey". The messages of one conversation arrive in input order (server dialect:
+    a conversation's next line is written once the previous one is confirmed; other
+    conversations pipeline); nothing is promised across conversations. A command whose
+    connection attempts and retries have not succeeded after
+    30 s is given up (exit 4; PRISMER_RT_SEND_TIMEOUT changes the bound), then at most --wait
+    more for its confirmation. The docs dialect's WebSocket carries no key: a message re-sent
+    after an uncertain result there may post twice; --transport sse sends over REST, with keys.
     """
     from prismer_cli.protocol.commands import SEND, Command, new_key
 
@@ -176,6 +193,7 @@ def send(
         default_action=SEND,
         message_type=type_,
         wait=wait,
+        retry_file=retry_file,
     )
 
 

@@ -1,7 +1,9 @@
 """send and mark-read: commands over one connection, one result line each, in order.
 
 - ledger.py: the results, one per command, printed in command order;
-- socket.py: the WebSocket channel, with its reader thread that matches answers to commands;
+- socket.py: the WebSocket channel (the writer, and the connection's life); reader.py, its
+  reader thread; awaiting.py, what awaits the server's confirmation and how each settles;
+  turns.py, the order per conversation (one unconfirmed message each on the wire);
 - rest.py: the REST channel, used without a WebSocket (--transport sse, or none to be had);
 - this module: the delivery loop, which opens a channel and re-opens it (retry.py) when the
   socket breaks while frames are written.
@@ -26,6 +28,7 @@ from prismer_cli.retry import Deadline, Retries, retry_after_of, retryable
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
 from prismer_cli.send.ledger import Entry, Ledger
 from prismer_cli.send.rest import RestChannel
+from prismer_cli.send.retryfile import RetryFile
 from prismer_cli.send.socket import SocketChannel
 from prismer_cli.transport import Endpoint, Resume, open_websocket
 
@@ -40,7 +43,8 @@ def run(
     options: SendOptions,
 ) -> ExitStatus:
     """Send every valid command; report every invalid line; the exit status of docs/cli.md."""
-    ledger = Ledger(out)
+    retry = RetryFile(options.retry_file) if options.retry_file is not None else None
+    ledger = Ledger(out, retry)
     invalid = False
     link = _Link()
     fatal: ConnectError | AuthError | None = None
@@ -77,6 +81,8 @@ def run(
         if link.channel is not None:
             _finish(link.channel, abandon=interrupted)
         ledger.emit()
+        if retry is not None:
+            retry.close()
     if ledger.uncertain:
         log.error(
             f"{ledger.uncertain} command(s) not confirmed by the server: they may or may not "
@@ -86,11 +92,16 @@ def run(
         from prismer_cli import stdio
 
         stdio.write_error(ledger.write_error.error)
+    if retry is not None and retry.error is not None:
+        error = retry.error.strerror or retry.error
+        log.error(f"cannot write the retry file {retry.path}: {error}; it was left as it was")
     if fatal is not None:
         raise fatal
     if ledger.status != ExitStatus.OK:
         return ledger.status
-    return ExitStatus.INVALID_INPUT if invalid else ExitStatus.OK
+    if invalid:
+        return ExitStatus.INVALID_INPUT
+    return ExitStatus.USAGE if retry is not None and retry.error is not None else ExitStatus.OK
 
 
 def _runs(

@@ -16,6 +16,7 @@ class SendOptions:
     wait: float = 10.0  # --wait: how long the server dialect may take to confirm a message
     policy: Policy = field(default_factory=lambda: Policy(max_retries=SEND_RETRIES))
     max_message_bytes: int = MAX_MESSAGE_BYTES  # a bigger frame is never written
+    retry_file: str | None = None  # --retry-file: where the commands to run again go
 
 
 class Stopped(Exception):
@@ -43,9 +44,18 @@ class Stopped(Exception):
 class Channel:
     broken = False
     deadline = Deadline()  # the current batch's: its attempts end by then (set by the loop)
-    confirmed = 0  # commands confirmed over this channel
     cause = ""  # why it broke
-    limit: int | None = None  # a message size the server refused (close 1009), less one
+    _confirmed = 0
+
+    @property
+    def confirmed(self) -> int:
+        """Commands confirmed over this channel: progress, for the retries."""
+        return self._confirmed
+
+    @property
+    def limit(self) -> int | None:
+        """A message size the server refused (close 1009), less one."""
+        return None
 
     def submit(self, commands: list[Command], again: list[Entry] | None = None) -> None:
         """Send `again` (entries of the ledger) then the commands, in order; raises Stopped

@@ -9,8 +9,9 @@ from typing import Any
 
 from prismer_cli.errors import ExitStatus
 from prismer_cli.output import Output, OutputClosed, OutputFailed, silence_stdout
-from prismer_cli.protocol.commands import Command
+from prismer_cli.protocol.commands import SEND, Command
 from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.send.retryfile import MENDABLE, RetryFile
 
 # Which failure decides the exit status: 3 (token refused) over 4 (connection) over 5 (rejected).
 _GRAVITY = {ExitStatus.REJECTED: 1, ExitStatus.CONNECTION: 2, ExitStatus.AUTH: 3}
@@ -31,10 +32,12 @@ class Ledger:
     """One result per command, printed in command order as soon as all before it are settled.
 
     Thread-safe: a socket channel's reader thread settles entries while the main thread adds.
+    With a retry file, each command whose result a new run could mend goes to it as well.
     """
 
-    def __init__(self, out: Output) -> None:
+    def __init__(self, out: Output, retry: RetryFile | None = None) -> None:
         self._out = out
+        self.retry = retry
         self._entries: deque[Entry] = deque()
         self._lock = threading.Lock()
         self.status = ExitStatus.OK
@@ -55,6 +58,8 @@ class Ledger:
         record["conversationId"] = entry.command.conversation_id
         if entry.command.line is not None:
             record["line"] = entry.command.line
+        if entry.command.action == SEND:  # to send it again, same key (--retry-file)
+            record["idempotencyKey"] = entry.command.key
         record.update(fields)
         with self._lock:
             entry.record, entry.status = record, status
@@ -85,12 +90,16 @@ class Ledger:
     def emit(self, *, flush: bool = True) -> None:
         """Print the results that are due: every settled one with none unsettled before it."""
         with self._lock:
-            entries = self._entries
+            entries, retry = self._entries, self.retry
             try:
                 while entries and entries[0].record is not None:
-                    record = entries.popleft().record
+                    entry = entries.popleft()
+                    if retry is not None and entry.status in MENDABLE:
+                        retry.add(entry.command)
                     if not self.closed:
-                        self._out.record(record)
+                        self._out.record(entry.record)
+                if retry is not None:
+                    retry.flush()
                 if flush and not self.closed:
                     self._out.flush()
             except OutputClosed:  # `send | head -1`: the results are the report, sending

@@ -65,7 +65,7 @@ class RestChannel(Channel):
                 rest = [c if isinstance(c, Command) else c.command for c in todo[index + 1 :]]
                 raise Stopped(exc, rest, resendable=False) from None
             self._ledger.emit()
-            self.confirmed += 1
+            self._confirmed += 1
 
     def finish(self, *, abandon: bool = False) -> None:
         self._rest.close()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import orjson
+import websocket
 
 # Fast timers so that reconnect and keepalive tests take a second, not a minute.
 FAST = {
@@ -145,3 +146,18 @@ def frames_in(log: list[dict], conn: int | None = None) -> list[dict]:
         for r in log
         if r["kind"] == "ws_frame_in" and "frame" in r and (conn is None or r.get("conn") == conn)
     ]
+
+
+def join_conversations(server, token: str, *convs: str) -> None:  # type: ignore[no-untyped-def]
+    """Make the token's user a participant of each conversation (server dialect; set-up)."""
+    ws = websocket.create_connection(f"{server.ws_url}/ws?token={token}", timeout=5)
+    try:
+        ws.recv()  # authenticated
+        for conv in convs:
+            frame = {"type": "conversation.join", "payload": {"conversationId": conv}}
+            ws.send(orjson.dumps(frame).decode())
+        ws.send(orjson.dumps({"type": "ping", "payload": {}, "requestId": "sync"}).decode())
+        while orjson.loads(ws.recv()).get("type") != "pong":
+            pass
+    finally:
+        ws.close()

@@ -1,0 +1,142 @@
+"""The socket channel's reader thread: the server's frames, read while the main thread writes.
+
+It answers pings, acknowledges frames, and hands each answer to the table of what awaits
+confirmation (awaiting.py): echoes, error frames, pongs. When the connection breaks it calls
+the channel back (`on_break`) once, and wakes whoever waits for a protocol-level pong.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+
+from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError
+from prismer_cli.log import Log
+from prismer_cli.protocol.dialects import error_message, eviction
+from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.send.awaiting import Awaiting
+from prismer_cli.send.ledger import Ledger
+from prismer_cli.transport import Connection
+
+TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
+BURST = 16  # messages whose turn came, written before the rest of a burst of echoes is read
+
+
+class Reader:
+    def __init__(
+        self,
+        conn: Connection,
+        awaiting: Awaiting,
+        ledger: Ledger,
+        log: Log,
+        on_break: Callable[[str, int | None], None],
+    ) -> None:
+        self._conn = conn
+        self._dialect = conn.hello.dialect
+        self._me = conn.hello.user_id
+        self._awaiting = awaiting
+        self._ledger = ledger
+        self._log = log
+        self._on_break = on_break
+        self._pongs: dict[str, threading.Event] = {}
+        self.finishing = False  # the channel is closing: stop once nothing awaits the server
+        self.evicted = ""  # the server's eviction notice, said when the connection ends
+        self._thread = threading.Thread(target=self._run, name="prismer-rt-reader", daemon=True)
+        self._thread.start()
+
+    def is_alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def expect_pong(self, sync_id: str) -> threading.Event:
+        """An event set when the protocol-level pong to `sync_id` comes (or the reader ends)."""
+        answered = threading.Event()
+        with self._awaiting.lock:
+            self._pongs[sync_id] = answered
+        return answered
+
+    def drop_pong(self, sync_id: str) -> None:
+        with self._awaiting.lock:
+            self._pongs.pop(sync_id, None)
+
+    def _run(self) -> None:
+        conn, awaiting, ledger = self._conn, self._awaiting, self._ledger
+        try:
+            while not (self.finishing and awaiting.answered()):
+                for data in conn.messages(time.monotonic() + TICK):
+                    self.handle(data)
+                    if len(awaiting.ready) >= BURST:  # the server works while the rest is read
+                        self._write_ready()
+                    if not conn.pending():
+                        self._write_ready()
+                        conn.flush_acks()
+                        ledger.emit()
+                awaiting.expire()
+                self._write_ready()
+                if self.finishing:  # the writer is done: the reader settles the pongs' batches
+                    awaiting.tend()
+                conn.flush_acks()
+                ledger.emit()
+        except ConnectionLost as exc:
+            self._on_break(self._said(str(exc)), exc.close_code)
+        except PrismerError as exc:
+            self._on_break(self._said(str(exc)), None)
+        finally:
+            with awaiting.lock:
+                waiting = list(self._pongs.values())
+            for answered in waiting:  # nothing will answer them now
+                answered.set()
+
+    def _write_ready(self) -> None:
+        """Write the messages whose turn came (the one before each in its conversation is
+        settled), in one write."""
+        ready = self._awaiting.take_ready()
+        if ready:
+            frames = [self._dialect.command_frame(e.command, e.request_id) for e in ready]
+            self._conn.send_many([frame for frame in frames if frame is not None])
+
+    def _said(self, error: str) -> str:
+        return f"{error}: {self.evicted}" if self.evicted else error
+
+    def handle(self, data: bytes) -> None:
+        try:
+            frame = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            frame = None
+        if not isinstance(frame, dict):
+            return
+        dialect = self._dialect
+        ack_id = frame.get(dialect.ack_field)
+        if ack_id is not None:
+            self._conn.ack(ack_id)
+        if dialect.is_pong(frame) or (
+            dialect.is_error(frame) and dialect.request_id_of(frame) in self._pongs
+        ):
+            self._on_pong(frame)
+        elif dialect.is_error(frame):
+            self._on_error(frame)
+        else:
+            echo = dialect.own_echo(frame, self._me)
+            if echo is not None:
+                self._awaiting.on_echo(*echo)
+
+    def _on_pong(self, frame: JSON) -> None:
+        with self._awaiting.lock:
+            answered = self._pongs.get(self._dialect.request_id_of(frame))
+        if answered is not None:
+            answered.set()
+
+    def _on_error(self, frame: JSON) -> None:
+        if self._awaiting.on_error(frame):
+            return
+        message = error_message(frame)
+        if eviction(message):  # about the connection, not a command: said when it closes
+            self.evicted = message
+            return
+        self._log.error(f"the server answered with an error: {message}")
+        self._ledger.fail(ExitStatus.REJECTED)
