@@ -40,9 +40,14 @@ KEYS: dict[str, type] = {
     "transport": str,
     "dialect": str,
     "no_refresh": bool,
+    "output": str,  # json | pretty: the view of events and results (prismer_cli/view)
 }
 SDK_KEYS = {"auth": ("im_token",), "default": ("base_url",)}  # what is read of the SDK's file
-CHOICES: dict[str, tuple[str, ...]] = {"transport": TRANSPORTS, "dialect": DIALECT_CHOICES}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "transport": TRANSPORTS,
+    "dialect": DIALECT_CHOICES,
+    "output": ("json", "pretty"),
+}
 _TYPE_NAMES = {
     str: "a string",
     bool: "a boolean (true or false)",

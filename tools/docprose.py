@@ -87,9 +87,14 @@ ENVIRONMENT: Final = (
     ("PRISMER_PROFILE", "The profile of the config file to use, as `--profile`."),
     ("XDG_CONFIG_HOME", "Where the config file is looked for; ~/.config when unset."),
     (
+        "PRISMER_RT_OUTPUT",
+        "pretty makes `--pretty` the default view of events and results, json (the default) "
+        "NDJSON; `--json`, `--pretty` or `--format` on the command line win.",
+    ),
+    (
         "NO_COLOR",
-        "Respected, with nothing to turn off: `prismer-rt` writes no colour (stdout is JSON, "
-        "help, logs and errors are plain text).",
+        "When set and not empty, `--color auto` (the default) writes no colour. Help, logs and "
+        "errors are never coloured.",
     ),
     (
         "PRISMER_RT_CONNECT_TIMEOUT",
@@ -138,9 +143,10 @@ FILES: Final = (
     (
         "$XDG_CONFIG_HOME/prismer-rt/config.toml",
         "The config file (~/.config/prismer-rt/config.toml by default). Its top-level keys url, "
-        "token, token_file, transport and dialect form the default profile; a [profiles.NAME] "
-        "table overrides them when NAME is selected with `--profile` or PRISMER_PROFILE. A config "
-        "file holding a token must be mode 0600: one that group or others can read is refused.",
+        "token, token_file, transport, dialect, no_refresh and output form the default profile; "
+        "a [profiles.NAME] table overrides them when NAME is selected with `--profile` or "
+        "PRISMER_PROFILE. A config file holding a token must be mode 0600: one that group or "
+        "others can read is refused.",
     ),
     (
         "~/.prismer/config.toml",

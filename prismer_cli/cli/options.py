@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from prismer_cli.config import CommandLine
+from prismer_cli.view import ViewFlags
 
 CommandFunction = Callable[..., None]
 KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
@@ -222,3 +223,61 @@ LISTEN = OptionGroup(
         text="Print the stored events and exit 0 without going live (the cron mode).",
     ),
 )
+
+
+OUTPUT_PANEL = "Output options"
+_PRETTY = Annotated[
+    bool,
+    typer.Option(
+        "--pretty",
+        help="One human line per event or result: local time, type, conversation, sender, "
+        'content (config: output = "pretty"; env PRISMER_RT_OUTPUT).',
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
+_JSON = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="NDJSON (the default), whatever the config file or PRISMER_RT_OUTPUT say.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
+_COLOR = Annotated[
+    str,
+    typer.Option(
+        "--color",
+        metavar="auto|always|never",
+        help="Colour the human view by type family; auto: only on a terminal, without "
+        "NO_COLOR, TERM not dumb.",
+        rich_help_panel=OUTPUT_PANEL,
+    ),
+]
+_FORMAT = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        metavar="TEMPLATE",
+        help="One line per event: {PATH} is the field at PATH, dotted as for --match "
+        "({type}, {payload.content}, {seq}); {received}: the local receive time; {{ and }}: "
+        "braces.",
+        rich_help_panel=OUTPUT_PANEL,
+        show_default=False,
+    ),
+]
+
+
+def _check_color(flags: ViewFlags, ctx: typer.Context) -> ViewFlags:
+    if flags.color not in ("auto", "always", "never"):
+        raise typer.BadParameter(
+            f"takes auto, always or never, not {flags.color!r}", param_hint="--color"
+        )
+    return flags
+
+
+# The output options of listen, subscribe and chat ...
+EVENT_OUTPUT = OptionGroup(
+    ViewFlags, _check_color, pretty=_PRETTY, format=_FORMAT, json=_JSON, color=_COLOR
+)
+# ... and of send and mark-read, whose results have no template.
+RESULT_OUTPUT = OptionGroup(ViewFlags, _check_color, pretty=_PRETTY, json=_JSON, color=_COLOR)
