@@ -71,6 +71,7 @@ class CommandLine:
     verbose: bool = False
     quiet: bool = False
     no_refresh: bool = False
+    trace: bool = False  # --trace: the wire on stderr (prismer_cli/transport/trace.py)
 
     def merged(self, other: CommandLine) -> CommandLine:
         """`other` (a command's own options) over these (those given before the subcommand)."""

@@ -6,9 +6,12 @@ Every line passes through redact(), so no code path can print the token by accid
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prismer_cli.redact import redact
+
+if TYPE_CHECKING:
+    from prismer_cli.transport.trace import Tracer
 
 
 class Log:
@@ -18,6 +21,7 @@ class Log:
         self.verbosity = verbosity  # -1 quiet, 0 normal, 1 verbose
         self.secret = secret
         self._stream = stream
+        self.trace: Tracer | None = None  # --trace: the wire, on stderr too
 
     def _write(self, text: str) -> None:
         stream = self._stream or sys.stderr

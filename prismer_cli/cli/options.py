@@ -141,6 +141,11 @@ CONNECTION = OptionGroup(
     ),
     verbose=_connection_switch("--verbose", "-v", text="Log the connection lifecycle on stderr."),
     quiet=_connection_switch("--quiet", "-q", text="Only errors on stderr."),
+    trace=_connection_switch(
+        "--trace",
+        text="Show the wire on stderr: the upgrade, every frame in (<) and out (>), every SSE "
+        "event, every HTTP request; the token as ***.",
+    ),
 )
 
 

@@ -33,6 +33,7 @@ from prismer_cli.redact import redact
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport.base import Endpoint, retry_after
 from prismer_cli.transport.reasons import reason
+from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 from prismer_cli.tuning import SEND_RETRIES
 
@@ -43,7 +44,7 @@ class RestClient:
         self._log = log
         self._policy = policy or Policy(max_retries=SEND_RETRIES)
         self.not_after = endpoint.deadline  # no request's attempts go past it
-        self._session = requests.Session()
+        self._session = traced(requests.Session(), endpoint.trace)
         self._session.headers["Authorization"] = f"Bearer {endpoint.token}"
 
     def send_message(
