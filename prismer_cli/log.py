@@ -23,6 +23,11 @@ class Log:
         self._stream = stream
         self.trace: Tracer | None = None  # --trace: the wire, on stderr too
 
+    def redirect(self, stream: TextIO | None) -> None:
+        """Write to `stream` from now on (None: stderr again); chat puts its lines above the
+        input line this way."""
+        self._stream = stream
+
     def _write(self, text: str) -> None:
         stream = self._stream or sys.stderr
         try:

@@ -134,6 +134,7 @@ def test_no_token_in_any_trace(server_factory: Any, tmp_path: Path) -> None:
         (("subscribe", "ct", "--timeout", "0.5"), env),
         (("whoami",), env),
         (("config", "show"), env),
+        (("chat", "ct"), env),
         # failures: refused token over WebSocket, SSE and REST; nobody listening
         (("listen", "--timeout", "2"), bad),
         (("listen", "--transport", "sse"), bad),

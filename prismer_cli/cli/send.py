@@ -86,7 +86,7 @@ def _run_commands(
     execute(job, g)
 
 
-def _check_id(value: str | None, hint: str) -> None:
+def check_id(value: str | None, hint: str) -> None:
     """An id from the command line that cannot be one ('', '.', '..', a '/'): exit 2 before
     anything connects (docs/cli.md "Hygiene")."""
     from prismer_cli.protocol.commands import id_problem
@@ -182,7 +182,7 @@ def send(
             'a non-empty key, for one message (JSON lines give their own "idempotencyKey")',
             param_hint="--idempotency-key",
         )
-    _check_id(conversation_id, "CONVERSATION_ID")
+    check_id(conversation_id, "CONVERSATION_ID")
 
     def message(conversation: str) -> Command:
         text = _read_all_stdin() if content in (None, "-") else content
@@ -217,8 +217,8 @@ def mark_read(
     """Mark a conversation read, or each {"conversationId", "upToMessageId"} line of stdin."""
     from prismer_cli.protocol.commands import MARK_READ, Command
 
-    _check_id(conversation_id, "CONVERSATION_ID")
-    _check_id(message_id, "MESSAGE_ID")
+    check_id(conversation_id, "CONVERSATION_ID")
+    check_id(message_id, "MESSAGE_ID")
     single = _one_command(conversation_id, lambda c: Command(MARK_READ, c, up_to=message_id))
     _run_commands(
         g, output, single, reads_stdin=conversation_id is None, default_action=MARK_READ

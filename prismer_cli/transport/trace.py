@@ -55,6 +55,10 @@ class Tracer:
         self._secrets: set[str] = set()
         self._lock = threading.Lock()
 
+    def redirect(self, stream: TextIO | None) -> None:
+        """Write to `stream` from now on (None: stderr again)."""
+        self._stream = stream
+
     def secret(self, token: str | None) -> None:
         """A token to mask wherever it appears from now on."""
         if token:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from prismer_cli.errors import UsageError
 from prismer_cli.output import Output
@@ -67,27 +67,27 @@ def _width() -> int | None:
         return None
 
 
-def event_output(view: View, names: Names | None = None) -> Output:
+def event_output(view: View, names: Names | None = None, stream: BinaryIO | None = None) -> Output:
     """Where listen, subscribe and chat write events. `names`: a user id to a display name."""
     if view.mode == "json":
-        return Output()
+        return Output(stream)
     if view.mode == "format":
         from prismer_cli.view.sink import TemplateOutput
 
         assert view.template is not None
-        return TemplateOutput(view.template.render)
+        return TemplateOutput(view.template.render, stream)
     from prismer_cli.view.pretty import PrettyEvents
     from prismer_cli.view.sink import HumanOutput
 
     render = PrettyEvents(names) if names is not None else PrettyEvents()
-    return HumanOutput(render, color=view.color, width=_width)
+    return HumanOutput(render, stream, color=view.color, width=_width)
 
 
-def result_output(view: View) -> Output:
+def result_output(view: View, stream: BinaryIO | None = None) -> Output:
     """Where send and mark-read write their result records."""
     if not view.human:
-        return Output()
+        return Output(stream)
     from prismer_cli.view.results import result_line
     from prismer_cli.view.sink import HumanOutput
 
-    return HumanOutput(result_line, color=view.color, width=_width)
+    return HumanOutput(result_line, stream, color=view.color, width=_width)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import fcntl
 import os
 import pty
+import re
 import select
 import struct
 import subprocess
@@ -58,13 +59,18 @@ class Terminal:
         self.screen += data.decode("utf-8", "replace")
         return True
 
+    @property
+    def text(self) -> str:
+        """The screen without colours and cursor movements."""
+        return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", self.screen)
+
     def expect(self, text: str, timeout: float = 10.0, after: int = 0) -> int:
-        """Wait until `text` is on the screen (after position `after`); its position."""
+        """Wait until `text` is in `text` (after position `after`); its position there."""
         end = time.monotonic() + timeout
-        while text not in self.screen[after:]:
+        while text not in self.text[after:]:
             if time.monotonic() > end or not self._read(0.05):
-                raise AssertionError(f"{text!r} never came; the screen:\n{self.screen}")
-        return self.screen.index(text, after)
+                raise AssertionError(f"{text!r} never came; the screen:\n{self.screen!r}")
+        return self.text.index(text, after)
 
     def type(self, keys: bytes) -> None:
         os.write(self._master, keys)
