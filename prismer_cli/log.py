@@ -29,12 +29,7 @@ class Log:
         self._stream = stream
 
     def _write(self, text: str) -> None:
-        stream = self._stream or sys.stderr
-        try:
-            stream.write(f"prismer-rt: {redact(text, self.secret)}\n")
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            return  # stderr is gone or full: there is no one left to tell
+        say(self._stream, f"prismer-rt: {redact(text, self.secret)}\n")
 
     def error(self, text: str) -> None:
         self._write(f"error: {text}")
@@ -50,3 +45,12 @@ class Log:
     def info(self, text: str) -> None:
         if self.verbosity >= 1:
             self._write(text)
+
+
+def say(stream: TextIO | None, text: str) -> None:
+    """Write and flush `text` to `stream` (None: stderr), quietly if it cannot be written."""
+    try:
+        (stream or sys.stderr).write(text)
+        (stream or sys.stderr).flush()
+    except (OSError, ValueError, AttributeError):
+        return  # stderr is gone or full: there is no one left to tell

@@ -6,23 +6,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-from collections.abc import Iterator
 
 import orjson
 import pytest
 
 from tests.support.cli import Background, accepted_connections, env_for, run, wait_for_connections
-from tests.support.serverfixture import ServerProcess, running_server
+from tests.support.serverfixture import ServerProcess
 from tests.support.terminal import Terminal
 
 
-@pytest.fixture(scope="module", params=["docs", "server"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    home = tmp_path_factory.mktemp(f"chat-{request.param}")
-    with running_server(home, dialect=request.param, tokens=["alice=Alice", "bob=Bob"]) as srv:
-        yield srv
+@pytest.fixture
+def server(dialect_server: ServerProcess) -> ServerProcess:
+    return dialect_server
 
 
 def bob_says(server: ServerProcess, conversation: str, text: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,28 +12,20 @@ import orjson
 import pytest
 import requests
 
-from tests.support.cli import (
-    Background,
-    Result,
-    accepted_connections,
-    env_for,
-    run,
-    user_id,
-    wait_for_connections,
-)
-from tests.support.serverfixture import ServerProcess, running_server
+from tests.support import cli
+from tests.support.cli import Background, env_for, run
+from tests.support.serverfixture import ServerProcess
 
 TOKEN = "sekrit-tok-4242"
 AT = r"^\d\d:\d\d:\d\d\.\d\d\d "
 
 
-@pytest.fixture(scope="module", params=["docs", "server"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    home = tmp_path_factory.mktemp(f"trace-{request.param}")
-    with running_server(home, dialect=request.param) as srv:
-        yield srv
+SERVER_TOKENS = [TOKEN]
+
+
+@pytest.fixture
+def server(dialect_server: ServerProcess) -> ServerProcess:
+    return dialect_server
 
 
 def has(text: str, pattern: str) -> bool:
@@ -75,10 +66,10 @@ def test_trace_shows_sse_events_and_rest_requests(server: ServerProcess) -> None
     sending without a WebSocket: each REST request with method, path, status and duration."""
     conv = "conv-trace-sse"
     joined(server, conv)
-    before = len(accepted_connections(server.log()))
+    before = len(cli.accepted_connections(server.log()))
     args = ("listen", "--transport", "sse", "--count", "1", "--type", "message.new", "--trace")
     proc = Background(*args, env=env_for(server.url, TOKEN))
-    wait_for_connections(server, before + 1)
+    cli.wait_for_connections(server, before + 1)
     sent = run(
         "send", conv, "over rest", "--transport", "sse", "--trace", env=env_for(server.url, TOKEN)
     )
@@ -102,18 +93,18 @@ def test_trace_shows_sse_events_and_rest_requests(server: ServerProcess) -> None
 
 def test_trace_cuts_a_long_frame_with_its_size(server: ServerProcess) -> None:
     """A frame over 2,000 characters is cut, and its full size said."""
-    before = len(accepted_connections(server.log()))
+    before = len(cli.accepted_connections(server.log()))
     args = ("listen", "--count", "1", "--type", "custom.big", "--trace")
     proc = Background(*args, env=env_for(server.url, TOKEN))
-    wait_for_connections(server, before + 1)
-    server.emit("custom.big", {"text": "y" * 5000}, to=user_id(TOKEN))
+    cli.wait_for_connections(server, before + 1)
+    server.emit("custom.big", {"text": "y" * 5000}, to=cli.user_id(TOKEN))
     result = proc.wait()
     line = next(x for x in result.err.splitlines() if "custom.big" in x)
     assert re.search(r"y… \(cut: 50\d\d characters in all\)$", line), line
     assert len(line) < 2100 and len(result.out) > 5000  # stdout is whole
 
 
-def _no_token(results: list[Result], *tokens: str) -> None:
+def _no_token(results: list[cli.Result], *tokens: str) -> None:
     for result in results:
         for token in tokens:
             assert token not in result.out and token not in result.err, result.err

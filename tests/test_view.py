@@ -4,7 +4,6 @@ key `output` and PRISMER_RT_OUTPUT, in both dialects, over WebSocket and SSE."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -18,21 +17,16 @@ from tests.support.cli import (
     user_id,
     wait_for_connections,
 )
-from tests.support.serverfixture import ServerProcess, running_server
+from tests.support.serverfixture import ServerProcess
 from tests.support.terminal import Terminal
 
 TIME = r"\d\d:\d\d:\d\d\.\d\d\d"
 ESC = "\x1b["
 
 
-@pytest.fixture(scope="module", params=["docs", "server"])
-def server(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ServerProcess]:
-    """Alice listens; Bob's user exists from the start, so a look-up can name him."""
-    home = tmp_path_factory.mktemp(f"view-{request.param}")
-    with running_server(home, dialect=request.param, tokens=["alice=Alice", "bob=Bob"]) as srv:
-        yield srv
+@pytest.fixture
+def server(dialect_server: ServerProcess) -> ServerProcess:
+    return dialect_server
 
 
 def listening(server: ServerProcess, *args: str, **env: str) -> Background:

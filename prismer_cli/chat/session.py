@@ -75,14 +75,9 @@ class ChatSession:
         wait: float = 10.0,
         lifecycle: bool = False,
     ) -> None:
-        self.endpoint = endpoint
-        self.conversation = conversation
-        self.out = out
-        self._report = report
-        self.log = log
-        self._connect = connect
-        self._policy = policy
-        self._wait = wait
+        self.endpoint, self.conversation, self.log = endpoint, conversation, log
+        self.out, self._report = out, report  # events, and the results of lines
+        self._connect, self._policy, self._wait = connect, policy, wait
         self._lifecycle = lifecycle  # the human view shows connected, disconnected, ...
         self.resume = Resume()
         self.conn: Connection | None = None
@@ -110,13 +105,8 @@ class ChatSession:
         dialect = conn.hello.dialect
         self.me = conn.hello.user_id or self.me
         self.connections += 1
-        self._meta(
-            "connected",
-            transport=conn.kind,
-            dialect=dialect.name,
-            userId=conn.hello.user_id,
-            connection=self.connections,
-        )
+        said = {"transport": conn.kind, "dialect": dialect.name, "userId": conn.hello.user_id}
+        self._meta("connected", **said, connection=self.connections)
         if conn.kind == "ws":
             conn.send(dialect.subscribe(self.conversation, request_id("sub-1")))
             if not dialect.confirms_sends and hasattr(conn, "on_pong"):
@@ -396,11 +386,10 @@ class ChatSession:
         """Close with 1000; what is still unconfirmed is uncertain (the docs dialect's lines
         confirmed by a clean closing handshake, as send has it). `abandon`: interrupted."""
         conn, self.conn = self.conn, None
-        if conn is not None and not abandon:
+        if conn is not None:  # close 1000, interrupted too (docs/cli.md "Exit statuses")
             for data in conn.close():
-                self.handle(conn, data)
-        elif conn is not None:
-            conn.abort()
+                if not abandon:
+                    self.handle(conn, data)
         clean = bool(getattr(conn, "closed_cleanly", False))
         with self._lock:
             for line in [*self._waiting.values(), *self._outbox]:

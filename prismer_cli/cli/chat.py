@@ -76,7 +76,9 @@ def chat(
                 )
             close_on_hangup()
             out = event_output(view, names)
-            return pipe(endpoint, options, out, log, connect=keeper.connect, lifecycle=view.human)
+            return pipe(
+                endpoint, options, out, log, connect=keeper.connect, lifecycle=view.mode == "pretty"
+            )
         finally:
             keeper.close()
 

@@ -52,7 +52,7 @@ def _listen(
             count=flags.stop_after,
             timeout=flags.timeout,
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
-            meta=flags.meta or view.human,  # the human view shows the lifecycle anyway
+            meta=flags.meta or view.mode == "pretty",  # the human view shows the lifecycle anyway
         )
         durable = None
         if durable_options.active:

@@ -27,7 +27,6 @@ The hooks sit at the transport's edge: the WebSocket upgrade and frames (ws.py, 
 from __future__ import annotations
 
 import re
-import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -35,6 +34,7 @@ from http import HTTPStatus
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
+from prismer_cli.log import say
 from prismer_cli.redact import redact
 
 LIMIT = 2000  # characters of one item; the rest is cut, its size said
@@ -77,12 +77,7 @@ class Tracer:
         local = time.localtime(now)
         stamp = time.strftime("%H:%M:%S", local) + f".{int(now * 1000) % 1000:03d}"
         with self._lock:
-            stream = self._stream or sys.stderr
-            try:
-                stream.write(f"{stamp} {mark} {text}\n")
-                stream.flush()
-            except (OSError, ValueError, AttributeError):
-                return  # stderr is gone or full: there is no one left to tell
+            say(self._stream, f"{stamp} {mark} {text}\n")
 
     def sent(self, text: str) -> None:
         self._write(">", text)

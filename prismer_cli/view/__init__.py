@@ -37,7 +37,3 @@ class View:
     mode: str = "json"  # json | pretty | format
     template: Template | None = None
     color: bool = False
-
-    @property
-    def human(self) -> bool:
-        return self.mode == "pretty"

@@ -85,7 +85,7 @@ def event_output(view: View, names: Names | None = None, stream: BinaryIO | None
 
 def result_output(view: View, stream: BinaryIO | None = None) -> Output:
     """Where send and mark-read write their result records."""
-    if not view.human:
+    if view.mode != "pretty":
         return Output(stream)
     from prismer_cli.view.results import result_line
     from prismer_cli.view.sink import HumanOutput

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 
 from prismer_cli.errors import UsageError
+from prismer_cli.listen.matcher import ABSENT, field_at
 from prismer_cli.view.clock import iso
 
-_ABSENT = object()
 _ESCAPES = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
@@ -70,28 +70,15 @@ class Template:
             if isinstance(part, str):
                 out.append(part)
                 continue
-            value = _at(frame, part)
-            if value is _ABSENT and part == ("received",):
+            value = field_at(frame, part)
+            if value is ABSENT and part == ("received",):
                 value = iso(received)
             out.append(_show(value))
         return "".join(out)
 
 
-def _at(node: Any, path: tuple[str, ...]) -> Any:
-    for segment in path:
-        if isinstance(node, dict):
-            node = node.get(segment, _ABSENT)
-        elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
-            node = node[int(segment)]
-        else:
-            return _ABSENT
-        if node is _ABSENT:
-            return _ABSENT
-    return node
-
-
 def _show(value: Any) -> str:
-    if value is _ABSENT:
+    if value is ABSENT:
         return ""
     if isinstance(value, str):
         return value.translate(_ESCAPES)
