@@ -47,3 +47,10 @@ def test_server_text_never_reaches_the_terminal_raw() -> None:
     assert printable("a\x1b[2Jb\x07") == "a\\x1b[2Jb\\x07"
     lines = PrettyEvents()({"type": "message.new", "payload": {"content": "\x1b]0;x\x07"}}, 0.0)
     assert "\x1b" not in "".join(text for line in lines for text, _ in line)
+
+
+def test_further_lines_align_under_a_wide_name() -> None:
+    """The indent counts cells: a name in wide characters still lines the content up."""
+    frame = {"type": "message.new", "payload": {"senderName": "太郎", "content": "a\nb"}}
+    first, second = ("".join(t for t, _ in line) for line in PrettyEvents()(frame, 0.0))
+    assert first.endswith("太郎: a") and len(second) == len(first) + 2  # 太郎: four cells

@@ -24,7 +24,7 @@ import orjson
 
 from prismer_cli.view.clock import hms
 from prismer_cli.view.color import BOLD, DIM, family_style
-from prismer_cli.view.width import Segment
+from prismer_cli.view.width import Segment, cells
 
 Line = list[Segment]
 Names = Callable[[str], str | None]  # a user id to a display name, or None
@@ -150,7 +150,7 @@ def lifecycle(kind: str, payload: dict[str, Any]) -> str:
 def _multiline(head: Line, content: str) -> list[Line]:
     """The first line after `head`, the next ones indented to where the content began."""
     lines = content.replace("\r\n", "\n").split("\n")
-    indent = " " * sum(len(text) for text, _ in head)
+    indent = " " * sum(cells(char) for text, _ in head for char in text)
     out = [[*head, (printable(lines[0]), None)]]
     out += [[(indent + printable(line), None)] for line in lines[1:]]
     return out
