@@ -5,10 +5,10 @@ Every line passes through redact(), so no code path can print the token by accid
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, TextIO
 
 from prismer_cli.redact import redact
+from prismer_cli.stdio import say
 
 if TYPE_CHECKING:
     from prismer_cli.transport.trace import Tracer
@@ -45,12 +45,3 @@ class Log:
     def info(self, text: str) -> None:
         if self.verbosity >= 1:
             self._write(text)
-
-
-def say(stream: TextIO | None, text: str) -> None:
-    """Write and flush `text` to `stream` (None: stderr), quietly if it cannot be written."""
-    try:
-        (stream or sys.stderr).write(text)
-        (stream or sys.stderr).flush()
-    except (OSError, ValueError, AttributeError):
-        return  # stderr is gone or full: there is no one left to tell

@@ -34,8 +34,8 @@ from http import HTTPStatus
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from prismer_cli.log import say
 from prismer_cli.redact import redact
+from prismer_cli.stdio import say
 
 LIMIT = 2000  # characters of one item; the rest is cut, its size said
 HIDDEN_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
