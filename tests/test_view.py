@@ -174,20 +174,24 @@ def test_send_and_mark_read_results_pretty(server: ServerProcess) -> None:
 
 
 def test_pretty_cut_to_the_terminal_width(server: ServerProcess) -> None:
-    """On a terminal a line is cut to its width (and coloured, unless NO_COLOR says not);
-    piped, nothing is cut (the tests above)."""
+    """On a terminal a line is cut to its width, and coloured unless NO_COLOR or TERM=dumb
+    say not; piped, nothing is cut (the tests above)."""
     alice = user_id("alice")
     before = len(accepted_connections(server.log()))
     args = ("listen", "--pretty", "--count", "1", "--type", "custom.long")
-    coloured = Terminal(*args, env=env_for(server.url, "alice", TERM="xterm"), columns=40)
-    plain = Terminal(
-        *args, env=env_for(server.url, "alice", TERM="xterm", NO_COLOR="1"), columns=40
-    )
-    wait_for_connections(server, before + 2)
+    terminals = {
+        colour: Terminal(*args, env=env_for(server.url, "alice", **extra), columns=40)
+        for colour, extra in (
+            (True, {"TERM": "xterm"}),
+            (False, {"TERM": "xterm", "NO_COLOR": "1"}),
+            (None, {"TERM": "dumb"}),
+        )
+    }
+    wait_for_connections(server, before + 3)
     server.emit("custom.long", {"text": "x" * 200}, to=alice)
-    assert coloured.wait() == plain.wait() == 0
-    for term, colour in ((coloured, True), (plain, False)):
+    for colour, term in terminals.items():
+        assert term.wait() == 0
         line = next(x for x in term.screen.splitlines() if "custom.long" in x)
         visible = re.sub(r"\x1b\[[0-9;]*m", "", line).rstrip("\r")
         assert len(visible) == 40 and visible.endswith("x…"), term.screen
-        assert (ESC in line) is colour
+        assert (ESC in line) is bool(colour)
