@@ -135,3 +135,20 @@ def test_chat_marks_a_line_the_server_refused(server: ServerProcess) -> None:
     term.expect("failed send_message conv-chat-nowhere line 1: HTTP 404")
     term.type(b"\x04")
     assert term.wait() == 0
+
+
+def test_chat_shows_the_last_messages_first(server: ServerProcess) -> None:
+    """--history N: the conversation's last N messages come first, oldest first, from
+    GET /api/im/messages/{id}?limit=N; a server without that endpoint (the docs dialect
+    answers 404) is skipped quietly (the pipe test above)."""
+    if server.dialect == "docs":
+        pytest.skip("the stand-in keeps no such endpoint in the docs dialect")
+    conv = "conv-chat-history"
+    joining = f'{{"action":"subscribe","conversationId":"{conv}"}}\n'
+    assert run("send", input=joining, env=env_for(server.url, "alice")).code == 0
+    for text in ("old one", "old two", "old three"):
+        bob_says(server, conv, text)
+    result = run("chat", conv, "--history", "2", "--pretty", env=env_for(server.url, "alice"))
+    assert result.code == 0, result.err
+    shown = [line.split(" ", 1)[1] for line in result.out.splitlines()]
+    assert shown[1:] == [f"message.new {conv} Bob: old two", f"message.new {conv} Bob: old three"]

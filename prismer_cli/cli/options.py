@@ -231,45 +231,32 @@ LISTEN = OptionGroup(
 
 
 OUTPUT_PANEL = "Output options"
-_PRETTY = Annotated[
-    bool,
-    typer.Option(
-        "--pretty",
-        help="One human line per event or result: local time, type, conversation, sender, "
-        'content (config: output = "pretty"; env PRISMER_RT_OUTPUT).',
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-]
-_JSON = Annotated[
-    bool,
-    typer.Option(
-        "--json",
-        help="NDJSON (the default), whatever the config file or PRISMER_RT_OUTPUT say.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-]
-_COLOR = Annotated[
-    str,
-    typer.Option(
-        "--color",
-        metavar="auto|always|never",
-        help="Colour the human view by type family; auto: only on a terminal, without "
-        "NO_COLOR, TERM not dumb.",
-        rich_help_panel=OUTPUT_PANEL,
-    ),
-]
-_FORMAT = Annotated[
-    str | None,
-    typer.Option(
-        "--format",
-        metavar="TEMPLATE",
-        help="One line per event: {PATH} is the field at PATH, dotted as for --match "
-        "({type}, {payload.content}, {seq}); {received}: the local receive time; {{ and }}: "
-        "braces.",
-        rich_help_panel=OUTPUT_PANEL,
-        show_default=False,
-    ),
-]
+_PRETTY = _switch(
+    "--pretty",
+    text="One human line per event or result: local time, type, conversation, sender, "
+    'content (config: output = "pretty"; env PRISMER_RT_OUTPUT).',
+    rich_help_panel=OUTPUT_PANEL,
+)
+_JSON = _switch(
+    "--json",
+    text="NDJSON (the default), whatever the config file or PRISMER_RT_OUTPUT say.",
+    rich_help_panel=OUTPUT_PANEL,
+)
+_COLOR = _value(
+    "--color",
+    metavar="auto|always|never",
+    text="Colour the human view by type family; auto: only on a terminal, without NO_COLOR, "
+    "TERM not dumb. [default: auto]",
+    kind=str,
+    rich_help_panel=OUTPUT_PANEL,
+)
+_FORMAT = _value(
+    "--format",
+    metavar="TEMPLATE",
+    text="One line per event: {PATH} is the field at PATH, dotted as for --match ({type}, "
+    "{payload.content}, {seq}); {received}: the local receive time; {{ and }}: braces.",
+    rich_help_panel=OUTPUT_PANEL,
+)
 
 
 def _check_color(flags: ViewFlags, ctx: typer.Context) -> ViewFlags:

@@ -220,9 +220,7 @@ def mark_read(
     check_id(conversation_id, "CONVERSATION_ID")
     check_id(message_id, "MESSAGE_ID")
     single = _one_command(conversation_id, lambda c: Command(MARK_READ, c, up_to=message_id))
-    _run_commands(
-        g, output, single, reads_stdin=conversation_id is None, default_action=MARK_READ
-    )
+    _run_commands(g, output, single, reads_stdin=conversation_id is None, default_action=MARK_READ)
 
 
 def register(app: typer.Typer) -> None:
