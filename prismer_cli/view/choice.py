@@ -39,14 +39,24 @@ def choose(flags: ViewFlags, configured: object, env: Mapping[str, str]) -> View
         return View("pretty", color=color)
     if flags.json:
         return View()
-    mode, source = env.get("PRISMER_RT_OUTPUT"), "PRISMER_RT_OUTPUT"
+    mode, _ = default_output(configured, env)
+    return View(mode, color=color) if mode != "json" else View()
+
+
+def default_output(
+    configured: object, env: Mapping[str, str], where: str = "the config file"
+) -> tuple[str, str]:
+    """The view without --pretty, --format or --json, and where that came from:
+    PRISMER_RT_OUTPUT, then the config file's `output`, then json; UsageError for another
+    value."""
+    mode, source = env.get("PRISMER_RT_OUTPUT"), "env PRISMER_RT_OUTPUT"
     if not mode:
-        mode, source = configured if isinstance(configured, str) else None, "the config file"
+        mode, source = configured if isinstance(configured, str) else None, where
     if mode is None:
-        return View()
+        return "json", "default"
     if mode not in OUTPUTS:
         raise UsageError(f"output must be json or pretty, not {mode!r} ({source})")
-    return View(mode, color=color)
+    return mode, source
 
 
 def choose_for(flags: ViewFlags, cli: CommandLine) -> View:
