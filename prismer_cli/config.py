@@ -40,9 +40,14 @@ KEYS: dict[str, type] = {
     "transport": str,
     "dialect": str,
     "no_refresh": bool,
+    "output": str,  # json | pretty: the view of events and results (prismer_cli/view)
 }
 SDK_KEYS = {"auth": ("im_token",), "default": ("base_url",)}  # what is read of the SDK's file
-CHOICES: dict[str, tuple[str, ...]] = {"transport": TRANSPORTS, "dialect": DIALECT_CHOICES}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "transport": TRANSPORTS,
+    "dialect": DIALECT_CHOICES,
+    "output": ("json", "pretty"),
+}
 _TYPE_NAMES = {
     str: "a string",
     bool: "a boolean (true or false)",
@@ -66,6 +71,7 @@ class CommandLine:
     verbose: bool = False
     quiet: bool = False
     no_refresh: bool = False
+    trace: bool = False  # --trace: the wire on stderr (prismer_cli/transport/trace.py)
 
     def merged(self, other: CommandLine) -> CommandLine:
         """`other` (a command's own options) over these (those given before the subcommand)."""

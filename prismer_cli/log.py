@@ -5,10 +5,13 @@ Every line passes through redact(), so no code path can print the token by accid
 
 from __future__ import annotations
 
-import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from prismer_cli.redact import redact
+from prismer_cli.stdio import say
+
+if TYPE_CHECKING:
+    from prismer_cli.transport.trace import Tracer
 
 
 class Log:
@@ -18,14 +21,15 @@ class Log:
         self.verbosity = verbosity  # -1 quiet, 0 normal, 1 verbose
         self.secret = secret
         self._stream = stream
+        self.trace: Tracer | None = None  # --trace: the wire, on stderr too
+
+    def redirect(self, stream: TextIO | None) -> None:
+        """Write to `stream` from now on (None: stderr again); chat puts its lines above the
+        input line this way."""
+        self._stream = stream
 
     def _write(self, text: str) -> None:
-        stream = self._stream or sys.stderr
-        try:
-            stream.write(f"prismer-rt: {redact(text, self.secret)}\n")
-            stream.flush()
-        except (OSError, ValueError, AttributeError):
-            return  # stderr is gone or full: there is no one left to tell
+        say(self._stream, f"prismer-rt: {redact(text, self.secret)}\n")
 
     def error(self, text: str) -> None:
         self._write(f"error: {text}")

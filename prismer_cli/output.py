@@ -60,6 +60,11 @@ class Output:
     def record(self, obj: Any) -> None:
         self.line(orjson.dumps(obj))
 
+    def server_error(self, frame: dict[str, Any]) -> bool:
+        """An error frame that is no event (about a command of ours, or the connection): a
+        human view shows it as a line of its own (True); NDJSON leaves it to stderr."""
+        return False
+
     def flush(self) -> None:
         try:
             self._stream.flush()

@@ -15,6 +15,7 @@ import errno
 import io
 import os
 import sys
+from typing import TextIO
 
 
 class _ClosedRaw(io.RawIOBase):
@@ -106,3 +107,12 @@ def _silence(fd: int) -> None:
         os.close(devnull)
     except OSError:
         return
+
+
+def say(stream: TextIO | None, text: str) -> None:
+    """Write and flush `text` to `stream` (None: stderr), quietly if it cannot be written."""
+    try:
+        (stream or sys.stderr).write(text)
+        (stream or sys.stderr).flush()
+    except (OSError, ValueError, AttributeError):
+        return  # stderr is gone or full: there is no one left to tell

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.cli import Background
+from tests.support.terminal import Terminal
 
 pytest_plugins = ["tests.support.serverfixture"]  # the server_factory fixture
 
@@ -43,3 +44,4 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     yield home
     Background.reap()
+    Terminal.reap()

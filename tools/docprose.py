@@ -51,6 +51,22 @@ DESCRIPTION: Final = (
     "never posts twice; `--retry-file` FILE writes the commands not done, with their keys, for "
     "`send < FILE`. The docs dialect's WebSocket carries no key: there, a message re-sent after "
     "an uncertain result may post twice unless it went over REST (`--transport sse`).",
+    "`--pretty` shows one human line per event (`listen`, `subscribe`, `chat`) or per result "
+    "(`send`, `mark-read`): the local time, the type, the conversation, the sender's name and "
+    "the content; the lifecycle and the server's error frames are lines of their own; on a "
+    "terminal a line is cut to its width. `--format` TEMPLATE writes one line per event with "
+    "each {PATH} (dotted as for `--match`; {received} is the receive time) replaced by that "
+    "field. `--color` auto colours the human view only on a terminal, without NO_COLOR, TERM not "
+    "dumb. NDJSON stays the default: `output` = pretty in the config file or PRISMER_RT_OUTPUT "
+    "make `--pretty` the default, and `--json` gives NDJSON back.",
+    "`--trace`, on every command, writes the wire to stderr, one line per item with its time and "
+    "direction (> out, < in): the WebSocket upgrade, every frame (authentication, pings, pongs "
+    "and acks included), every SSE event with its id, every HTTP request with its status and "
+    "duration. Items over 2,000 characters are cut. The token is always shown as ***.",
+    "`chat` CONVERSATION_ID, at a terminal, shows the conversation's last messages and then its "
+    "events in the pretty view above an input line; each line typed is sent and confirmed; "
+    "/read, /help, /quit (or Ctrl-D) are commands. With stdin not a terminal it is a two-way "
+    "pipe on one connection: each line is sent, the events come out as NDJSON.",
     "A closed stdout (`prismer-rt listen | head -1`) ends the program quietly. The token never "
     "appears in any output, log or error: it is shown as token=***.",
 )
@@ -87,9 +103,14 @@ ENVIRONMENT: Final = (
     ("PRISMER_PROFILE", "The profile of the config file to use, as `--profile`."),
     ("XDG_CONFIG_HOME", "Where the config file is looked for; ~/.config when unset."),
     (
+        "PRISMER_RT_OUTPUT",
+        "pretty makes `--pretty` the default view of events and results, json (the default) "
+        "NDJSON; `--json`, `--pretty` or `--format` on the command line win.",
+    ),
+    (
         "NO_COLOR",
-        "Respected, with nothing to turn off: `prismer-rt` writes no colour (stdout is JSON, "
-        "help, logs and errors are plain text).",
+        "When set and not empty, `--color auto` (the default) writes no colour. Help, logs and "
+        "errors are never coloured.",
     ),
     (
         "PRISMER_RT_CONNECT_TIMEOUT",
@@ -138,9 +159,10 @@ FILES: Final = (
     (
         "$XDG_CONFIG_HOME/prismer-rt/config.toml",
         "The config file (~/.config/prismer-rt/config.toml by default). Its top-level keys url, "
-        "token, token_file, transport and dialect form the default profile; a [profiles.NAME] "
-        "table overrides them when NAME is selected with `--profile` or PRISMER_PROFILE. A config "
-        "file holding a token must be mode 0600: one that group or others can read is refused.",
+        "token, token_file, transport, dialect, no_refresh and output form the default profile; "
+        "a [profiles.NAME] table overrides them when NAME is selected with `--profile` or "
+        "PRISMER_PROFILE. A config file holding a token must be mode 0600: one that group or "
+        "others can read is refused.",
     ),
     (
         "~/.prismer/config.toml",
@@ -228,6 +250,18 @@ EXAMPLES: Final = (
             "(umask 077; printf '%s\\n' \"$TOKEN\" > ~/.config/prismer-rt/token)",
             "prismer-rt --token-file ~/.config/prismer-rt/token listen",
         ),
+    ),
+    (
+        "Watch a conversation by eye, and see what goes over the wire while sending:",
+        (
+            "prismer-rt subscribe conv_123 --pretty",
+            "prismer-rt send conv_123 hello --trace",
+            "prismer-rt listen --format '{received} {type} {payload.content}'",
+        ),
+    ),
+    (
+        "Chat in a conversation from a terminal, or feed it lines from a script:",
+        ("prismer-rt chat conv_123", "tail -f alerts.log | prismer-rt chat conv_123 --history 0"),
     ),
     (
         "Try everything offline against the local server:",

@@ -18,6 +18,8 @@ from prismer_cli.errors import ConnectError
 from prismer_cli.protocol.endpoints import ME_PATH, REST_PREFIX, problem_of
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import retry_after
+from prismer_cli.transport.trace import Tracer
+from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 
 REFRESH_PATH = f"{REST_PREFIX}/token/refresh"
@@ -33,15 +35,25 @@ class Refused(Exception):
 
 
 def _call(
-    method: str, url: str, path: str, *, token: str | None, body: Any, timeout: float
+    method: str,
+    url: str,
+    path: str,
+    *,
+    token: str | None,
+    body: Any,
+    timeout: float,
+    trace: Tracer | None = None,
 ) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    session = traced(requests.Session(), trace)  # as requests.request, traced or not
     try:
-        answer = requests.request(
+        answer = session.request(
             method, endpoint_url(url, path), json=body, headers=headers, timeout=timeout
         )
     except requests.RequestException as exc:
         raise ConnectError(f"cannot reach the server: {redact(str(exc), token)}") from None
+    finally:
+        session.close()
     try:
         data = answer.json()
     except ValueError:
@@ -62,23 +74,26 @@ def _data(answer: dict[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def refresh(url: str, token: str, timeout: float) -> str:
+def refresh(url: str, token: str, timeout: float, trace: Tracer | None = None) -> str:
     """A new token for `token` (expired or not); Refused or ConnectError."""
-    answer = _call("POST", url, REFRESH_PATH, token=token, body=None, timeout=timeout)
+    answer = _call("POST", url, REFRESH_PATH, token=token, body=None, timeout=timeout, trace=trace)
     new = _data(answer).get("token")
     if not isinstance(new, str) or not new:
         raise Refused(200, "the answer holds no token")
     return new
 
 
-def register(url: str, body: dict[str, Any], timeout: float) -> dict[str, Any]:
+def register(
+    url: str, body: dict[str, Any], timeout: float, trace: Tracer | None = None
+) -> dict[str, Any]:
     """The `data` of a successful registration (with its token); Refused or ConnectError."""
-    data = _data(_call("POST", url, REGISTER_PATH, token=None, body=body, timeout=timeout))
+    answer = _call("POST", url, REGISTER_PATH, token=None, body=body, timeout=timeout, trace=trace)
+    data = _data(answer)
     if not isinstance(data.get("token"), str) or not data["token"]:
         raise Refused(200, "the answer holds no token")
     return data
 
 
-def me(url: str, token: str, timeout: float) -> dict[str, Any]:
+def me(url: str, token: str, timeout: float, trace: Tracer | None = None) -> dict[str, Any]:
     """The `data` of GET /api/im/me (`user`, `stats`, ...); Refused or ConnectError."""
-    return _data(_call("GET", url, ME_PATH, token=token, body=None, timeout=timeout))
+    return _data(_call("GET", url, ME_PATH, token=token, body=None, timeout=timeout, trace=trace))

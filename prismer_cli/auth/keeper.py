@@ -163,7 +163,9 @@ class TokenKeeper:
         token = self._token
         timeout = self._source.endpoint.timeouts.connect
         try:
-            new = api.refresh(self._source.endpoint.url, token, timeout)
+            new = api.refresh(
+                self._source.endpoint.url, token, timeout, self._source.endpoint.trace
+            )
         except api.Refused:
             self._settled.add(token)
             raise

@@ -17,7 +17,7 @@ except ImportError:  # pragma: no cover - older typer, on click itself
     from click.exceptions import NoSuchOption  # type: ignore[assignment]
 
 from prismer_cli import __version__
-from prismer_cli.cli import config, listen, register, send, whoami
+from prismer_cli.cli import chat, config, listen, register, send, whoami
 from prismer_cli.cli.options import CONNECTION
 from prismer_cli.config import CommandLine
 from prismer_cli.server.command import register as register_serve
@@ -98,6 +98,7 @@ def main_callback(
 config.register(app)
 listen.register(app)
 send.register(app)
+chat.register(app)
 register.register(app)
 whoami.register(app)
 register_serve(app)  # the stand-in server declares its own options

@@ -42,6 +42,7 @@ def config_show(
             *_token_rows(settings.token.value, settings.no_refresh, log),
             ("transport", settings.transport.value, settings.transport.source),
             ("dialect", settings.dialect.value, settings.dialect.source),
+            ("output", *_output(g)),
             ("profile", settings.profile or "(none)", _profile_source(g)),
             ("config file", str(config_path(os.environ)), ""),
         ]
@@ -74,6 +75,16 @@ def _token_rows(token: str | None, no_refresh: bool, log: Log) -> list[tuple[str
         ("expiry", expiry_note(claims) or "never", "token claims"),
         ("refresh", refresh, ""),
     ]
+
+
+def _output(g: CommandLine) -> tuple[str, str]:
+    """The view of events and results without --pretty/--format/--json, and its source."""
+    from prismer_cli.config import config_path, profile_value
+    from prismer_cli.view.choice import default_output
+
+    profile = g.profile or os.environ.get("PRISMER_PROFILE")
+    where = str(config_path(os.environ)) + (f" [profiles.{profile}]" if profile else "")
+    return default_output(profile_value(g, os.environ, "output"), os.environ, where)
 
 
 def _profile_source(g: CommandLine) -> str:

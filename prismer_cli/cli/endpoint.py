@@ -41,6 +41,8 @@ def _source(g: CommandLine, log: Log, tuning: Tuning, stdin: BinaryIO | None) ->
     """Resolve settings; warns about a token typed on the command line."""
     settings = resolve(g, os.environ, stdin=stdin)
     log.secret = settings.token.value
+    if log.trace is not None:
+        log.trace.secret(settings.token.value)
     for warning in settings.warnings:
         log.warning(warning)
     if g.token:
@@ -60,6 +62,7 @@ def _source(g: CommandLine, log: Log, tuning: Tuning, stdin: BinaryIO | None) ->
         transport=settings.transport.value,
         dialect=DIALECTS.get(settings.dialect.value),
         timeouts=tuning.timeouts,
+        trace=log.trace,
     )
     return TokenSource(
         endpoint, settings.token.store, settings.token.source, refresh=not settings.no_refresh

@@ -7,14 +7,17 @@ from typing import Annotated
 
 import typer
 
-from prismer_cli.cli.options import CONNECTION, LISTEN, ListenFlags
+from prismer_cli.cli.options import CONNECTION, EVENT_OUTPUT, LISTEN, ListenFlags
 from prismer_cli.cli.run import execute
 from prismer_cli.config import CommandLine
 from prismer_cli.errors import ExitStatus
 from prismer_cli.log import Log
+from prismer_cli.view import ViewFlags
 
 
-def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> None:
+def _listen(
+    g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags, output: ViewFlags
+) -> None:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import keeper_for
         from prismer_cli.listen import (
@@ -27,13 +30,17 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
             no_follow,
             parse_since,
         )
-        from prismer_cli.output import Output, close_on_hangup
+        from prismer_cli.output import close_on_hangup
         from prismer_cli.retry import Deadline, Policy
+        from prismer_cli.view.choice import choose_for, event_output
+        from prismer_cli.view.names import RestNames, UserNames
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
         parse_since(flags.since)  # a bad --since is exit 2 before anything connects
         keeper, tuning = keeper_for(g, log, stdin_free=True)
+        view = choose_for(output, g)
         endpoint = keeper.fresh()
+        out = event_output(view, UserNames(RestNames(endpoint, log)))
         options = ListenOptions(
             filters=Filters(
                 frozenset(flags.type_ or ()),
@@ -45,7 +52,7 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
             count=flags.stop_after,
             timeout=flags.timeout,
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
-            meta=flags.meta,
+            meta=flags.meta or view.mode == "pretty",  # the human view shows the lifecycle anyway
         )
         durable = None
         if durable_options.active:
@@ -58,12 +65,12 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
                 token=lambda: keeper.token,
             )
             if durable_options.no_follow:
-                return no_follow(durable, Output(), options.count, Deadline(flags.timeout))
+                return no_follow(durable, out, options.count, Deadline(flags.timeout))
             keeper.open = durable.connect  # the cursor's resume point, with the current token
         close_on_hangup()
         signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
         try:  # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
-            return listen(endpoint, options, Output(), log, durable, connect=keeper.connect)
+            return listen(endpoint, options, out, log, durable, connect=keeper.connect)
         finally:
             keeper.close()
 
@@ -71,29 +78,32 @@ def _listen(g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags) -> N
 
 
 @CONNECTION
+@EVENT_OUTPUT
 @LISTEN
-def listen(ctx: typer.Context, g: CommandLine, flags: ListenFlags) -> None:
+def listen(ctx: typer.Context, g: CommandLine, flags: ListenFlags, output: ViewFlags) -> None:
     """Print every event as one line of JSON (NDJSON) on stdout.
 
     Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) unless
     --no-reconnect; falls back to Server-Sent Events when no WebSocket can be had.
     """
-    _listen(g, (), flags)
+    _listen(g, (), flags, output)
 
 
 @CONNECTION
+@EVENT_OUTPUT
 @LISTEN
 def subscribe(
     ctx: typer.Context,
     g: CommandLine,
     flags: ListenFlags,
+    output: ViewFlags,
     conversation_ids: Annotated[
         list[str],
         typer.Argument(metavar="CONVERSATION_ID...", help="Conversations to subscribe to."),
     ],
 ) -> None:
     """Subscribe to conversations (again after every reconnect) and print their events."""
-    _listen(g, tuple(conversation_ids), flags)
+    _listen(g, tuple(conversation_ids), flags, output)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ from typing import Annotated, Any
 import typer
 
 from prismer_cli.config import CommandLine
+from prismer_cli.view import ViewFlags
 
 CommandFunction = Callable[..., None]
 KEYWORD_ONLY = inspect.Parameter.KEYWORD_ONLY
@@ -140,6 +141,11 @@ CONNECTION = OptionGroup(
     ),
     verbose=_connection_switch("--verbose", "-v", text="Log the connection lifecycle on stderr."),
     quiet=_connection_switch("--quiet", "-q", text="Only errors on stderr."),
+    trace=_connection_switch(
+        "--trace",
+        text="Show the wire on stderr: the upgrade, every frame in (<) and out (>), every SSE "
+        "event, every HTTP request; the token as ***.",
+    ),
 )
 
 
@@ -222,3 +228,48 @@ LISTEN = OptionGroup(
         text="Print the stored events and exit 0 without going live (the cron mode).",
     ),
 )
+
+
+OUTPUT_PANEL = "Output options"
+_PRETTY = _switch(
+    "--pretty",
+    text="One human line per event or result: local time, type, conversation, sender, "
+    'content (config: output = "pretty"; env PRISMER_RT_OUTPUT).',
+    rich_help_panel=OUTPUT_PANEL,
+)
+_JSON = _switch(
+    "--json",
+    text="NDJSON (the default), whatever the config file or PRISMER_RT_OUTPUT say.",
+    rich_help_panel=OUTPUT_PANEL,
+)
+_COLOR = _value(
+    "--color",
+    metavar="auto|always|never",
+    text="Colour the human view by type family; auto: only on a terminal, without NO_COLOR, "
+    "TERM not dumb. [default: auto]",
+    kind=str,
+    rich_help_panel=OUTPUT_PANEL,
+)
+_FORMAT = _value(
+    "--format",
+    metavar="TEMPLATE",
+    text="One line per event: {PATH} is the field at PATH, dotted as for --match ({type}, "
+    "{payload.content}, {seq}); {received}: the local receive time; {{ and }}: braces.",
+    rich_help_panel=OUTPUT_PANEL,
+)
+
+
+def _check_color(flags: ViewFlags, ctx: typer.Context) -> ViewFlags:
+    if flags.color not in ("auto", "always", "never"):
+        raise typer.BadParameter(
+            f"takes auto, always or never, not {flags.color!r}", param_hint="--color"
+        )
+    return flags
+
+
+# The output options of listen, subscribe and chat ...
+EVENT_OUTPUT = OptionGroup(
+    ViewFlags, _check_color, pretty=_PRETTY, format=_FORMAT, json=_JSON, color=_COLOR
+)
+# ... and of send and mark-read, whose results have no template.
+RESULT_OUTPUT = OptionGroup(ViewFlags, _check_color, pretty=_PRETTY, json=_JSON, color=_COLOR)

@@ -78,7 +78,8 @@ def register_user(
         assert settings.url.value is not None
         body = {"type": type_, "username": username, "displayName": display_name or username}
         try:
-            data = api.register(settings.url.value, body, from_env(os.environ).timeouts.connect)
+            timeout = from_env(os.environ).timeouts.connect
+            data = api.register(settings.url.value, body, timeout, log.trace)
         except api.Refused as exc:
             raise CommandRejected(f"the server refused the registration ({exc})") from None
         token = data.pop("token")

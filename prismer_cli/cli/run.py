@@ -25,6 +25,10 @@ def execute(job: Callable[[Log], ExitStatus], g: CommandLine) -> NoReturn:
     from prismer_cli.output import OutputClosed, OutputFailed, silence_stdout
 
     log = Log(verbosity=-1 if g.quiet else (1 if g.verbose else 0))
+    if g.trace:
+        from prismer_cli.transport.trace import Tracer
+
+        log.trace = Tracer()
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = job(log)

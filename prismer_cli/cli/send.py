@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from prismer_cli.cli.options import CONNECTION, finite
+from prismer_cli.cli.options import CONNECTION, RESULT_OUTPUT, finite
 from prismer_cli.cli.run import execute
 from prismer_cli.config import CommandLine
 from prismer_cli.errors import ExitStatus, UsageError
 from prismer_cli.log import Log
+from prismer_cli.view import ViewFlags
 
 if TYPE_CHECKING:
     from prismer_cli.protocol.commands import Command
@@ -43,6 +44,7 @@ def _read_all_stdin() -> str:
 
 def _run_commands(
     g: CommandLine,
+    output: ViewFlags,
     single: Callable[[], Command] | None,
     *,
     reads_stdin: bool,
@@ -60,11 +62,12 @@ def _run_commands(
     def job(log: Log) -> ExitStatus:
         from prismer_cli import send
         from prismer_cli.cli.endpoint import endpoint_for
-        from prismer_cli.output import Output
         from prismer_cli.protocol.commands import parse_batch, read_lines
         from prismer_cli.retry import Policy
         from prismer_cli.tuning import SEND_RETRIES
+        from prismer_cli.view.choice import choose_for, result_output
 
+        view = choose_for(output, g)
         endpoint, tuning = endpoint_for(g, log, stdin_free=not reads_stdin)
         if reads_stdin and _at_terminal() and log.verbosity >= 0:  # not silently (docs/cli.md)
             what = "the message" if single is not None else "JSON lines, one command each,"
@@ -78,12 +81,12 @@ def _run_commands(
             )
         policy = Policy(tuning.backoff, SEND_RETRIES, tuning.timeouts.send)
         options = send.SendOptions(wait, policy, tuning.max_message_bytes, retry_file)
-        return send.run(endpoint, batches, Output(), log, options)
+        return send.run(endpoint, batches, result_output(view), log, options)
 
     execute(job, g)
 
 
-def _check_id(value: str | None, hint: str) -> None:
+def check_id(value: str | None, hint: str) -> None:
     """An id from the command line that cannot be one ('', '.', '..', a '/'): exit 2 before
     anything connects (docs/cli.md "Hygiene")."""
     from prismer_cli.protocol.commands import id_problem
@@ -114,9 +117,11 @@ def _one_command(
 
 
 @CONNECTION
+@RESULT_OUTPUT
 def send(
     ctx: typer.Context,
     g: CommandLine,
+    output: ViewFlags,
     conversation_id: Annotated[str | None, _conversation_argument("to send to")] = None,
     content: Annotated[
         str | None,
@@ -177,7 +182,7 @@ def send(
             'a non-empty key, for one message (JSON lines give their own "idempotencyKey")',
             param_hint="--idempotency-key",
         )
-    _check_id(conversation_id, "CONVERSATION_ID")
+    check_id(conversation_id, "CONVERSATION_ID")
 
     def message(conversation: str) -> Command:
         text = _read_all_stdin() if content in (None, "-") else content
@@ -188,6 +193,7 @@ def send(
 
     _run_commands(
         g,
+        output,
         _one_command(conversation_id, message),
         reads_stdin=conversation_id is None or content in (None, "-"),
         default_action=SEND,
@@ -198,9 +204,11 @@ def send(
 
 
 @CONNECTION
+@RESULT_OUTPUT
 def mark_read(
     ctx: typer.Context,
     g: CommandLine,
+    output: ViewFlags,
     conversation_id: Annotated[str | None, _conversation_argument("to mark read")] = None,
     message_id: Annotated[
         str | None, _optional_argument("[MESSAGE_ID]", "Mark read up to this message.")
@@ -209,10 +217,10 @@ def mark_read(
     """Mark a conversation read, or each {"conversationId", "upToMessageId"} line of stdin."""
     from prismer_cli.protocol.commands import MARK_READ, Command
 
-    _check_id(conversation_id, "CONVERSATION_ID")
-    _check_id(message_id, "MESSAGE_ID")
+    check_id(conversation_id, "CONVERSATION_ID")
+    check_id(message_id, "MESSAGE_ID")
     single = _one_command(conversation_id, lambda c: Command(MARK_READ, c, up_to=message_id))
-    _run_commands(g, single, reads_stdin=conversation_id is None, default_action=MARK_READ)
+    _run_commands(g, output, single, reads_stdin=conversation_id is None, default_action=MARK_READ)
 
 
 def register(app: typer.Typer) -> None:

@@ -36,6 +36,8 @@ def whoami(ctx: typer.Context, g: CommandLine) -> None:
         settings = resolve(g, os.environ, stdin=sys.stdin.buffer)
         token, url = settings.token.value, settings.url.value
         log.secret = token
+        if log.trace is not None:
+            log.trace.secret(token)
         for warning in settings.warnings:
             log.warning(warning)
         if not token or not url:
@@ -46,7 +48,7 @@ def whoami(ctx: typer.Context, g: CommandLine) -> None:
         if expiring:
             log.warning(expiring)
         try:
-            data = api.me(url, token, from_env(os.environ).timeouts.connect)
+            data = api.me(url, token, from_env(os.environ).timeouts.connect, log.trace)
         except api.Refused as exc:
             if exc.status in (401, 403):
                 note = expiry_note(claims, now) if claims and claims.expired(now) else None

@@ -246,10 +246,13 @@ class Listener:
         """An error frame: a command of ours refused, an eviction, or another protocol error;
         said on stderr (an eviction once, when the connection closes), never printed."""
         message = error_message(frame)
-        if answers_us(frame):
-            self.log.warning(f"the server refused a command of ours: {message}")
-        elif eviction(message):
+        shown = self.out.server_error(frame)  # a line of its own in a human view
+        if eviction(message) and not answers_us(frame):
             self.evicted = message
+        elif shown:
+            return
+        elif answers_us(frame):
+            self.log.warning(f"the server refused a command of ours: {message}")
         else:
             self.log.warning(f"the server reported an error: {message}")
 

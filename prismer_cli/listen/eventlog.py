@@ -28,6 +28,7 @@ from prismer_cli.redact import redact
 from prismer_cli.retry import Deadline
 from prismer_cli.transport.base import Endpoint, retry_after
 from prismer_cli.transport.reasons import reason
+from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 
 PAGE = 500  # the real server's largest page
@@ -54,7 +55,7 @@ class SyncReader:
         self._log = log
         self._token = token or (lambda: endpoint.token)  # the current one, refreshed or not
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
-        self._session = _session(self._url)
+        self._session = traced(_session(self._url), endpoint.trace)
 
     def until(self, deadline: Deadline) -> None:
         """End every request by this deadline (--timeout holds for the catch-up too)."""

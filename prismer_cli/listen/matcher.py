@@ -14,7 +14,7 @@ import orjson
 
 from prismer_cli.errors import UsageError
 
-_ABSENT = object()
+ABSENT = object()  # what field_at gives for a field that is not there
 
 
 @dataclass(frozen=True)
@@ -37,17 +37,24 @@ class Match:
         return cls(segments, value)
 
     def holds(self, envelope: dict[str, Any]) -> bool:
-        node: Any = envelope
-        for segment in self.path:
-            if isinstance(node, dict):
-                node = node.get(segment, _ABSENT)
-            elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
-                node = node[int(segment)]
-            else:
-                return False
-            if node is _ABSENT:
-                return False
-        return _same(node, self.value)
+        node = field_at(envelope, self.path)
+        return node is not ABSENT and _same(node, self.value)
+
+
+def field_at(envelope: dict[str, Any], path: tuple[str, ...]) -> Any:
+    """The field at the dotted path (a number indexes a list), or ABSENT; `--format` reads
+    fields this way too."""
+    node: Any = envelope
+    for segment in path:
+        if isinstance(node, dict):
+            node = node.get(segment, ABSENT)
+        elif isinstance(node, list) and segment.isdigit() and int(segment) < len(node):
+            node = node[int(segment)]
+        else:
+            return ABSENT
+        if node is ABSENT:
+            return ABSENT
+    return node
 
 
 def all_hold(matches: tuple[Match, ...], envelope: dict[str, Any]) -> bool:

@@ -7,6 +7,8 @@ POST {base}/api/im/messages/{conversationId}     {type, content, metadata?, pare
 POST {base}/api/im/conversations/{id}/read       (no body: marks everything read)
 GET  {base}/api/im/me                            {data: {user: {id}}}
 GET  {base}/api/im/sync?since=SEQ&limit=N         the event log (prismer_cli/listen/eventlog.py)
+GET  {base}/api/im/users/{id}                    {data: {displayName, username}}: --pretty's names
+GET  {base}/api/im/messages/{conversationId}?limit=N   the newest messages: chat --history
 """
 
 from __future__ import annotations
@@ -31,6 +33,34 @@ def message_path(conversation_id: str) -> str:
 
 def read_path(conversation_id: str) -> str:
     return f"{REST_PREFIX}/conversations/{quote(conversation_id, safe='')}/read"
+
+
+def user_path(user_id: str) -> str:
+    return f"{REST_PREFIX}/users/{quote(user_id, safe='')}"
+
+
+def name_of_user(answer: JSON) -> str | None:
+    """The display name (else the username) in the answer to GET /api/im/users/{id}."""
+    data = answer.get("data", answer)
+    if isinstance(data, dict) and isinstance(data.get("user"), dict):
+        data = data["user"]
+    for key in ("displayName", "username"):
+        name = data.get(key) if isinstance(data, dict) else None
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+def messages_of(answer: JSON) -> list[JSON]:
+    """The messages in the answer to GET /api/im/messages/{id}: `{data: [...]}` or
+    `{data: {messages: [...]}}`; oldest first, whatever order the server gave."""
+    data = answer.get("data", answer)
+    if isinstance(data, dict):
+        data = data.get("messages")
+    rows = [m for m in data if isinstance(m, dict)] if isinstance(data, list) else []
+    if len(rows) > 1 and str(rows[0].get("createdAt", "")) > str(rows[-1].get("createdAt", "")):
+        rows.reverse()
+    return rows
 
 
 def message_body(content: str, message_type: str, extra: JSON) -> JSON:

@@ -10,13 +10,16 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from prismer_cli.log import Log
 from prismer_cli.protocol.dialects import Dialect, Hello
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.retry import Deadline
 from prismer_cli.tuning import Timeouts
+
+if TYPE_CHECKING:
+    from prismer_cli.transport.trace import Tracer
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Endpoint:
     dialect: Dialect | None = None  # None: detect
     timeouts: Timeouts = field(default_factory=Timeouts)
     deadline: Deadline = field(default_factory=Deadline)  # none by default
+    trace: Tracer | None = None  # --trace: every transport traces the wire through it
 
     def until(self, deadline: Deadline) -> Endpoint:
         """This endpoint with its deadline set and its waits (connect, authentication) cut to

@@ -19,16 +19,21 @@ from prismer_cli.log import Log
 from prismer_cli.protocol.endpoints import (
     IDEMPOTENCY_HEADER,
     ME_PATH,
+    REST_PREFIX,
     message_body,
     message_path,
+    messages_of,
+    name_of_user,
     problem_of,
     read_path,
     user_id_of,
+    user_path,
 )
 from prismer_cli.redact import redact
 from prismer_cli.retry import Deadline, Policy, Retries, retry_after_of, retryable
 from prismer_cli.transport.base import Endpoint, retry_after
 from prismer_cli.transport.reasons import reason
+from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 from prismer_cli.tuning import SEND_RETRIES
 
@@ -39,7 +44,7 @@ class RestClient:
         self._log = log
         self._policy = policy or Policy(max_retries=SEND_RETRIES)
         self.not_after = endpoint.deadline  # no request's attempts go past it
-        self._session = requests.Session()
+        self._session = traced(requests.Session(), endpoint.trace)
         self._session.headers["Authorization"] = f"Bearer {endpoint.token}"
 
     def send_message(
@@ -69,6 +74,31 @@ class RestClient:
         except (requests.RequestException, ValueError):
             return None
         return user_id_of(data) if isinstance(data, dict) else None
+
+    def display_name(self, user_id: str, timeout: float) -> str | None:
+        """A user's display name (else username) from GET /api/im/users/{id}; None when the
+        server does not know the user; ConnectError when it cannot say (no such endpoint)."""
+        return name_of_user(self._get(user_path(user_id), {}, timeout))
+
+    def history(self, conversation_id: str, limit: int, timeout: float) -> list[dict[str, Any]]:
+        """The newest `limit` messages of a conversation, oldest first; ConnectError when the
+        server has no such endpoint (404) or cannot answer."""
+        path = message_path(conversation_id)
+        return messages_of(self._get(path, {"limit": str(limit)}, timeout))
+
+    def _get(self, path: str, params: dict[str, str], timeout: float) -> dict[str, Any]:
+        try:
+            answer = self._session.get(
+                endpoint_url(self._endpoint.url, path), params=params, timeout=timeout
+            )
+        except requests.RequestException as exc:
+            host = urlsplit(self._endpoint.url).hostname
+            raise ConnectError(redact(reason(exc, host), self._endpoint.token)) from None
+        if answer.status_code == 404 and path.startswith(f"{REST_PREFIX}/users/"):
+            return {}
+        if answer.status_code >= 300:
+            raise ConnectError(f"HTTP {answer.status_code}")
+        return _json(answer)
 
     def _post(self, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
         """POST with retries on network errors, 5xx and 429; the answer's JSON on 2xx."""

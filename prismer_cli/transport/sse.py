@@ -32,6 +32,8 @@ from prismer_cli.redact import redact
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.sseparse import SSEEvent, SSEParser
+from prismer_cli.transport.trace import Tracer
+from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 
 CHUNK = 65536
@@ -86,7 +88,12 @@ class SSEConnection:
     kind = "sse"
 
     def __init__(
-        self, response: requests.Response, dialect: Dialect, resume: Resume, token: str
+        self,
+        response: requests.Response,
+        dialect: Dialect,
+        resume: Resume,
+        token: str,
+        trace: Tracer | None = None,
     ) -> None:
         self._response = response
         self._read = response.raw.read1
@@ -95,6 +102,7 @@ class SSEConnection:
         self._index = 0
         self._resume = resume
         self._token = token
+        self._trace = trace
         self.dialect = dialect
         self.hello = Hello(dialect)
 
@@ -116,7 +124,7 @@ class SSEConnection:
                 response.close()
                 continue
             _check_status(response)
-            conn = cls(response, dialect, resume, endpoint.token)
+            conn = cls(response, dialect, resume, endpoint.token, endpoint.trace)
             if dialect.sse_authenticates:
                 conn._authenticate(endpoint.deadline.at)
             return conn
@@ -183,6 +191,9 @@ class SSEConnection:
             raise ConnectionLost("the server ended the event stream")
         self._queue = self._parser.feed(chunk)
         self._index = 0
+        if self._trace is not None:  # --trace: each event with its id (per chunk, not event)
+            for event in self._queue:
+                self._trace.sse(event.event, event.id, event.data)
         if self._parser.retry is not None:
             self._resume.retry_ms = self._parser.retry
 
@@ -214,8 +225,9 @@ def _get(endpoint: Endpoint, dialect: Dialect, resume: Resume) -> requests.Respo
     if resume.last_event_id is not None:
         headers["Last-Event-ID"] = resume.last_event_id
     timeouts = endpoint.timeouts
+    session = traced(requests.Session(), endpoint.trace)  # as requests.get, traced or not
     try:
-        return requests.get(
+        return session.get(
             endpoint_url(endpoint.url, dialect.sse_path),
             params={"token": endpoint.token},
             headers=headers,
@@ -226,6 +238,8 @@ def _get(endpoint: Endpoint, dialect: Dialect, resume: Resume) -> requests.Respo
         raise ConnectError(
             redact(reason(exc, urlsplit(endpoint.url).hostname), endpoint.token)
         ) from None
+    finally:
+        session.close()  # the response keeps its connection
 
 
 def _check_status(response: requests.Response) -> None:

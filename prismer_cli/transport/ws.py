@@ -31,6 +31,7 @@ from prismer_cli.protocol.dialects import (
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.transport.reasons import reason
+from prismer_cli.transport.trace import TracedReader, TracedSocket
 from prismer_cli.transport.urls import ws_url
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
@@ -52,15 +53,23 @@ AUTH_CLOSE_CODES = frozenset({1008, 4001, 4003, 4401, 4403})
 
 def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
     """The upgraded socket, with websocket-client's errors translated to the project's."""
+    url, trace = ws_url(endpoint.url, endpoint.token), endpoint.trace
     try:
-        return websocket.create_connection(
-            ws_url(endpoint.url, endpoint.token),
+        if trace is not None:
+            trace.request_line("GET", url)
+        ws = websocket.create_connection(
+            url,
             timeout=endpoint.timeouts.connect,
             skip_utf8_validation=True,
             enable_multithread=True,
         )
+        if trace is not None:
+            trace.status_line(ws.getstatus() or 101, ws.getheaders())
+        return ws
     except websocket.WebSocketBadStatusException as exc:
         status = exc.status_code
+        if trace is not None:
+            trace.status_line(status, exc.resp_headers)
         if status in (401, 403):
             raise AuthError(f"the server rejected the token (HTTP {status})") from None
         if status == 429 or status >= 500:
@@ -77,6 +86,8 @@ def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
     except websocket.WebSocketAddressException:
         raise ConnectError(f"cannot resolve {_host(endpoint.url)} (DNS)") from None
     except (OSError, websocket.WebSocketException) as exc:
+        if trace is not None:
+            trace.note(f"upgrade: {reason(exc, _host(endpoint.url))}")
         raise ConnectError(reason(exc, _host(endpoint.url))) from None
 
 
@@ -118,6 +129,9 @@ class WebSocketConnection:
         self._sock: socket.socket = ws.sock
         self._tls = isinstance(ws.sock, ssl.SSLSocket)
         self._reader = FrameReader(self._sock)
+        if endpoint.trace is not None:  # --trace: every frame in and out
+            self._sock = TracedSocket(self._sock, endpoint.trace)  # type: ignore[assignment]
+            self._reader = TracedReader(self._reader, endpoint.trace)  # type: ignore[assignment]
         self._timeouts = endpoint.timeouts
         self._lock = threading.Lock()
         self._acks: list[bytes] = []

@@ -273,6 +273,18 @@ def server_factory(tmp_path: Path) -> Iterator[ServerFactory]:
         server.stop()
 
 
+@pytest.fixture(scope="module", params=["docs", "server"])
+def dialect_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """A server per dialect and test module that knows alice (Alice), bob (Bob) and the
+    tokens the module lists in SERVER_TOKENS."""
+    home = tmp_path_factory.mktemp(f"{request.module.__name__}-{request.param}")
+    tokens = ["alice=Alice", "bob=Bob", *getattr(request.module, "SERVER_TOKENS", ())]
+    with running_server(home, dialect=request.param, tokens=tokens) as srv:
+        yield srv
+
+
 class BlackHole:
     """A loopback listener that accepts TCP connections and never reads or answers: no HTTP
     response, no WebSocket upgrade, no SSE stream, ever, until :meth:`close`."""
