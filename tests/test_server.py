@@ -7,6 +7,7 @@ ones, ignoring ids and timestamps.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -110,9 +111,12 @@ def recv_json(ws: websocket.WebSocket) -> dict[str, Any]:
 
 
 def recv_close(ws: websocket.WebSocket) -> tuple[int, str]:
-    """Read up to the close frame; (code, reason), 1005 when it has no status."""
+    """Read up to the close frame; (code, reason), 1005 when it has no status. The close is
+    not answered (recv_frame, not recv_data): a server that closes its end right after its close
+    frame would make the answer a broken pipe, and the test is about what the server sent."""
     while True:
-        opcode, data = ws.recv_data(control_frame=True)
+        frame = ws.recv_frame()
+        opcode, data = frame.opcode, frame.data
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             if len(data) < 2:
                 return 1005, ""
@@ -1282,7 +1286,8 @@ def test_message_size_limit_closes_with_1009_and_bounds_rest_bodies(
     assert recv_json(ws)["type"] == "message.new"
     too_big = _send_message_frame("docs", conversation, "y" * (limit + 1 - len(empty)))
     ws.send(too_big)
-    ws.send(_send_message_frame("docs", conversation, "after"))
+    with contextlib.suppress(OSError):  # the server may have closed its end already
+        ws.send(_send_message_frame("docs", conversation, "after"))
     assert recv_close(ws) == (1009, "")
     assert wait_for_record(server, "oversized")["limit"] == limit
     assert [len(m["content"]) for m in server.messages(conversation)] == [limit - len(empty)]
