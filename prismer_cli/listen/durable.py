@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from prismer_cli.errors import ExitStatus, PrismerError, UsageError
+from prismer_cli.errors import PrismerError, UsageError
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.eventlog import (
@@ -425,17 +425,3 @@ class _Saver(threading.Thread):
         self._stopped.set()
         self._wanted.set()
         self.join()
-
-
-def no_follow(durable: Durable, out: Output, count: int | None, deadline: Deadline) -> ExitStatus:
-    """--no-follow: print the stored events after the cursor and exit 0 (the cron mode)."""
-    durable.start(deadline)
-    clean = False
-    try:
-        _, done = durable.catch_up(out, RecentKeys(), 0, count)
-        if not done:
-            durable._caught_up(out)
-        clean = True
-    finally:
-        durable.finish(out, clean)
-    return ExitStatus.OK
