@@ -1,5 +1,5 @@
-"""The options of listen and subscribe that hand each event to a handler (--forward-to;
-prismer_cli/handoff/), and the Handoff they make."""
+"""The options of listen and subscribe that hand each event to a handler (--forward-to,
+--exec; prismer_cli/handoff/), and the Handoff they make."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from prismer_cli.auth.keeper import TokenKeeper
-from prismer_cli.cli.options import OptionGroup
+from prismer_cli.cli.options import OptionGroup, finite
 from prismer_cli.config import CommandLine, webhook_secret_setting
 from prismer_cli.errors import UsageError
 from prismer_cli.handoff import Context, Handoff, HandoffOptions, check_url
@@ -27,10 +27,12 @@ class HandoffFlags:
     forward_to: str | None = None
     webhook_secret: str | None = None
     forward_replies: bool = False
+    exec_: str | None = None
+    exec_timeout: float = 60.0
 
     @property
     def active(self) -> bool:
-        return self.forward_to is not None
+        return self.forward_to is not None or self.exec_ is not None
 
     def check(self) -> None:
         """Refuse what cannot work before anything connects (exit 2)."""
@@ -40,6 +42,8 @@ class HandoffFlags:
             raise UsageError(
                 "--forward-replies sends what --forward-to's handler answers: give both"
             )
+        if self.exec_ is not None and not self.exec_.strip():
+            raise UsageError("--exec needs a command")
 
 
 HANDOFF = OptionGroup(
@@ -69,6 +73,26 @@ HANDOFF = OptionGroup(
         typer.Option(
             "--forward-replies",
             help='Send a handler\'s {"content"} answer to the conversation, once per message.',
+        ),
+    ],
+    exec_=Annotated[
+        str | None,
+        typer.Option(
+            "--exec",
+            metavar="CMD",
+            help="Run `sh -c CMD` for each event, its line on stdin and in PRISMER_EVENT; "
+            "exit 0 accepts it.",
+            show_default=False,
+        ),
+    ],
+    exec_timeout=Annotated[
+        float,
+        typer.Option(
+            "--exec-timeout",
+            min=0.001,
+            callback=finite,
+            metavar="SECONDS",
+            help="End a command running longer (a failure).",
         ),
     ],
 )
@@ -107,6 +131,8 @@ def make_handoff(
         forward_to=flags.forward_to,
         secret=secret,
         forward_replies=flags.forward_replies,
+        exec_command=flags.exec_,
+        exec_timeout=flags.exec_timeout,
         patient=patient,
         meta=meta,
     )
@@ -122,6 +148,7 @@ def make_handoff(
         me=me,
         handing=tuning.handing,
         backoff=tuning.backoff,
+        environ=dict(os.environ),
     )
     return Handoff(options, context)
 

@@ -1,4 +1,4 @@
-"""--forward-to: each event listen prints, handed to a handler that must accept it.
+"""--forward-to and --exec: each event listen prints, handed to a handler that must accept it.
 
 - hand.py: `Handoff`, the engine's hand (listen/hooks.py `Hand`): which handlers an event goes
   to, the attempts and waits between them, and what a handler that never accepts costs (skipped
@@ -6,6 +6,7 @@
 - webhook.py: the body, headers and signature exactly as Prismer Cloud's webhooks have them;
 - lookups.py: the sender and conversation for the body, looked up and kept;
 - deliver.py: one POST to --forward-to, and an attempt's `Outcome`;
+- execute.py: one run of --exec's command, its environment without the token;
 - report.py: one stderr line per attempt, --meta records.
 
 It imports nothing of the listen engine: the CLI hands a `Handoff` to it.

@@ -1,5 +1,6 @@
-"""The handler an event can be handed to, one attempt at a time: a POST to --forward-to
-(`Forwarder`). An attempt ends in an `Outcome`: accepted (a 2xx) or not, with what to report.
+"""The two handlers an event can be handed to, each one attempt at a time: a POST to
+--forward-to (deliver.Forwarder) and a command run by --exec (execute.py). An attempt ends in
+an `Outcome`: accepted (a 2xx, exit 0) or not, with what to report.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ printed, in order, and returning once the handlers accepted it.
   as the server signs its webhooks (webhook.py), sender and conversation looked up
   (lookups.py); a 2xx accepts it. With `--forward-replies` a reply in the answer is posted to
   the conversation once (its idempotency key comes from the message id).
+- `--exec CMD`: every event runs CMD (execute.py); exit 0 accepts it. Both given: both must.
 
 A handler that fails is tried again as the server retries its webhooks: 3 attempts, 2 s then
 5 s apart (PRISMER_RT_HANDLER_RETRY_*). Then, without a cursor file, the event is reported and
@@ -27,6 +28,7 @@ from prismer_cli import __version__
 from prismer_cli.errors import NotAccepted, PrismerError
 from prismer_cli.handoff import webhook
 from prismer_cli.handoff.deliver import Forwarder, Outcome
+from prismer_cli.handoff.execute import Executor, command_environment, event_environment
 from prismer_cli.handoff.lookups import Lookups
 from prismer_cli.handoff.report import Report
 from prismer_cli.log import Log
@@ -44,12 +46,14 @@ class HandoffOptions:
     forward_to: str | None = None
     secret: str = webhook.DEFAULT_SECRET
     forward_replies: bool = False
+    exec_command: str | None = None
+    exec_timeout: float = 60.0
     patient: bool = False  # --cursor-file: a failing handler is waited for, never skipped
     meta: bool = False
 
     @property
     def active(self) -> bool:
-        return self.forward_to is not None
+        return self.forward_to is not None or self.exec_command is not None
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class Context:
     me: str | None  # the listening user
     handing: Handing
     backoff: Backoff
+    environ: dict[str, str]
 
 
 class Handoff:
@@ -77,6 +82,11 @@ class Handoff:
             else None
         )
         self.lookups = Lookups(ctx.endpoint, ctx.log, ctx.token) if self.forwarder else None
+        self.executor = (
+            Executor(options.exec_command, options.exec_timeout)
+            if options.exec_command is not None
+            else None
+        )
 
     def close(self) -> None:
         if self.forwarder is not None:
@@ -92,6 +102,8 @@ class Handoff:
         payload = payload if isinstance(payload, dict) else {}
         if self.forwarder is not None and self._forwarded(frame, payload):
             self._settle(_Forward(self, payload))
+        if self.executor is not None:
+            self._settle(_Exec(self, frame, payload, line))
 
     def _forwarded(self, frame: JSON, payload: JSON) -> bool:
         me = self.ctx.me
@@ -209,3 +221,43 @@ class _Forward(_Job):
     def failed(self, outcome: Outcome, attempt: int) -> None:
         record = {**self._record(outcome, attempt), "reason": outcome.detail}
         self.hand.report.record("forward-failed", record)
+
+
+class _Exec(_Job):
+    """One event, run through --exec."""
+
+    def __init__(self, hand: Handoff, frame: JSON, payload: JSON, line: bytes) -> None:
+        assert hand.executor is not None
+        self.hand, self.executor, self.line = hand, hand.executor, line
+        self.event = event_environment(frame, line)
+        kind = self.event.get("PRISMER_EVENT_TYPE", "event")
+        self.label = self.event.get("PRISMER_MESSAGE_ID") or kind
+        if "PRISMER_SEQ" in self.event:
+            self.label += f" (seq {self.event['PRISMER_SEQ']})"
+        self.what = "exec"
+
+    def attempt(self, deadline: Deadline) -> Outcome:
+        env = command_environment(self.hand.ctx.environ, self.hand.ctx.token(), self.event)
+        return self.executor.run(self.line, env, deadline)
+
+    def says(self, outcome: Outcome) -> str:
+        return outcome.detail
+
+    def _record(self, outcome: Outcome, attempt: int) -> JSON:
+        seq = self.event.get("PRISMER_SEQ")
+        return {
+            "messageId": self.event.get("PRISMER_MESSAGE_ID"),
+            "eventType": self.event.get("PRISMER_EVENT_TYPE"),
+            "seq": int(seq) if seq is not None else None,
+            "status": outcome.status,
+            "ms": outcome.ms,
+            "attempt": attempt,
+        }
+
+    def accepted(self, outcome: Outcome, attempt: int) -> None:
+        self.hand.report.record("executed", self._record(outcome, attempt))
+
+    def failed(self, outcome: Outcome, attempt: int) -> None:
+        self.hand.report.record(
+            "exec-failed", {**self._record(outcome, attempt), "reason": outcome.detail}
+        )

@@ -2,10 +2,13 @@
 one per delivery, and with --meta one record on stdout after the event:
 
     prismer-rt: 17:55:25 msg_1 POST http://127.0.0.1:8080/hook [200] 12 ms (attempt 1) {"ok":true}
-    prismer-rt: 17:55:26 msg_2 POST http://127.0.0.1:8080/hook [500] 31 ms (attempt 1), again in 2 s
+    prismer-rt: 17:55:26 msg_2 exec [exit 1] 31 ms (attempt 1), again in 2 s
 
     {"type": "prismer-rt.forwarded", "payload": {"messageId", "url", "status", "ms", "attempt"}}
     {"type": "prismer-rt.forward-failed", "payload": {..., "reason"}}
+    {"type": "prismer-rt.executed", "payload": {"messageId", "eventType", "seq", "status", "ms",
+     "attempt"}}
+    {"type": "prismer-rt.exec-failed", "payload": {..., "reason"}}
 """
 
 from __future__ import annotations
