@@ -5,6 +5,7 @@ an `Outcome`: accepted (a 2xx, exit 0) or not, with what to report.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -38,12 +39,18 @@ def check_url(url: str) -> str:
 
 
 class Forwarder:
-    """POSTs bodies to one URL, one request at a time (a kept-alive session)."""
+    """POSTs bodies to one URL, one request at a time (a kept-alive session), directly as the
+    server's fetch does: never through an HTTP(S)_PROXY, which would not reach a localhost
+    handler (a CA bundle given by REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is still used)."""
 
     def __init__(self, url: str, timeout: float) -> None:
         self.url = url
         self.timeout = timeout  # each attempt's bound (the server's 10 s)
         self._session = requests.Session()
+        self._session.trust_env = False
+        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+        if bundle:
+            self._session.verify = bundle
         self._host = urlsplit(url).hostname or url
 
     def post(self, body: bytes, headers: dict[str, str], deadline: Deadline) -> Outcome:
