@@ -157,6 +157,22 @@ ENVIRONMENT: Final = (
         "The largest WebSocket message the server reads, in bytes; send never writes a bigger "
         "line. Default 104857600 (100 MiB).",
     ),
+    (
+        "PRISMER_EVENT",
+        "Set for `--exec`'s command: the event's line, as on stdout and on the command's stdin.",
+    ),
+    ("PRISMER_EVENT_TYPE", "Set for `--exec`'s command: the event's type."),
+    (
+        "PRISMER_CONVERSATION_ID",
+        "Set for `--exec`'s command: the event's payload.conversationId, when it has one.",
+    ),
+    (
+        "PRISMER_MESSAGE_ID",
+        "Set for `--exec`'s command: the message the event is about (payload.messageId, or the "
+        "payload.id of a message event), when it names one.",
+    ),
+    ("PRISMER_SENDER_ID", "Set for `--exec`'s command: payload.senderId, when it has one."),
+    ("PRISMER_SEQ", "Set for `--exec`'s command: a stored event's seq in the event log."),
     ("PRISMER_RT_FORWARD_TIMEOUT", "Seconds for one POST to `--forward-to`. Default 10."),
     (
         "PRISMER_RT_HANDLER_RETRY_FIRST",

@@ -1,16 +1,12 @@
-"""The options of listen and subscribe that hand each event to a handler (--forward-to,
---exec; prismer_cli/handoff/), and the Handoff they make."""
+"""The Handoff that listen's --forward-to and --exec make (prismer_cli/handoff/); their options
+are declared in options.py (HANDOFF). Imported when a command runs, never for --help."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Annotated
-
-import typer
 
 from prismer_cli.auth.keeper import TokenKeeper
-from prismer_cli.cli.options import OptionGroup, finite
+from prismer_cli.cli.options import HandoffFlags
 from prismer_cli.config import CommandLine, webhook_secret_setting
 from prismer_cli.errors import UsageError
 from prismer_cli.handoff import Context, Handoff, HandoffOptions, check_url
@@ -21,81 +17,17 @@ from prismer_cli.retry import Deadline
 from prismer_cli.transport import Endpoint
 from prismer_cli.tuning import Tuning
 
-
-@dataclass(frozen=True)
-class HandoffFlags:
-    forward_to: str | None = None
-    webhook_secret: str | None = None
-    forward_replies: bool = False
-    exec_: str | None = None
-    exec_timeout: float = 60.0
-
-    @property
-    def active(self) -> bool:
-        return self.forward_to is not None or self.exec_ is not None
-
-    def check(self) -> None:
-        """Refuse what cannot work before anything connects (exit 2)."""
-        if self.forward_to is not None:
-            check_url(self.forward_to)
-        elif self.forward_replies:
-            raise UsageError(
-                "--forward-replies sends what --forward-to's handler answers: give both"
-            )
-        if self.exec_ is not None and not self.exec_.strip():
-            raise UsageError("--exec needs a command")
+EXEC_TIMEOUT = 60.0  # --exec-timeout's default
 
 
-HANDOFF = OptionGroup(
-    HandoffFlags,
-    forward_to=Annotated[
-        str | None,
-        typer.Option(
-            "--forward-to",
-            metavar="URL",
-            help="POST each message.new (not the user's own) to URL as Prismer Cloud's "
-            "webhooks do, signed; a 2xx accepts it.",
-            show_default=False,
-        ),
-    ],
-    webhook_secret=Annotated[
-        str | None,
-        typer.Option(
-            "--webhook-secret",
-            metavar="SECRET",
-            help="Sign with SECRET; env PRISMER_WEBHOOK_SECRET, config webhook_secret, "
-            "else the server's default dev-webhook-secret.",
-            show_default=False,
-        ),
-    ],
-    forward_replies=Annotated[
-        bool,
-        typer.Option(
-            "--forward-replies",
-            help='Send a handler\'s {"content"} answer to the conversation, once per message.',
-        ),
-    ],
-    exec_=Annotated[
-        str | None,
-        typer.Option(
-            "--exec",
-            metavar="CMD",
-            help="Run `sh -c CMD` for each event, its line on stdin and in PRISMER_EVENT; "
-            "exit 0 accepts it.",
-            show_default=False,
-        ),
-    ],
-    exec_timeout=Annotated[
-        float,
-        typer.Option(
-            "--exec-timeout",
-            min=0.001,
-            callback=finite,
-            metavar="SECONDS",
-            help="End a command running longer (a failure).",
-        ),
-    ],
-)
+def check(flags: HandoffFlags) -> None:
+    """Refuse what cannot work before anything connects (exit 2)."""
+    if flags.forward_to is not None:
+        check_url(flags.forward_to)
+    elif flags.forward_replies:
+        raise UsageError("--forward-replies sends what --forward-to's handler answers: give both")
+    if flags.exec_ is not None and not flags.exec_.strip():
+        raise UsageError("--exec needs a command")
 
 
 def make_handoff(
@@ -132,7 +64,7 @@ def make_handoff(
         secret=secret,
         forward_replies=flags.forward_replies,
         exec_command=flags.exec_,
-        exec_timeout=flags.exec_timeout,
+        exec_timeout=EXEC_TIMEOUT if flags.exec_timeout is None else flags.exec_timeout,
         patient=patient,
         meta=meta,
     )

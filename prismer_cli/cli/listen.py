@@ -7,8 +7,14 @@ from typing import Annotated
 
 import typer
 
-from prismer_cli.cli.handoff import HANDOFF, HandoffFlags
-from prismer_cli.cli.options import CONNECTION, EVENT_OUTPUT, LISTEN, ListenFlags
+from prismer_cli.cli.options import (
+    CONNECTION,
+    EVENT_OUTPUT,
+    HANDOFF,
+    LISTEN,
+    HandoffFlags,
+    ListenFlags,
+)
 from prismer_cli.cli.run import execute
 from prismer_cli.config import CommandLine
 from prismer_cli.errors import ExitStatus
@@ -25,7 +31,7 @@ def _listen(
 ) -> None:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import keeper_for
-        from prismer_cli.cli.handoff import make_handoff
+        from prismer_cli.cli.handoff import check, make_handoff
         from prismer_cli.listen import (
             Durable,
             DurableOptions,
@@ -43,7 +49,7 @@ def _listen(
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
         parse_since(flags.since)  # a bad --since is exit 2 before anything connects
-        handing.check()
+        check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
         view = choose_for(output, g)
         endpoint = keeper.fresh()
