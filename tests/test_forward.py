@@ -4,13 +4,22 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.support.cli import Background, Result, env_for, run, user_id, wait_for_connections
+from tests.support.cli import (
+    Background,
+    Result,
+    env_for,
+    run,
+    user_id,
+    wait_for_connections,
+    wait_until,
+)
 from tests.support.sdkhandler import SdkHandler, free_port, verify_webhook_signature
 from tests.support.serverfixture import ServerFactory, ServerProcess
 
@@ -145,6 +154,41 @@ def test_a_new_participant_is_looked_up_again(server_factory: ServerFactory) -> 
     asked = [r["path"] for r in server.log() if r["kind"] == "rest" and r["method"] == "GET"]
     assert asked.count("/api/im/conversations/room1") == 2
     assert not [path for path in asked if path.startswith("/api/im/users/")]
+
+
+def test_the_forwarded_request_is_the_webhook_serve_sends(server_factory: ServerFactory) -> None:
+    """An agent registered with an endpoint gets serve's own webhook (services/webhook.service.ts
+    as serve reproduces it) and, from its listen, the forwarded one: equal byte for byte but for
+    the timestamp, both verified and parsed by the SDK."""
+    server = server_factory(dialect="server", tokens=["alice=alice_a"])
+    with SdkHandler(SECRET) as served, SdkHandler(SECRET) as forwarded:
+        answer = requests.post(
+            f"{server.url}/api/im/register",
+            json={"type": "agent", "username": "hooked", "displayName": "Hooked Agent",
+                  "endpoint": served.url, "webhookSecret": SECRET},
+            timeout=5,
+        )  # fmt: skip
+        agent = answer.json()["data"]
+        live = Background(
+            "listen", "--forward-to", forwarded.url, "--timeout", "3",
+            env=env_for(server.url, agent["token"], **QUICK),
+        )  # fmt: skip
+        wait_for_connections(server, 1)
+        chat = Chat(server, agent["imUserId"])
+        first = chat.say('héllo / wörld 😀 \\ "q"', metadata={"k": 1.0, "f": 0.5, "e": 1e-7})
+        chat.say("a reply", parentId=first, type="markdown")
+        result = live.wait()
+        wait_until(lambda: len(served.accepted) == 2)
+    assert result.code == 0, result.err
+    assert len(forwarded.accepted) == 2 and len(served.deliveries) == 2
+    for by_serve, by_us in zip(served.deliveries, forwarded.deliveries, strict=True):
+        same_time = re.sub(rb'"timestamp":\d+', b'"timestamp":0', by_serve.body)
+        assert re.sub(rb'"timestamp":\d+', b'"timestamp":0', by_us.body) == same_time
+        for name in ("content-type", "x-prismer-event", "user-agent"):
+            assert by_us.headers[name] == by_serve.headers[name]
+    assert b'"metadata":{"k":1,"f":0.5,"e":1e-7}' in served.deliveries[0].body
+    webhooks = [r for r in server.log() if r["kind"] == "webhook"]
+    assert [(r["messageId"], r["status"]) for r in webhooks] == [(m, 200) for m in chat.sent]
 
 
 def test_a_wrong_secret_is_refused_by_the_sdk_and_skipped(server_factory: ServerFactory) -> None:
