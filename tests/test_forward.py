@@ -295,14 +295,15 @@ def test_the_secret_comes_from_the_config_or_the_default(
     config.write_text('webhook_secret = "from-the-config"\n')
     config.chmod(0o644)
     base = {k: v for k, v in env(server).items() if k != "PRISMER_WEBHOOK_SECRET"}
-    args = ("listen", "--since", "all", "--no-follow", "-v", "--forward-to")
+    args = ("listen", "--since", "all", "--no-follow", "-v", "--trace", "--forward-to")
     with SdkHandler("from-the-config") as handler:
         refused = run(*args, handler.url, env=base)
         config.chmod(0o600)
         configured = run(*args, handler.url, env=base)
     assert refused.code == 2 and "chmod 600" in refused.err
     assert configured.code == 0 and len(handler.accepted) == 1, configured.err
-    assert "from-the-config" not in configured.err + configured.out
+    assert "from-the-config" not in configured.err + configured.out  # never, even traced
+    assert "POST /hook {" in configured.err  # the traced request, its body but no secret
     config.unlink()
     with SdkHandler("dev-webhook-secret") as handler:
         default = run(*args, handler.url, env=base)

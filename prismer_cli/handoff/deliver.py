@@ -17,6 +17,8 @@ import requests
 from prismer_cli.errors import UsageError
 from prismer_cli.retry import Deadline
 from prismer_cli.transport.reasons import reason
+from prismer_cli.transport.trace import Tracer
+from prismer_cli.transport.tracehttp import traced
 
 REPLY_PREVIEW = 120  # characters of the handler's answer shown on stderr
 
@@ -43,10 +45,10 @@ class Forwarder:
     server's fetch does: never through an HTTP(S)_PROXY, which would not reach a localhost
     handler (a CA bundle given by REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE is still used)."""
 
-    def __init__(self, url: str, timeout: float) -> None:
+    def __init__(self, url: str, timeout: float, trace: Tracer | None = None) -> None:
         self.url = url
         self.timeout = timeout  # each attempt's bound (the server's 10 s)
-        self._session = requests.Session()
+        self._session = traced(requests.Session(), trace)  # --trace: the body, not the secret
         self._session.trust_env = False
         bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
         if bundle:

@@ -77,7 +77,7 @@ class Handoff:
         self.ctx = ctx
         self.report = Report(ctx.log, ctx.out, options.meta)
         self.forwarder = (
-            Forwarder(options.forward_to, ctx.handing.forward_timeout)
+            Forwarder(options.forward_to, ctx.handing.forward_timeout, ctx.endpoint.trace)
             if options.forward_to is not None
             else None
         )

@@ -20,6 +20,7 @@ from prismer_cli.handoff.webhook import Conversation, Sender
 from prismer_cli.log import Log
 from prismer_cli.protocol.endpoints import REST_PREFIX
 from prismer_cli.transport import Endpoint
+from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 
 # What an unknown sender or conversation gets: values the SDKs' parsers accept
@@ -42,7 +43,7 @@ class Lookups:
         self._endpoint = endpoint
         self._log = log
         self._token = token
-        self._session = requests.Session()
+        self._session = traced(requests.Session(), endpoint.trace)  # --trace shows them
         self._conversations: dict[str, JSON | _Missing] = {}
         self._users: dict[str, JSON | _Missing] = {}
         self._asked: set[tuple[str, str]] = set()  # (conversation, sender) asked again once
