@@ -41,6 +41,7 @@ KEYS: dict[str, type] = {
     "dialect": str,
     "no_refresh": bool,
     "output": str,  # json | pretty: the view of events and results (prismer_cli/view)
+    "webhook_secret": str,  # --forward-to's signing secret (webhook_secret_setting)
 }
 SDK_KEYS = {"auth": ("im_token",), "default": ("base_url",)}  # what is read of the SDK's file
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -388,3 +389,27 @@ def profile_value(cli: CommandLine, env: Mapping[str, str], key: str) -> object:
     path = config_path(env)
     profile = cli.profile or env.get("PRISMER_PROFILE") or None
     return _profile_table(_load_toml(path), profile, path).get(key)
+
+
+def webhook_secret_setting(
+    given: str | None, cli: CommandLine, env: Mapping[str, str], default: str
+) -> Setting:
+    """--forward-to's secret: --webhook-secret, env PRISMER_WEBHOOK_SECRET, the profile's
+    `webhook_secret` (never from a file other users can read), else the server's default."""
+    found = _first(
+        (given, "--webhook-secret"),
+        (env.get("PRISMER_WEBHOOK_SECRET"), "env PRISMER_WEBHOOK_SECRET"),
+    )
+    if found is not None:
+        return found
+    path = config_path(env)
+    value = profile_value(cli, env, "webhook_secret")
+    if isinstance(value, str) and value:
+        if _readable_by_others(path):
+            mode = stat.S_IMODE(path.stat().st_mode)
+            raise UsageError(
+                f"refusing to read webhook_secret from {path}: mode {mode:04o} lets other "
+                f"users read it; run: chmod 600 {path}"
+            )
+        return Setting(value, str(path))
+    return Setting(default, "default")

@@ -11,6 +11,7 @@ PrismerError                    exit 1  unexpected
 │   └── ConnectionLost          an established connection went away
 │       └── PartialWrite        ... while frames were written: how many had started
 ├── CommandRejected             exit 5  the server answered a command with an error
+├── NotAccepted                 exit 124  --timeout came before a handler accepted an event
 └── Interrupted                 exit 130 or 143: SIGINT / SIGTERM
 """
 
@@ -84,6 +85,13 @@ class PartialWrite(ConnectionLost):
 
 class CommandRejected(PrismerError):
     status = ExitStatus.REJECTED
+
+
+class NotAccepted(PrismerError):
+    """With --cursor-file, a handler (--forward-to, --exec) had not accepted an event when
+    --timeout ended the run: the cursor stays before it, and the next run hands it on first."""
+
+    status = ExitStatus.TIMEOUT
 
 
 class Interrupted(PrismerError):

@@ -37,15 +37,25 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class Handing:
+    """--forward-to and --exec: the server's webhook timers (services/webhook.service.ts)."""
+
+    forward_timeout: float = 10.0  # one POST to --forward-to
+    first_retry: float = 2.0  # after the first failed attempt
+    second_retry: float = 5.0  # after the second; then, with --cursor-file, the backoff
+
+
+@dataclass(frozen=True)
 class Tuning:
     timeouts: Timeouts = field(default_factory=Timeouts)
     backoff: Backoff = field(default_factory=Backoff)
     max_message_bytes: int = MAX_MESSAGE_BYTES  # PRISMER_RT_MAX_MESSAGE_BYTES
+    handing: Handing = field(default_factory=Handing)
 
 
 def from_env(env: Mapping[str, str]) -> Tuning:
     """The defaults, with each PRISMER_RT_* variable that is set in their place."""
-    t, b = Timeouts(), Backoff()
+    t, b, h = Timeouts(), Backoff(), Handing()
     return Tuning(
         Timeouts(
             connect=_seconds(env, "PRISMER_RT_CONNECT_TIMEOUT", t.connect),
@@ -59,6 +69,11 @@ def from_env(env: Mapping[str, str]) -> Tuning:
             cap=_seconds(env, "PRISMER_RT_BACKOFF_MAX", b.cap),
         ),
         int(_seconds(env, "PRISMER_RT_MAX_MESSAGE_BYTES", MAX_MESSAGE_BYTES)),
+        Handing(
+            forward_timeout=_seconds(env, "PRISMER_RT_FORWARD_TIMEOUT", h.forward_timeout),
+            first_retry=_seconds(env, "PRISMER_RT_HANDLER_RETRY_FIRST", h.first_retry),
+            second_retry=_seconds(env, "PRISMER_RT_HANDLER_RETRY_SECOND", h.second_retry),
+        ),
     )
 
 

@@ -67,6 +67,15 @@ DESCRIPTION: Final = (
     "events in the pretty view above an input line; each line typed is sent and confirmed; "
     "/read, /help, /quit (or Ctrl-D) are commands. With stdin not a terminal it is a two-way "
     "pipe on one connection: each line is sent, the events come out as NDJSON.",
+    "`--forward-to` URL POSTs each message.new (not the listening user's own) to a webhook "
+    "handler exactly as Prismer Cloud's webhooks do, signed with HMAC-SHA256 (X-Prismer-"
+    "Signature), so the SDKs' PrismerWebhook accepts it; `--forward-replies` posts the handler's "
+    '{"content"} answer to the conversation once. `--exec` CMD runs sh -c CMD for each event, the '
+    "event's line on its stdin and in PRISMER_EVENT (with PRISMER_EVENT_TYPE, "
+    "PRISMER_CONVERSATION_ID, PRISMER_MESSAGE_ID, PRISMER_SENDER_ID, PRISMER_SEQ), never the "
+    "token; exit 0 accepts it. A failure is retried 2 s, then 5 s later; then skipped, or, with "
+    "`--cursor-file`, retried until accepted: the cursor never passes an event its handler did "
+    "not accept, and a run that `--timeout` ends first exits 124.",
     "A closed stdout (`prismer-rt listen | head -1`) ends the program quietly. The token never "
     "appears in any output, log or error: it is shown as token=***.",
 )
@@ -101,6 +110,11 @@ ENVIRONMENT: Final = (
     ("PRISMER_TRANSPORT", "auto, ws or sse, as `--transport`."),
     ("PRISMER_DIALECT", "auto, docs or server, as `--dialect`."),
     ("PRISMER_PROFILE", "The profile of the config file to use, as `--profile`."),
+    (
+        "PRISMER_WEBHOOK_SECRET",
+        "The secret `--forward-to` signs with, as `--webhook-secret`; else the config key "
+        "webhook_secret, else the server's default dev-webhook-secret.",
+    ),
     ("XDG_CONFIG_HOME", "Where the config file is looked for; ~/.config when unset."),
     (
         "PRISMER_RT_OUTPUT",
@@ -144,6 +158,33 @@ ENVIRONMENT: Final = (
         "line. Default 104857600 (100 MiB).",
     ),
     (
+        "PRISMER_EVENT",
+        "Set for `--exec`'s command: the event's line, as on stdout and on the command's stdin.",
+    ),
+    ("PRISMER_EVENT_TYPE", "Set for `--exec`'s command: the event's type."),
+    (
+        "PRISMER_CONVERSATION_ID",
+        "Set for `--exec`'s command: the event's payload.conversationId, when it has one.",
+    ),
+    (
+        "PRISMER_MESSAGE_ID",
+        "Set for `--exec`'s command: the message the event is about (payload.messageId, or the "
+        "payload.id of a message event), when it names one.",
+    ),
+    ("PRISMER_SENDER_ID", "Set for `--exec`'s command: payload.senderId, when it has one."),
+    ("PRISMER_SEQ", "Set for `--exec`'s command: a stored event's seq in the event log."),
+    ("PRISMER_RT_FORWARD_TIMEOUT", "Seconds for one POST to `--forward-to`. Default 10."),
+    (
+        "PRISMER_RT_HANDLER_RETRY_FIRST",
+        "Seconds between a first failed attempt of `--forward-to` or `--exec` and the second. "
+        "Default 2.",
+    ),
+    (
+        "PRISMER_RT_HANDLER_RETRY_SECOND",
+        "Seconds between the second attempt and the third (then, with `--cursor-file`, the "
+        "reconnection backoff). Default 5.",
+    ),
+    (
         "PRISMER_RT_DEBUG",
         "When set and not empty, an unexpected error shows its Python traceback instead of a "
         "one-line message (for bug reports).",
@@ -159,10 +200,10 @@ FILES: Final = (
     (
         "$XDG_CONFIG_HOME/prismer-rt/config.toml",
         "The config file (~/.config/prismer-rt/config.toml by default). Its top-level keys url, "
-        "token, token_file, transport, dialect, no_refresh and output form the default profile; "
-        "a [profiles.NAME] table overrides them when NAME is selected with `--profile` or "
-        "PRISMER_PROFILE. A config file holding a token must be mode 0600: one that group or "
-        "others can read is refused.",
+        "token, token_file, transport, dialect, no_refresh, output and webhook_secret form the "
+        "default profile; a [profiles.NAME] table overrides them when NAME is selected with "
+        "`--profile` or PRISMER_PROFILE. A config file holding a token or webhook_secret must be "
+        "mode 0600: one that group or others can read is refused.",
     ),
     (
         "~/.prismer/config.toml",
@@ -199,7 +240,8 @@ EXIT_STATUS: Final[dict[str, str]] = {
     "or the retries were exhausted.",
     "REJECTED": "The server rejected a command (an error frame or a 4xx answer to it).",
     "INVALID_INPUT": "Some stdin lines were invalid; the valid ones were sent.",
-    "TIMEOUT": "`--timeout` elapsed before `--count` was reached.",
+    "TIMEOUT": "`--timeout` elapsed before `--count` was reached, or, with `--cursor-file`, "
+    "before the handler of `--forward-to` or `--exec` accepted an event.",
     "INTERRUPTED": "Interrupted (Ctrl-C, SIGINT); the socket is closed with code 1000 first.",
     "TERMINATED": "Terminated (SIGTERM); the socket is closed with code 1000 first.",
 }
@@ -241,6 +283,16 @@ EXAMPLES: Final = (
             "prismer-rt listen --type message.new |",
             "  jq -c '{conversationId: .payload.conversationId, upToMessageId: .payload.id}' |",
             "  prismer-rt mark-read",
+        ),
+    ),
+    (
+        "Try a webhook handler locally: each message, signed as Prismer Cloud signs it; then a "
+        "cron-safe handler program, which sees again first an event it failed on:",
+        (
+            "PRISMER_WEBHOOK_SECRET=my-secret prismer-rt listen --forward-to "
+            "http://localhost:8080/webhook",
+            "prismer-rt listen --cursor-file ~/.local/state/inbox.cursor --no-follow --exec "
+            "~/bin/on-message",
         ),
     ),
     (

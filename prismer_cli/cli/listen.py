@@ -7,7 +7,14 @@ from typing import Annotated
 
 import typer
 
-from prismer_cli.cli.options import CONNECTION, EVENT_OUTPUT, LISTEN, ListenFlags
+from prismer_cli.cli.options import (
+    CONNECTION,
+    EVENT_OUTPUT,
+    HANDOFF,
+    LISTEN,
+    HandoffFlags,
+    ListenFlags,
+)
 from prismer_cli.cli.run import execute
 from prismer_cli.config import CommandLine
 from prismer_cli.errors import ExitStatus
@@ -16,10 +23,15 @@ from prismer_cli.view import ViewFlags
 
 
 def _listen(
-    g: CommandLine, subscribe: tuple[str, ...], flags: ListenFlags, output: ViewFlags
+    g: CommandLine,
+    subscribe: tuple[str, ...],
+    flags: ListenFlags,
+    output: ViewFlags,
+    handing: HandoffFlags,
 ) -> None:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import keeper_for
+        from prismer_cli.cli.handoff import check, make_handoff
         from prismer_cli.listen import (
             Durable,
             DurableOptions,
@@ -37,10 +49,25 @@ def _listen(
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
         parse_since(flags.since)  # a bad --since is exit 2 before anything connects
+        check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
         view = choose_for(output, g)
         endpoint = keeper.fresh()
         out = event_output(view, UserNames(RestNames(endpoint, log)))
+        hand = None
+        if handing.active:
+            hand = make_handoff(
+                handing,
+                g,
+                endpoint=endpoint.until(Deadline(flags.timeout)),
+                keeper=keeper,
+                tuning=tuning,
+                log=log,
+                out=out,
+                timeout=flags.timeout,
+                patient=flags.cursor_file is not None,
+                meta=flags.meta,
+            )
         options = ListenOptions(
             filters=Filters(
                 frozenset(flags.type_ or ()),
@@ -53,6 +80,7 @@ def _listen(
             timeout=flags.timeout,
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
             meta=flags.meta or view.mode == "pretty",  # the human view shows the lifecycle anyway
+            hand=hand,
         )
         durable = None
         if durable_options.active:
@@ -63,47 +91,61 @@ def _listen(
                 log,
                 meta=options.meta,
                 token=lambda: keeper.token,
+                hand=hand,
             )
-            if durable_options.no_follow:
+        try:
+            if durable is not None and durable_options.no_follow:
                 return no_follow(durable, out, options.count, Deadline(flags.timeout))
-            keeper.open = durable.connect  # the cursor's resume point, with the current token
-        close_on_hangup()
-        signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
-        try:  # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
+            if durable is not None:  # the cursor's resume point, with the current token
+                keeper.open = durable.connect
+            close_on_hangup()
+            signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
+            # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
             return listen(endpoint, options, out, log, durable, connect=keeper.connect)
         finally:
             keeper.close()
+            if hand is not None:
+                hand.close()
 
     execute(job, g)
 
 
 @CONNECTION
 @EVENT_OUTPUT
+@HANDOFF
 @LISTEN
-def listen(ctx: typer.Context, g: CommandLine, flags: ListenFlags, output: ViewFlags) -> None:
+def listen(
+    ctx: typer.Context,
+    g: CommandLine,
+    flags: ListenFlags,
+    output: ViewFlags,
+    handing: HandoffFlags,
+) -> None:
     """Print every event as one line of JSON (NDJSON) on stdout.
 
     Reconnects with exponential backoff (1 s doubling to 30 s, with jitter) unless
     --no-reconnect; falls back to Server-Sent Events when no WebSocket can be had.
     """
-    _listen(g, (), flags, output)
+    _listen(g, (), flags, output, handing)
 
 
 @CONNECTION
 @EVENT_OUTPUT
+@HANDOFF
 @LISTEN
 def subscribe(
     ctx: typer.Context,
     g: CommandLine,
     flags: ListenFlags,
     output: ViewFlags,
+    handing: HandoffFlags,
     conversation_ids: Annotated[
         list[str],
         typer.Argument(metavar="CONVERSATION_ID...", help="Conversations to subscribe to."),
     ],
 ) -> None:
     """Subscribe to conversations (again after every reconnect) and print their events."""
-    _listen(g, tuple(conversation_ids), flags, output)
+    _listen(g, tuple(conversation_ids), flags, output, handing)
 
 
 def register(app: typer.Typer) -> None:

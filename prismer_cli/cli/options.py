@@ -273,3 +273,50 @@ EVENT_OUTPUT = OptionGroup(
 )
 # ... and of send and mark-read, whose results have no template.
 RESULT_OUTPUT = OptionGroup(ViewFlags, _check_color, pretty=_PRETTY, json=_JSON, color=_COLOR)
+
+
+@dataclass(frozen=True)
+class HandoffFlags:
+    forward_to: str | None = None
+    webhook_secret: str | None = None
+    forward_replies: bool = False
+    exec_: str | None = None
+    exec_timeout: float | None = None  # None: 60 s
+
+    @property
+    def active(self) -> bool:
+        return self.forward_to is not None or self.exec_ is not None
+
+
+# The options of listen and subscribe that hand each event to a handler (cli/handoff.py).
+HANDOFF = OptionGroup(
+    HandoffFlags,
+    forward_to=_value(
+        "--forward-to",
+        metavar="URL",
+        text="POST each message.new (not the user's own) to URL as Prismer Cloud's webhooks "
+        "do, signed; a 2xx accepts it.",
+    ),
+    webhook_secret=_value(
+        "--webhook-secret",
+        metavar="SECRET",
+        text="Sign with SECRET; env PRISMER_WEBHOOK_SECRET, config webhook_secret, else the "
+        "server's default dev-webhook-secret.",
+    ),
+    forward_replies=_switch(
+        "--forward-replies",
+        text='Send a handler\'s {"content"} answer to the conversation, once per message.',
+    ),
+    exec_=_value(
+        "--exec",
+        metavar="CMD",
+        text="Run `sh -c CMD` for each event, its line on stdin and in PRISMER_EVENT; exit 0 "
+        "accepts it.",
+    ),
+    exec_timeout=_number(
+        "--exec-timeout",
+        metavar="SECONDS",
+        text="End a command running longer (a failure). [default: 60]",
+        at_least=0.001,
+    ),
+)

@@ -8,14 +8,16 @@
 - hooks.py: the seam (`Stored`) through which the engine calls the durable mode, so that the
   dependency runs one way (durable.py implements it, engine.py takes one);
 - durable.py: `--since`, `--cursor-file`, `--no-follow`, over eventlog.py (the server's event
-  log, read in pages) and cursorfile.py (the cursor file: lock, atomic save).
+  log, read in pages) and cursorfile.py (the cursor file: lock, atomic save); cron.py runs
+  `--no-follow`.
 
 The CLI (prismer_cli/cli/listen.py) imports what it needs from here.
 """
 
 from __future__ import annotations
 
-from prismer_cli.listen.durable import Durable, DurableOptions, no_follow, parse_since
+from prismer_cli.listen.cron import no_follow
+from prismer_cli.listen.durable import Durable, DurableOptions, parse_since
 from prismer_cli.listen.engine import Listener, ListenOptions, listen
 from prismer_cli.listen.filters import Filters
 from prismer_cli.listen.matcher import Match

@@ -13,7 +13,8 @@ the cursor, the skipped ones are read from the log and printed first (`live_id`)
 events, with their seq.
 
 The cursor only ever covers events flushed to stdout (or dropped by a filter): it is taken at
-each flush, saved by the thread, and saved once more at every exit.
+each flush, saved by the thread, and saved once more at every exit. With a hand (hooks.py),
+only once the handler accepted them too: stored events go to it one at a time (`_print`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import orjson
 
-from prismer_cli.errors import ExitStatus, PrismerError, UsageError
+from prismer_cli.errors import PrismerError, UsageError
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.eventlog import (
@@ -36,7 +37,7 @@ from prismer_cli.listen.eventlog import (
     stored_key,
 )
 from prismer_cli.listen.filters import Filters
-from prismer_cli.listen.hooks import Live
+from prismer_cli.listen.hooks import Hand, Live
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import Dialect
@@ -84,12 +85,14 @@ class Durable:
         *,
         meta: bool = False,
         token: Callable[[], str] | None = None,
+        hand: Hand | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.options = options
         self.filters = filters
         self.log = log
         self.meta = meta
+        self.hand = hand
         self.reader = SyncReader(endpoint, log, token)  # token: the current one, if refreshed
         self.file = CursorFile(options.cursor_file) if options.cursor_file else None
         self.user: str | None = None
@@ -193,6 +196,9 @@ class Durable:
             for frame in owed:
                 if not self.seen.seen(stored_key(frame)):
                     self._out.record(frame)
+                    if self.hand is not None:
+                        self._out.flush()
+                        self.hand(orjson.dumps(frame))
             self._out.flush()
         if self.seen is not None:
             self.flushed_serial = self.seen.added
@@ -247,7 +253,7 @@ class Durable:
                 if seq >= until or seq <= since:
                     return printed, False
                 if self._passes(frame) and not seen.seen(stored_key(frame)):
-                    out.record(frame)
+                    self._print(out, orjson.dumps(frame), seq)
                     printed += 1
                     if printed == count:
                         self.cursor = seq
@@ -271,7 +277,7 @@ class Durable:
         passes = (
             self._passes if filters.types or filters.conversations or filters.ignore_self else None
         )
-        is_seen, dumps, write = seen.seen, orjson.dumps, out.line
+        is_seen, dumps, write, hand = seen.seen, orjson.dumps, out.line, self.hand
         key_of = Dialect.dedupe_key  # as stored_key(), without a call per event
         limit = -1 if count is None else count
         for events in self.reader.after(self.cursor):
@@ -287,7 +293,10 @@ class Durable:
                 if (passes is None or passes(frame)) and not is_seen(
                     key_of(frame["type"], frame["payload"], frame)
                 ):
-                    add(dumps(frame))
+                    if hand is None:
+                        add(dumps(frame))
+                    else:  # one at a time: the cursor passes each once it was accepted
+                        self._print(out, dumps(frame), seq)
                     printed += 1
                     if printed == limit:
                         cursor, done = seq, True
@@ -301,6 +310,15 @@ class Durable:
             if done:
                 return printed, True
         return printed, False
+
+    def _print(self, out: Output, line: bytes, seq: int) -> None:
+        """One stored event on stdout; with a hand, handed on, then passed by the cursor."""
+        out.line(line)
+        if self.hand is not None:
+            out.flush()
+            self.hand(line)
+            self.cursor = seq
+            self.after_flush()
 
     def _passes(self, frame: JSON) -> bool:
         payload = frame["payload"]
@@ -372,8 +390,8 @@ class Durable:
             if not self._started:
                 return
             if self._resolving:
-                try:
-                    self.flushed = self._resolve(out if clean else None)
+                try:  # with a hand, what the stream skipped is left to the next run
+                    self.flushed = self._resolve(out if clean and self.hand is None else None)
                 except PrismerError as exc:
                     self.log.warning(f"could not read the event log to place live events: {exc}")
             self._save(self.flushed)
@@ -425,17 +443,3 @@ class _Saver(threading.Thread):
         self._stopped.set()
         self._wanted.set()
         self.join()
-
-
-def no_follow(durable: Durable, out: Output, count: int | None, deadline: Deadline) -> ExitStatus:
-    """--no-follow: print the stored events after the cursor and exit 0 (the cron mode)."""
-    durable.start(deadline)
-    clean = False
-    try:
-        _, done = durable.catch_up(out, RecentKeys(), 0, count)
-        if not done:
-            durable._caught_up(out)
-        clean = True
-    finally:
-        durable.finish(out, clean)
-    return ExitStatus.OK

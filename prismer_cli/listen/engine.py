@@ -22,7 +22,7 @@ from prismer_cli.errors import (
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.failures import FailureReport
 from prismer_cli.listen.filters import Filters
-from prismer_cli.listen.hooks import Stored
+from prismer_cli.listen.hooks import Hand, Stored
 from prismer_cli.listen.matcher import all_hold
 from prismer_cli.log import Log
 from prismer_cli.output import Output
@@ -47,6 +47,7 @@ class ListenOptions:
     timeout: float | None = None
     policy: Policy = field(default_factory=Policy)
     meta: bool = False
+    hand: Hand | None = None  # --forward-to, --exec: each printed event handed on (hooks.py)
 
 
 class _Done(Exception):
@@ -335,6 +336,7 @@ class Listener:
                 write_out()
                 after_flush()
 
+        hand, show = self.options.hand, self.out.flush
         count = self.options.count
         printed = self.printed
         stored = self.stored
@@ -350,6 +352,10 @@ class Listener:
                 line = line_for(data)
                 if line is not None:
                     write(line)
+                    if hand is not None:  # on stdout, handed on, and once it was accepted
+                        show()  # the flush that lets the cursor pass it
+                        hand(line)
+                        flush()
                     printed += 1
                     if count is not None and printed >= count:
                         flush()

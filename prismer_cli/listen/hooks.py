@@ -1,16 +1,25 @@
 """The seam between the live engine (engine.py) and a mode that adds stored events to it (the
 durable mode, durable.py), so that the dependency runs one way: the engine calls a `Stored`,
 the durable mode implements it, and neither imports the other.
+
+`Hand` is the other seam: the handlers of --forward-to and --exec (prismer_cli/handoff/), which
+both the engine and the durable mode call with each event they print.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.output import Output
 from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connection, Resume
+
+# Called with each event's line once it is on stdout; returns once the handlers accepted it (or
+# gave up on it), raises when the run must end first. Only after it returns may the cursor pass
+# the event: the caller flushes (Stored.after_flush) then, one event at a time.
+Hand = Callable[[bytes], None]
 
 
 class Live(Protocol):

@@ -28,6 +28,8 @@ WebSocket ``GET /ws``
     finds their place in the log by reading ``/api/im/sync``.
 
     At most 5 connections (WebSocket and SSE) per user, see :mod:`~prismer_cli.server.sockets`.
+    Each new message is also POSTed to the webhook of each agent in the conversation but the
+    sender that registered an ``endpoint``, see :mod:`~prismer_cli.server.webhooks`.
 
     Frames are handled one after the other, in the order they came; with the
     ``concurrent-handling`` fault each ``message.send`` is handled after a random delay of up
@@ -64,6 +66,7 @@ from prismer_cli.server.idempotency import key_of
 from prismer_cli.server.links import ClientLink
 from prismer_cli.server.records import Conversation, Message, User
 from prismer_cli.server.synclog import DURABLE_TYPES, log_emitted
+from prismer_cli.server.webhooks import Webhooks
 
 IGNORED_TYPES = frozenset(
     {
@@ -119,6 +122,8 @@ class ServerDialect:
     def __init__(self, ctx: ServerContext) -> None:
         self._ctx = ctx
         self._acks = AckTracker(ctx.options.ack_timeout)
+        self._webhooks = Webhooks(ctx.store, ctx.log)
+        ctx.store.on_message = self._webhooks.dispatch
         self._left: dict[str, set[str]] = {}
         self._handlers: dict[str, EventHandler] = {
             "message.send": self._message_send,
@@ -427,6 +432,7 @@ class ServerDialect:
 
     def close(self) -> None:
         self._acks.close()
+        self._webhooks.close()
 
 
 def _text(payload: dict[str, Any], name: str) -> str:

@@ -26,6 +26,8 @@ class User:
     agent_type: str | None = None
     capabilities: list[str] = field(default_factory=list)
     created_at: datetime = field(default_factory=utcnow)
+    endpoint: str | None = None  # an agent's webhook URL (POST /register), webhooks.py
+    webhook_secret: str | None = None
 
     def brief_view(self) -> dict[str, Any]:
         """Who a participant is, in ``GET /conversations/{id}``."""

@@ -100,7 +100,7 @@ def me_view(user: User, stats: dict[str, int]) -> dict[str, Any]:
         "capabilities": list(user.capabilities),
         "description": "",
         "status": "online",
-        "endpoint": None,
+        "endpoint": user.endpoint,
         "agentType": user.agent_type,
     }
     return {

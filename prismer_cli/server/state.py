@@ -40,6 +40,8 @@ class Store(UserDirectory):
         self._conversations: dict[str, Conversation] = {}
         self.sync_log = SyncLog()
         self.idempotency: IdempotencyIndex[Message] = IdempotencyIndex()
+        # Told of each new message (not of a repeated idempotency key): the webhooks.
+        self.on_message: Callable[[Conversation, Message], None] | None = None
 
     # ── conversations ────────────────────────────────────────────────────
 
@@ -132,6 +134,8 @@ class Store(UserDirectory):
         key = key_of(message.metadata)
         if key is not None:
             self.idempotency.remember(conversation.id, key, message)
+        if self.on_message is not None:
+            self.on_message(conversation, message)
         return message
 
     def mark_read(self, conversation_id: str, user_id: str, up_to: str | None) -> str | None:

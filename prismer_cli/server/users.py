@@ -183,6 +183,11 @@ class UserDirectory:
             if isinstance(capabilities, list)
             else []
         )
+        endpoint, secret = body.get("endpoint"), body.get("webhookSecret")
+        if isinstance(endpoint, str) and kind == "agent":
+            user.endpoint = endpoint or None
+        if isinstance(secret, str):
+            user.webhook_secret = secret or None
         self._users[user.id] = user
         self._usernames[username] = user.id
         return user, is_new
