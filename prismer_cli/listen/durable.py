@@ -22,10 +22,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import orjson
 
 from prismer_cli.errors import PrismerError, UsageError
+from prismer_cli.listen.catchup import catch_up
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.eventlog import (
@@ -38,9 +40,10 @@ from prismer_cli.listen.eventlog import (
 )
 from prismer_cli.listen.filters import Filters
 from prismer_cli.listen.hooks import Hand, Live
+from prismer_cli.listen.placing import place
+from prismer_cli.listen.saver import Saver
 from prismer_cli.log import Log
 from prismer_cli.output import Output
-from prismer_cli.protocol.dialects import Dialect
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
@@ -107,11 +110,12 @@ class Durable:
         self._live_ids = False  # docs dialect: the cursor is the SSE id
         self._last_id: str | None = None  # docs dialect: the last SSE id handled (live_id)
         self._resolving = False  # server dialect: live events are found in the log
-        self._saver: _Saver | None = None
+        self._saver: Saver | None = None
         self._started = False
         self._lock = threading.Lock()  # one user of the reader's session at a time
         self._out: Output | None = None
         self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
+        self._printed = 0  # events printed so far, as the catch-up goes
 
     # -- before anything connects ------------------------------------------------------------
     def start(self, deadline: Deadline) -> None:
@@ -150,7 +154,7 @@ class Durable:
             self.head = self.reader.head()
         self._save(start)
         self._started = True
-        self._saver = _Saver(self._save_now, self.log)
+        self._saver = Saver(self._save_now, self.log)
         self._saver.start()
 
     # -- the live connection -------------------------------------------------------------------
@@ -267,49 +271,22 @@ class Durable:
     def catch_up(
         self, out: Output, seen: RecentKeys, printed: int, count: int | None
     ) -> tuple[int, bool]:
-        """Print the stored events after the cursor; (printed, --count reached).
-
-        The hot path of --no-follow: one pass per page with everything bound locally; the
-        lines of a page are written with one write, then flushed, then the cursor follows.
-        """
-        self.seen = seen
+        """Print the stored events after the cursor (catchup.py); (printed, --count reached).
+        The cursor follows each page."""
+        self.seen, self._printed = seen, printed
         filters = self.filters
         passes = (
             self._passes if filters.types or filters.conversations or filters.ignore_self else None
         )
-        is_seen, dumps, write, hand = seen.seen, orjson.dumps, out.line, self.hand
-        key_of = Dialect.dedupe_key  # as stored_key(), without a call per event
-        limit = -1 if count is None else count
-        for events in self.reader.after(self.cursor):
-            lines: list[bytes] = []
-            add = lines.append
-            cursor = self.cursor
-            done = False
-            for event in events:
-                frame = envelope(event)
-                seq = frame["seq"]
-                if type(seq) is not int:
-                    seq = 0
-                if (passes is None or passes(frame)) and not is_seen(
-                    key_of(frame["type"], frame["payload"], frame)
-                ):
-                    if hand is None:
-                        add(dumps(frame))
-                    else:  # one at a time: the cursor passes each once it was accepted
-                        self._print(out, dumps(frame), seq)
-                    printed += 1
-                    if printed == limit:
-                        cursor, done = seq, True
-                        break
-                cursor = seq
-            if lines:
-                write(b"\n".join(lines))
-            self.cursor = cursor
-            out.flush()
-            self.after_flush()
-            if done:
-                return printed, True
-        return printed, False
+        one = None if self.hand is None else partial(self._print, out)
+        done = catch_up(
+            self.reader, self.cursor, out, seen, passes, printed, count, self._page_done, one
+        )
+        return self._printed, done
+
+    def _page_done(self, cursor: int, printed: int) -> None:
+        self.cursor, self._printed = cursor, printed
+        self.after_flush()
 
     def _print(self, out: Output, line: bytes, seq: int) -> None:
         """One stored event on stdout; with a hand, handed on, then passed by the cursor."""
@@ -331,39 +308,14 @@ class Durable:
         return not (filters.ignore_self and self.user and payload.get("senderId") == self.user)
 
     def _resolve(self, out: Output | None) -> int:
-        """The cursor after the live events printed before the last flush, read from the log.
-
-        Stops at the first event that passes the filters and was not printed. An event the live
-        stream skipped (one printed live follows it: the server logs it but does not push it,
-        as conversation.create) is owed: printed at the main thread's next flush, or now when
-        `out` is given (at exit).
-        """
-        seen = self.seen
-        assert seen is not None
-        limit, cursor = self.flushed_serial, self.flushed
-        gap: list[JSON] = []
-        for events in self.reader.after(cursor):
-            for event in events:
-                frame = envelope(event)
-                if not self._passes(frame):
-                    if not gap:
-                        cursor = seq_of(frame)
-                    continue
-                serial = seen.serial(stored_key(frame))
-                if serial is not None and serial < limit:
-                    if gap:
-                        if out is None:
-                            self._owed = gap
-                            return cursor
-                        for owed in gap:
-                            if not seen.seen(stored_key(owed)):
-                                out.record(owed)
-                        gap = []
-                    cursor = seq_of(frame)
-                else:
-                    gap.append(frame)
-        if out is not None:
-            out.flush()
+        """The cursor after the live events printed before the last flush (placing.py); the
+        events owed are kept for the next flush."""
+        assert self.seen is not None
+        cursor, owed = place(
+            self.reader, self.flushed, self.seen, self.flushed_serial, self._passes, out
+        )
+        if owed:
+            self._owed = owed
         return cursor
 
     # -- saving ------------------------------------------------------------------------------
@@ -405,41 +357,3 @@ class Durable:
         if self.meta:
             out.record({"type": CAUGHT_UP, "payload": {"cursor": self.cursor}})
             out.flush()
-
-
-SAVE_INTERVAL = 0.25  # at most this often while events flow; every exit saves too
-
-
-class _Saver(threading.Thread):
-    """Saves the cursor off the live path: each poke asks for one more save, coalesced, and
-    at most one save per SAVE_INTERVAL, so that the log look-up and the fsync do not compete
-    with every event for the interpreter (bench: live latency with --cursor-file)."""
-
-    def __init__(self, work: Callable[[], None], log: Log) -> None:
-        super().__init__(name="prismer-rt-cursor", daemon=True)
-        self._work = work
-        self._log = log
-        self._wanted = threading.Event()
-        self._stopped = threading.Event()
-        self._stopping = False
-
-    def poke(self) -> None:
-        self._wanted.set()
-
-    def run(self) -> None:
-        while True:
-            self._wanted.wait()
-            if self._stopping:
-                return
-            self._wanted.clear()
-            try:
-                self._work()
-            except (PrismerError, OSError) as exc:
-                self._log.info(f"the cursor was not saved this time: {exc}")
-            self._stopped.wait(SAVE_INTERVAL)
-
-    def stop(self) -> None:
-        self._stopping = True
-        self._stopped.set()
-        self._wanted.set()
-        self.join()

@@ -1,0 +1,48 @@
+"""When the cursor is saved (README "Cron and scripts"): at most four times a second while events
+flow, off the live path (`Saver`, a thread), and at every exit (durable.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from prismer_cli.errors import PrismerError
+from prismer_cli.log import Log
+
+SAVE_INTERVAL = 0.25  # at most this often while events flow; every exit saves too
+
+
+class Saver(threading.Thread):
+    """Saves the cursor off the live path: each poke asks for one more save, coalesced, and
+    at most one save per SAVE_INTERVAL, so that the log look-up and the fsync do not compete
+    with every event for the interpreter (bench: live latency with --cursor-file)."""
+
+    def __init__(self, work: Callable[[], None], log: Log) -> None:
+        super().__init__(name="prismer-rt-cursor", daemon=True)
+        self._work = work
+        self._log = log
+        self._wanted = threading.Event()
+        self._stopped = threading.Event()
+        self._stopping = False
+
+    def poke(self) -> None:
+        self._wanted.set()
+
+    def run(self) -> None:
+        while True:
+            self._wanted.wait()
+            if self._stopping:
+                return
+            self._wanted.clear()
+            try:
+                self._work()
+            except (PrismerError, OSError) as exc:
+                self._log.info(f"the cursor was not saved this time: {exc}")
+            self._stopped.wait(SAVE_INTERVAL)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._stopped.set()
+        self._wanted.set()
+        self.join()
