@@ -1,5 +1,5 @@
-"""The catch-up (durable.py): the stored events after the cursor, page after page, filtered and
-de-duplicated (dedupe.py) as the live ones are.
+"""The catch-up (durable.py): the stored events after the cursor, page after page, filtered
+(filters.py) and de-duplicated (dedupe.py) as the live ones are.
 
 The hot path of --no-follow and of a durable listen's start: one pass per page with everything
 bound locally, no filter call when no filter is set; the lines of a page are written with one
@@ -13,10 +13,9 @@ from collections.abc import Callable
 import orjson
 
 from prismer_cli.listen.dedupe import RecentKeys
-from prismer_cli.listen.eventlog import SyncReader, envelope
+from prismer_cli.listen.eventlog import SyncReader, envelope, stored_key
+from prismer_cli.listen.filters import Predicate
 from prismer_cli.output import Output
-from prismer_cli.protocol.dialects import Dialect
-from prismer_cli.protocol.endpoints import JSON
 
 
 def catch_up(
@@ -24,7 +23,7 @@ def catch_up(
     cursor: int,
     out: Output,
     seen: RecentKeys,
-    passes: Callable[[JSON], bool] | None,
+    passes: Predicate | None,
     printed: int,
     count: int | None,
     page_done: Callable[[int, int], None],
@@ -34,7 +33,6 @@ def catch_up(
     `page_done(cursor, printed)` follows each page, once its lines are flushed. `one(line,
     seq)`, when given, takes each event instead, one at a time (a handler, hooks.Hand)."""
     is_seen, dumps, write = seen.seen, orjson.dumps, out.line
-    key_of = Dialect.dedupe_key  # as stored_key(), without a call per event
     limit = -1 if count is None else count
     for events in reader.after(cursor):
         lines: list[bytes] = []
@@ -43,20 +41,21 @@ def catch_up(
         for event in events:
             frame = envelope(event)
             seq = frame["seq"]
-            if type(seq) is not int:
-                seq = 0
-            if (passes is None or passes(frame)) and not is_seen(
-                key_of(frame["type"], frame["payload"], frame)
-            ):
+            kind, payload = frame["type"], frame["payload"]
+            if (
+                passes is None or passes(kind, payload if type(payload) is dict else {}, frame)
+            ) and not is_seen(stored_key(kind, payload)):
                 if one is None:
                     add(dumps(frame))
                 else:  # one at a time: the cursor passes each once it was accepted
-                    one(dumps(frame), seq)
+                    one(dumps(frame), seq if type(seq) is int else cursor)
                 printed += 1
                 if printed == limit:
-                    cursor, done = seq, True
-                    break
-            cursor = seq
+                    done = True
+            if type(seq) is int:
+                cursor = seq
+            if done:
+                break
         if lines:
             write(b"\n".join(lines))
         out.flush()

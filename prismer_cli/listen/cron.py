@@ -10,7 +10,8 @@ from prismer_cli.retry import Deadline
 
 
 def no_follow(durable: Durable, out: Output, count: int | None, deadline: Deadline) -> ExitStatus:
-    """--no-follow: print the stored events after the cursor and exit 0 (the cron mode)."""
+    """--no-follow: print the stored events after the cursor and exit: 0, or 124 when --count
+    was given and not reached (the cron mode)."""
     durable.start(deadline)
     clean = False
     try:
@@ -20,4 +21,4 @@ def no_follow(durable: Durable, out: Output, count: int | None, deadline: Deadli
         clean = True
     finally:
         durable.finish(out, clean)
-    return ExitStatus.OK
+    return ExitStatus.TIMEOUT if count is not None and not done else ExitStatus.OK

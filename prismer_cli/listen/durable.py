@@ -38,7 +38,7 @@ from prismer_cli.listen.eventlog import (
     seq_of,
     stored_key,
 )
-from prismer_cli.listen.filters import Filters
+from prismer_cli.listen.filters import Filters, Predicate
 from prismer_cli.listen.hooks import Hand, Live
 from prismer_cli.listen.placing import place
 from prismer_cli.listen.saver import Saver
@@ -93,6 +93,7 @@ class Durable:
         self.endpoint = endpoint
         self.options = options
         self.filters = filters
+        self.passes: Predicate | None = None  # the filters, once the user is known (start)
         self.log = log
         self.meta = meta
         self.hand = hand
@@ -139,6 +140,7 @@ class Durable:
                 "the server did not say which user this token is (GET /api/im/me): "
                 "a cursor file needs it"
             )
+        self.passes = self.filters.predicate(self.user)
         start, where = since, f"--since {self.options.since}"
         if self.file is not None:
             assert self.user is not None
@@ -198,7 +200,7 @@ class Durable:
         if self._owed and self._out is not None and self.seen is not None:
             owed, self._owed = self._owed, []
             for frame in owed:
-                if not self.seen.seen(stored_key(frame)):
+                if not self.seen.seen(stored_key(frame["type"], frame["payload"])):
                     self._out.record(frame)
                     if self.hand is not None:
                         self._out.flush()
@@ -256,7 +258,10 @@ class Durable:
                 seq = seq_of(frame)
                 if seq >= until or seq <= since:
                     return printed, False
-                if self._passes(frame) and not seen.seen(stored_key(frame)):
+                payload = frame["payload"]
+                view = payload if type(payload) is dict else {}
+                passes = self.passes is None or self.passes(frame["type"], view, frame)
+                if passes and not seen.seen(stored_key(frame["type"], payload)):
                     self._print(out, orjson.dumps(frame), seq)
                     printed += 1
                     if printed == count:
@@ -274,13 +279,9 @@ class Durable:
         """Print the stored events after the cursor (catchup.py); (printed, --count reached).
         The cursor follows each page."""
         self.seen, self._printed = seen, printed
-        filters = self.filters
-        passes = (
-            self._passes if filters.types or filters.conversations or filters.ignore_self else None
-        )
         one = None if self.hand is None else partial(self._print, out)
         done = catch_up(
-            self.reader, self.cursor, out, seen, passes, printed, count, self._page_done, one
+            self.reader, self.cursor, out, seen, self.passes, printed, count, self._page_done, one
         )
         return self._printed, done
 
@@ -297,22 +298,12 @@ class Durable:
             self.cursor = seq
             self.after_flush()
 
-    def _passes(self, frame: JSON) -> bool:
-        payload = frame["payload"]
-        payload = payload if isinstance(payload, dict) else {}
-        filters = self.filters
-        if filters.types and frame["type"] not in filters.types:
-            return False
-        if filters.conversations and payload.get("conversationId") not in filters.conversations:
-            return False
-        return not (filters.ignore_self and self.user and payload.get("senderId") == self.user)
-
     def _resolve(self, out: Output | None) -> int:
         """The cursor after the live events printed before the last flush (placing.py); the
         events owed are kept for the next flush."""
         assert self.seen is not None
         cursor, owed = place(
-            self.reader, self.flushed, self.seen, self.flushed_serial, self._passes, out
+            self.reader, self.flushed, self.seen, self.flushed_serial, self.passes, out
         )
         if owed:
             self._owed = owed

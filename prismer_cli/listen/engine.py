@@ -23,7 +23,6 @@ from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.failures import FailureReport
 from prismer_cli.listen.filters import Filters
 from prismer_cli.listen.hooks import Hand, Stored
-from prismer_cli.listen.matcher import all_hold
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import (
@@ -279,10 +278,7 @@ class Listener:
         consumed, error_type = dialect.consumed, dialect.error_type
         dedupe_key = dialect.dedupe_key
         ack_field, time_field = dialect.ack_field, dialect.time_field
-        conversation_field, sender_field = dialect.conversation_field, dialect.sender_field
-        filters = self.options.filters
-        types, conversations, match = filters.types, filters.conversations, filters.match
-        me = resume.user_id if filters.ignore_self else None
+        passes = self.options.filters.predicate(resume.user_id)  # filters.py: one for all paths
         ack, is_seen = conn.ack, self.seen.seen
 
         def line_for(data: bytes) -> bytes | None:
@@ -314,12 +310,7 @@ class Listener:
             stamp = frame.get(time_field)
             if stamp is not None:
                 resume.last_event_time = stamp
-            if (
-                (types and kind not in types)
-                or (conversations and payload.get(conversation_field) not in conversations)
-                or (me is not None and payload.get(sender_field) == me)
-                or (match and not all_hold(match, frame))
-            ):
+            if passes is not None and not passes(kind, payload, frame):
                 return None
             return data if b"\n" not in data else orjson.dumps(frame)
 

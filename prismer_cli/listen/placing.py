@@ -5,10 +5,9 @@ live path (the saver thread), and once more at exit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.eventlog import SyncReader, envelope, seq_of, stored_key
+from prismer_cli.listen.filters import Predicate
 from prismer_cli.output import Output
 from prismer_cli.protocol.endpoints import JSON
 
@@ -18,7 +17,7 @@ def place(
     cursor: int,
     seen: RecentKeys,
     limit: int,
-    passes: Callable[[JSON], bool],
+    passes: Predicate | None,
     out: Output | None,
 ) -> tuple[int, list[JSON]]:
     """The cursor after the live events printed before serial `limit` (the last flush), and the
@@ -32,17 +31,20 @@ def place(
     for events in reader.after(cursor):
         for event in events:
             frame = envelope(event)
-            if not passes(frame):
+            kind, payload = frame["type"], frame["payload"]
+            if passes is not None and not passes(
+                kind, payload if type(payload) is dict else {}, frame
+            ):
                 if not gap:
                     cursor = seq_of(frame)
                 continue
-            serial = seen.serial(stored_key(frame))
+            serial = seen.serial(stored_key(kind, payload))
             if serial is not None and serial < limit:
                 if gap:
                     if out is None:
                         return cursor, gap
                     for owed in gap:
-                        if not seen.seen(stored_key(owed)):
+                        if not seen.seen(stored_key(owed["type"], owed["payload"])):
                             out.record(owed)
                     gap = []
                 cursor = seq_of(frame)
