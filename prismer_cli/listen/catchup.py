@@ -26,15 +26,23 @@ def catch_up(
     passes: Predicate | None,
     printed: int,
     count: int | None,
+    mark: int | None,
     page_done: Callable[[int, int], None],
     one: Callable[[bytes, int], None] | None = None,
 ) -> bool:
     """Print the stored events after `cursor`; True when --count is reached.
-    `page_done(cursor, printed)` follows each page, once its lines are flushed. `one(line,
-    seq)`, when given, takes each event instead, one at a time (a handler, hooks.Hand)."""
+
+    `page_done(cursor, printed)` follows each page, once its lines are flushed. `mark`: the log's
+    head before the live connection opened (None: no live connection); the keys of what prints
+    after it are held (RecentKeys.hold), since those events may also come live, however many
+    there are. `one(line, seq)`, when given, takes each event instead, one at a time (a handler,
+    hooks.Hand)."""
     is_seen, dumps, write = seen.seen, orjson.dumps, out.line
     limit = -1 if count is None else count
     for events in reader.after(cursor):
+        if mark is not None and _last_seq(events) > mark:
+            seen.hold()
+            mark = None
         lines: list[bytes] = []
         add = lines.append
         done = False
@@ -63,3 +71,8 @@ def catch_up(
         if done:
             return True
     return False
+
+
+def _last_seq(events: list[dict[str, object]]) -> int:
+    seq = events[-1].get("seq")
+    return seq if type(seq) is int else 0

@@ -15,7 +15,7 @@ def no_follow(durable: Durable, out: Output, count: int | None, deadline: Deadli
     durable.start(deadline)
     clean = False
     try:
-        _, done = durable.catch_up(out, RecentKeys(), 0, count)
+        _, done = durable.catch_up(out, RecentKeys(), 0, count, None)
         if not done:
             durable._caught_up(out)
         clean = True

@@ -117,6 +117,7 @@ class Durable:
         self._out: Output | None = None
         self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
         self._printed = 0  # events printed so far, as the catch-up goes
+        self._mark: int | None = None  # server dialect: the log's head before connecting
 
     # -- before anything connects ------------------------------------------------------------
     def start(self, deadline: Deadline) -> None:
@@ -161,9 +162,16 @@ class Durable:
 
     # -- the live connection -------------------------------------------------------------------
     def connect(self, endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
-        """open_connection, except that the docs dialect goes over SSE with Last-Event-ID."""
+        """open_connection, except that the docs dialect goes over SSE with Last-Event-ID.
+
+        Server dialect: the log's head is read first (`_mark`), so that the catch-up knows
+        from where on what it prints may also come over this connection."""
         if resume.last_event_id is None:
             resume.last_event_id = str(self.flushed)
+        self._mark = None
+        if self.dialect != "docs":
+            with self._lock:
+                self._mark = self.reader.head(self.cursor)
         conn = open_connection(endpoint, resume, log)
         self.dialect = conn.hello.dialect.name  # saved with the cursor, whatever ends the run
         if conn.hello.dialect.name == "docs" and conn.kind == "ws":
@@ -187,13 +195,21 @@ class Durable:
             if not self.caught_up and (self.head is None or self.head <= self.cursor):
                 self._caught_up(live.out)
             return False
+        live.seen.release()  # what the last connection's catch-up held
         with self._lock:  # after a reconnect too: what was missed meanwhile is in the log
-            printed, done = self.catch_up(live.out, live.seen, live.printed, live.count)
+            printed, done = self.catch_up(live.out, live.seen, live.printed, live.count, self._mark)
         live.printed = printed
         if not done and not self.caught_up:
             self._caught_up(live.out)
         self._resolving = True
         return done
+
+    @property
+    def drops_retried_messages(self) -> bool:
+        """Server dialect: each connection's catch-up reads the log past every message sent
+        before the connection, so a message.new the server sends again (isRetry) is one the
+        cursor has passed, or this run printed: never printed again."""
+        return self._resolving
 
     def after_flush(self) -> None:
         """Output was flushed: everything processed so far is written (or filtered out)."""
@@ -274,15 +290,16 @@ class Durable:
 
     # -- the log -----------------------------------------------------------------------------
     def catch_up(
-        self, out: Output, seen: RecentKeys, printed: int, count: int | None
+        self, out: Output, seen: RecentKeys, printed: int, count: int | None, mark: int | None
     ) -> tuple[int, bool]:
         """Print the stored events after the cursor (catchup.py); (printed, --count reached).
         The cursor follows each page."""
         self.seen, self._printed = seen, printed
         one = None if self.hand is None else partial(self._print, out)
         done = catch_up(
-            self.reader, self.cursor, out, seen, self.passes, printed, count, self._page_done, one
-        )
+            self.reader, self.cursor, out, seen, self.passes, printed, count, mark,
+            self._page_done, one,
+        )  # fmt: skip
         return self._printed, done
 
     def _page_done(self, cursor: int, printed: int) -> None:

@@ -278,8 +278,10 @@ class Listener:
         consumed, error_type = dialect.consumed, dialect.error_type
         dedupe_key = dialect.dedupe_key
         ack_field, time_field = dialect.ack_field, dialect.time_field
+        retry_field = dialect.retry_field
         passes = self.options.filters.predicate(resume.user_id)  # filters.py: one for all paths
         ack, is_seen = conn.ack, self.seen.seen
+        stale_retries = self.stored is not None and self.stored.drops_retried_messages
 
         def line_for(data: bytes) -> bytes | None:
             """The line to print for one frame, or None; acknowledges and de-duplicates."""
@@ -305,6 +307,8 @@ class Listener:
             ack_id = frame.get(ack_field)
             if ack_id is not None:
                 ack(ack_id)
+                if stale_retries and kind == "message.new" and frame.get(retry_field) is True:
+                    return None  # the log gave this message already (durable.py)
             if is_seen(dedupe_key(kind, payload, frame)):
                 return None
             stamp = frame.get(time_field)

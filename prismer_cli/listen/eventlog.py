@@ -119,14 +119,17 @@ class SyncReader:
     def anything_after(self, since: int) -> bool:
         return bool(self.page(since, 1).events)
 
-    def head(self) -> int:
-        """The seq of this user's newest event (0 for none): a galloping then binary search on
-        "is there anything after X", a few dozen one-event pages even for millions of events."""
-        if not self.anything_after(0):
-            return 0
-        low, high = 0, 1  # anything after low; high: not known yet
+    def head(self, start: int = 0) -> int:
+        """The seq of this user's newest event (`start` when there is none after it): a
+        galloping then binary search on "is there anything after X" from `start`, a few dozen
+        one-event pages even for millions of events, one when nothing follows `start`."""
+        if not self.anything_after(start):
+            return start
+        low, step = start, 1  # anything after low; low + step: not known yet
+        high = start + step
         while self.anything_after(high):
-            low, high = high, high * 2
+            low, step = high, step * 2
+            high = start + step
         while high - low > 1:  # anything after low, nothing after high
             middle = (low + high) // 2
             if self.anything_after(middle):

@@ -44,6 +44,10 @@ class Stored(Protocol):
     def connected(self, live: Live, conn: Connection) -> bool:
         """After each authentication, before the live events; True when --count is reached."""
 
+    @property
+    def drops_retried_messages(self) -> bool:
+        """Whether a `message.new` the server sends again (isRetry) is one already handled."""
+
     def after_flush(self) -> None:
         """The output was flushed: everything handled so far is written (or filtered out)."""
 
