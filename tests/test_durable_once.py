@@ -1,17 +1,20 @@
 """A durable listen prints each event once, across a whole run and across runs, with memory that
-does not grow with the log (issue 17 item 3), through the real command against
+does not grow with the log (issue 17 items 3 and 4), through the real command against
 `prismer-rt serve --dialect server`."""
 
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import requests
 import websocket
 
-from tests.support.cli import env_for, join_conversations, run, wait_until
+from tests.support.cli import env_for, join_conversations, run, user_id, wait_until
 from tests.support.serverfixture import ServerFactory, ServerProcess
 from tests.support.slowreader import slowly_read
 
@@ -105,3 +108,51 @@ def test_live_twins_of_a_long_catch_up_print_once(server_factory: ServerFactory)
         assert proc.wait(timeout=20) == 0
     printed = ids(reader.data.decode())
     assert len(printed) == len(set(printed)) == 14_001
+
+
+class Chatter(threading.Thread):
+    """alice posts a message to bob every `every` seconds until stopped."""
+
+    def __init__(self, url: str, every: float = 0.02) -> None:
+        super().__init__(daemon=True)
+        self.url, self.every = url, every
+        self.stop = threading.Event()
+        self.sent: list[str] = []
+
+    def run(self) -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer alice"
+        bob = user_id("bob")
+        while not self.stop.is_set():
+            content = f"c{len(self.sent)}"
+            answer = session.post(
+                f"{self.url}/api/im/direct/{bob}/messages", json={"content": content}
+            )
+            assert answer.status_code == 201
+            self.sent.append(content)
+            time.sleep(self.every)
+
+
+def test_a_run_ended_by_timeout_saves_the_exact_cursor(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Messages flow when --timeout comes: the last live events are placed in the log within a
+    grace of their own, so the next run prints none of them again, and no warning is said."""
+    server = server_factory(dialect="server", tokens=["alice", "bob"])
+    cursor = str(tmp_path / "bob.cursor")
+    chatter = Chatter(server.url)
+    chatter.start()
+    try:
+        wait_until(lambda: len(chatter.sent) >= 3)
+        code, first, err = listen(
+            server, "--cursor-file", cursor, "--since", "all", "--timeout", "2"
+        )
+        assert code == 0, err
+        assert "event log" not in err
+    finally:
+        chatter.stop.set()
+        chatter.join()
+    code, second, err = listen(server, "--cursor-file", cursor, "--no-follow")
+    assert code == 0, err
+    assert contents(first) and not set(contents(first)) & set(contents(second))
+    assert contents(first) + contents(second) == chatter.sent

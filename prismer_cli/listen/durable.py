@@ -47,6 +47,7 @@ from prismer_cli.output import Output
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
+from prismer_cli.tuning import FINAL_GRACE
 
 CAUGHT_UP = "prismer-rt.caught-up"
 
@@ -342,13 +343,17 @@ class Durable:
             self._save(self.flushed)
 
     def finish(self, out: Output | None, clean: bool) -> None:
-        """At every exit: stop the thread, place the last live events, save, unlock."""
+        """At every exit: stop the thread, place the last live events, save, unlock.
+
+        The last look-ups in the log get a grace of their own (FINAL_GRACE), not what is left
+        of --timeout, so that a run ended by --timeout still saves the exact cursor."""
         if self._saver is not None:
             self._saver.stop()
             self._saver = None
         try:
             if not self._started:
                 return
+            self.reader.until(Deadline(FINAL_GRACE))
             if self._resolving:
                 try:  # with a hand, what the stream skipped is left to the next run
                     self.flushed = self._resolve(out if clean and self.hand is None else None)
