@@ -1,5 +1,5 @@
 """A durable listen prints each event once, across a whole run and across runs, with memory that
-does not grow with the log (issue 17 items 3 and 4), through the real command against
+does not grow with the log (issue 17 items 3, 4 and 5), through the real command against
 `prismer-rt serve --dialect server`."""
 
 from __future__ import annotations
@@ -156,3 +156,25 @@ def test_a_run_ended_by_timeout_saves_the_exact_cursor(
     assert code == 0, err
     assert contents(first) and not set(contents(first)) & set(contents(second))
     assert contents(first) + contents(second) == chatter.sent
+
+
+def test_the_cursor_is_saved_during_the_catch_up(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """kill -9 in the middle of a live run's catch-up: the cursor was saved as the catch-up
+    went (at most four times a second), so the next run prints again only the last moments."""
+    server = server_factory(dialect="server", tokens=["alice", "bob"])
+    join(server, "alice", "bob")
+    send(server, "m", 12_000)
+    cursor = str(tmp_path / "bob.cursor")
+    args = ("listen", "--cursor-file", cursor, "--since", "all")
+    with slowly_read(env_for(server.url, "bob"), *args) as (_, reader):
+        wait_until(lambda: reader.lines() >= 5000, timeout=30)
+    first = ids(reader.data.decode(errors="replace").rsplit("\n", 1)[0])
+    code, out, err = listen(server, "--cursor-file", cursor, "--no-follow")
+    assert code == 0, err
+    again = set(first) & set(ids(out))
+    assert set(first) | set(ids(out)) == set(
+        ids(listen(server, "--since", "all", "--no-follow")[1])
+    )
+    assert len(first) >= 5000 and len(again) < len(first) / 2

@@ -41,7 +41,7 @@ from prismer_cli.listen.eventlog import (
 from prismer_cli.listen.filters import Filters, Predicate
 from prismer_cli.listen.hooks import Hand, Live
 from prismer_cli.listen.placing import place
-from prismer_cli.listen.saver import Saver
+from prismer_cli.listen.saver import Pace, Saver
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.endpoints import JSON
@@ -119,6 +119,7 @@ class Durable:
         self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
         self._printed = 0  # events printed so far, as the catch-up goes
         self._mark: int | None = None  # server dialect: the log's head before connecting
+        self._pace = Pace()
 
     # -- before anything connects ------------------------------------------------------------
     def start(self, deadline: Deadline) -> None:
@@ -294,8 +295,8 @@ class Durable:
         self, out: Output, seen: RecentKeys, printed: int, count: int | None, mark: int | None
     ) -> tuple[int, bool]:
         """Print the stored events after the cursor (catchup.py); (printed, --count reached).
-        The cursor follows each page."""
-        self.seen, self._printed = seen, printed
+        The cursor follows each page, and is saved at most four times a second."""
+        self.seen, self._out, self._printed, self._pace = seen, out, printed, Pace()
         one = None if self.hand is None else partial(self._print, out)
         done = catch_up(
             self.reader, self.cursor, out, seen, self.passes, printed, count, mark,
@@ -304,8 +305,17 @@ class Durable:
         return self._printed, done
 
     def _page_done(self, cursor: int, printed: int) -> None:
-        self.cursor, self._printed = cursor, printed
-        self.after_flush()
+        """After each page of the catch-up: the cursor follows, and is saved when due (the
+        catch-up holds the log, so the saver thread cannot)."""
+        self.cursor = self.flushed = cursor
+        self._printed = printed
+        if self.seen is not None:
+            self.flushed_serial = self.seen.added
+        if self._pace.due():
+            self._save(cursor)
+        if not self.caught_up and self.head is not None and cursor >= self.head:
+            assert self._out is not None
+            self._caught_up(self._out)
 
     def _print(self, out: Output, line: bytes, seq: int) -> None:
         """One stored event on stdout; with a hand, handed on, then passed by the cursor."""

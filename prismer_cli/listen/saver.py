@@ -1,16 +1,33 @@
 """When the cursor is saved (README "Cron and scripts"): at most four times a second while events
-flow, off the live path (`Saver`, a thread), and at every exit (durable.py).
+flow, off the live path (`Saver`, a thread), inline between the pages of a catch-up (`Pace`), and
+at every exit (durable.py).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 from prismer_cli.errors import PrismerError
 from prismer_cli.log import Log
 
 SAVE_INTERVAL = 0.25  # at most this often while events flow; every exit saves too
+
+
+class Pace:
+    """At most one save per SAVE_INTERVAL, for the catch-up's pages (it holds the log)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._next = clock() + SAVE_INTERVAL
+
+    def due(self) -> bool:
+        now = self._clock()
+        if now < self._next:
+            return False
+        self._next = now + SAVE_INTERVAL
+        return True
 
 
 class Saver(threading.Thread):
