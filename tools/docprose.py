@@ -240,6 +240,8 @@ EXIT_STATUS: Final[dict[str, str]] = {
     "or the retries were exhausted.",
     "REJECTED": "The server rejected a command (an error frame or a 4xx answer to it).",
     "INVALID_INPUT": "Some stdin lines were invalid; the valid ones were sent.",
+    "TEMPFAIL": "A transient condition that passes by itself: the cursor file cannot be saved "
+    "for a full disk (a quota, a file size limit); a restart later may succeed.",
     "TIMEOUT": "`--timeout` elapsed before `--count` was reached, or, with `--cursor-file`, "
     "before the handler of `--forward-to` or `--exec` accepted an event.",
     "INTERRUPTED": "Interrupted (Ctrl-C, SIGINT); the socket is closed with code 1000 first.",

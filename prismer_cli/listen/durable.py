@@ -124,7 +124,8 @@ class Durable:
     # -- before anything connects ------------------------------------------------------------
     def start(self, deadline: Deadline) -> None:
         """Lock the cursor file, find the user, check history, and settle where to start;
-        every request ends by the deadline (--timeout)."""
+        every request ends by the deadline (--timeout). The cursor file is written once
+        before anything prints, so that one that cannot be saved fails the run at once."""
         self.endpoint = self.endpoint.until(deadline)
         self.reader.until(deadline)
         if self.file is not None:
@@ -157,10 +158,11 @@ class Durable:
         self.cursor = self.flushed = start
         if self.meta and not self.options.no_follow:
             self.head = self.reader.head()
-        self._save(start)
+        self._save(start, early=True)
         self._started = True
-        self._saver = Saver(self._save_now, self.log)
-        self._saver.start()
+        if not self.options.no_follow:
+            self._saver = Saver(self._save_now, self.log)
+            self._saver.start()
 
     # -- the live connection -------------------------------------------------------------------
     def connect(self, endpoint: Endpoint, resume: Resume, log: Log) -> Connection:
@@ -215,6 +217,9 @@ class Durable:
 
     def after_flush(self) -> None:
         """Output was flushed: everything processed so far is written (or filtered out)."""
+        saver = self._saver
+        if saver is not None and saver.failure is not None:
+            raise saver.failure  # the cursor file cannot be written: said, and the run ends
         if self._owed and self._out is not None and self.seen is not None:
             owed, self._owed = self._owed, []
             for frame in owed:
@@ -227,8 +232,8 @@ class Durable:
         if self.seen is not None:
             self.flushed_serial = self.seen.added
         self.flushed = self.cursor
-        if self._saver is not None:
-            self._saver.poke()
+        if saver is not None:
+            saver.poke()
         if not self.caught_up and self.head is not None and self.cursor >= self.head:
             assert self._out is not None
             self._caught_up(self._out)
@@ -338,18 +343,29 @@ class Durable:
         return cursor
 
     # -- saving ------------------------------------------------------------------------------
-    def _save(self, cursor: int) -> None:
+    def _save(self, cursor: int, *, early: bool = False) -> None:
+        """Save the cursor; `early`: the first save, before anything prints (it writes even
+        when the file holds this cursor already). A file that cannot be written is exit 75
+        (a full disk) or 2 (cursorfile.py)."""
         if self.file is not None and self.user is not None:
-            self.file.save(cursor, self.endpoint.url, self.user, self.dialect)
+            self.file.save(
+                cursor, self.endpoint.url, self.user, self.dialect, force=early,
+                after="nothing was printed" if early else "what was printed since the last save "
+                "will print again in the next run",
+            )  # fmt: skip
 
     def _save_now(self) -> None:
-        """The saver thread's work: find live events in the log if need be, then save."""
+        """The saver thread's work: place the live events in the log if need be, then save.
+        A failure to read the log only delays the placing; one to save ends the run."""
         with self._lock:
             if self._resolving:
-                resolved = self._resolve(None)
-                if resolved > self.cursor:
-                    self.cursor = resolved
-                    self.flushed = resolved
+                try:
+                    resolved = self._resolve(None)
+                except PrismerError as exc:
+                    self.log.info(f"could not read the event log to place live events: {exc}")
+                else:
+                    if resolved > self.cursor:
+                        self.cursor = self.flushed = resolved
             self._save(self.flushed)
 
     def finish(self, out: Output | None, clean: bool) -> None:

@@ -33,7 +33,10 @@ class Pace:
 class Saver(threading.Thread):
     """Saves the cursor off the live path: each poke asks for one more save, coalesced, and
     at most one save per SAVE_INTERVAL, so that the log look-up and the fsync do not compete
-    with every event for the interpreter (bench: live latency with --cursor-file)."""
+    with every event for the interpreter (bench: live latency with --cursor-file).
+
+    A save that fails is said on stderr at once and kept in `failure`: the main thread raises it
+    at its next flush (durable.py), so a run never goes on printing what it cannot record."""
 
     def __init__(self, work: Callable[[], None], log: Log) -> None:
         super().__init__(name="prismer-rt-cursor", daemon=True)
@@ -42,6 +45,7 @@ class Saver(threading.Thread):
         self._wanted = threading.Event()
         self._stopped = threading.Event()
         self._stopping = False
+        self.failure: PrismerError | None = None
 
     def poke(self) -> None:
         self._wanted.set()
@@ -54,8 +58,10 @@ class Saver(threading.Thread):
             self._wanted.clear()
             try:
                 self._work()
-            except (PrismerError, OSError) as exc:
-                self._log.info(f"the cursor was not saved this time: {exc}")
+            except PrismerError as exc:  # the cursor file cannot be written: exit 75 or 2
+                self.failure = exc
+                self._log.warning(str(exc))
+                return
             self._stopped.wait(SAVE_INTERVAL)
 
     def stop(self) -> None:
