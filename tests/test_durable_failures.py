@@ -1,5 +1,6 @@
-"""A durable listen when things go wrong (issue 17 item 7): a cursor file that cannot be saved,
-through the real command against `prismer-rt serve`."""
+"""A durable listen when things go wrong (issue 17 items 7 and 9): a cursor file that cannot be
+saved, --timeout during a catch-up, an event log that fails during a reconnect, through the real
+command against `prismer-rt serve`."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from pathlib import Path
 import requests
 
 from tests.support.cli import Background, command, env_for, run, user_id, wait_until
-from tests.support.serverfixture import ServerFactory
+from tests.support.serverfixture import ServerFactory, ServerProcess
+from tests.support.slowreader import slowly_read
+from tests.test_durable_once import join, send
 
 BOB = user_id("bob")
 
@@ -77,3 +80,53 @@ def test_a_live_listen_says_when_its_saves_fail_and_exits_75_on_sigterm(
     assert result.code == 75, result.err
     assert f"warning: cannot save the cursor to {cursor}: File too large" in result.err
     assert "unexpected" not in result.err
+
+
+def test_timeout_during_a_catch_up_is_a_normal_end(server_factory: ServerFactory) -> None:
+    """--timeout while the log is still being read: exit 0, or 124 with --count, as any other
+    end by --timeout (it was 4, "never connected"); --no-follow as well."""
+    server = server_factory(dialect="server", tokens=["alice", "bob"])
+    join(server, "alice", "bob")
+    send(server, "m", 3000)
+    env = env_for(server.url, "bob")
+    for args, status in [
+        (("--timeout", "1.5"), 0),
+        (("--timeout", "1.5", "--count", "5000"), 124),
+        (("--timeout", "1.5", "--no-follow"), 0),
+    ]:
+        with slowly_read(env, "listen", "--since", "all", *args) as (proc, reader):
+            reader.pause = 0.05  # some 500 lines a second: the log is not read by --timeout
+            assert proc.wait(timeout=20) == status, args
+            assert proc.stderr is not None and b"never" not in proc.stderr.read()
+        assert 0 < reader.lines() < 3000
+
+
+def refused_pages(server: ServerProcess) -> list[dict[str, object]]:
+    return [r for r in server.log() if is_page(r) and r.get("status") == 404]
+
+
+def is_page(record: dict[str, object]) -> bool:
+    return record["kind"] == "rest" and str(record.get("path", "")).startswith("/api/im/sync")
+
+
+def test_the_log_failing_during_a_reconnect_is_retried(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A long-running durable listen whose connection drops while the event log answers 404:
+    said on stderr and retried like any failed connection (it was exit 2, which a unit's
+    RestartPreventExitStatus=2 keeps down); once the log answers, what was missed prints."""
+    server = server_factory(dialect="server", tokens=["alice", "bob"])
+    cursor = str(tmp_path / "bob.cursor")
+    live = Background(
+        "listen", "--cursor-file", cursor, "--timeout", "4", env=env_for(server.url, "bob")
+    )
+    wait_until(lambda: any(r["kind"] == "ws_connect" for r in server.log()))
+    server.set_faults(["no-history", "drop-after=0"])
+    server.emit("task.notification", {"taskId": "t-missed"}, to=BOB)  # logged; drops the socket
+    wait_until(lambda: len(refused_pages(server)) >= 2)
+    server.set_faults([])
+    result = live.wait(timeout=20)
+    assert result.code == 0, result.err
+    assert "the event log answered HTTP 404; retrying" in result.err
+    assert "cannot be used" not in result.err
+    assert [e["payload"]["taskId"] for e in result.lines] == ["t-missed"]

@@ -19,19 +19,21 @@ only once the handler accepted them too: stored events go to it one at a time (`
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 
 import orjson
 
-from prismer_cli.errors import PrismerError, UsageError
+from prismer_cli.errors import ConnectError, PrismerError, UsageError
 from prismer_cli.listen.catchup import catch_up
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.eventlog import (
     PAGE,
+    NoHistory,
     SyncReader,
     check_cursor,
     envelope,
@@ -119,6 +121,7 @@ class Durable:
         self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
         self._printed = 0  # events printed so far, as the catch-up goes
         self._mark: int | None = None  # server dialect: the log's head before connecting
+        self._placed = 0  # RecentKeys.added when the cursor last covered every key (server)
         self._pace = Pace()
 
     # -- before anything connects ------------------------------------------------------------
@@ -174,7 +177,7 @@ class Durable:
             resume.last_event_id = str(self.flushed)
         self._mark = None
         if self.dialect != "docs":
-            with self._lock:
+            with self._lock, _log_failures():
                 self._mark = self.reader.head(self.cursor)
         conn = open_connection(endpoint, resume, log)
         self.dialect = conn.hello.dialect.name  # saved with the cursor, whatever ends the run
@@ -190,7 +193,10 @@ class Durable:
         return conn
 
     def connected(self, live: Live, conn: Connection) -> bool:
-        """After each authentication: catch up from the log (server dialect). True at --count."""
+        """After each authentication: catch up from the log (server dialect). True at --count.
+
+        A log that cannot be read raises ConnectError, which the engine retries as a failed
+        connection (a 404 too: the log was there at the start)."""
         self.seen, self.resume, self._out = live.seen, live.resume, live.out
         self.dialect = conn.hello.dialect.name
         if conn.kind == "sse" and self.dialect == "docs":  # the server replays after the id
@@ -201,8 +207,14 @@ class Durable:
             return False
         live.seen.release()  # what the last connection's catch-up held
         with self._lock:  # after a reconnect too: what was missed meanwhile is in the log
-            printed, done = self.catch_up(live.out, live.seen, live.printed, live.count, self._mark)
-        live.printed = printed
+            try:
+                with _log_failures():
+                    _, done = self.catch_up(
+                        live.out, live.seen, live.printed, live.count, self._mark
+                    )
+            finally:
+                live.printed = self._printed
+            self._placed = live.seen.added  # every event printed so far is behind the cursor
         if not done and not self.caught_up:
             self._caught_up(live.out)
         self._resolving = True
@@ -358,12 +370,15 @@ class Durable:
         """The saver thread's work: place the live events in the log if need be, then save.
         A failure to read the log only delays the placing; one to save ends the run."""
         with self._lock:
-            if self._resolving:
+            limit = self.flushed_serial
+            if self._resolving and limit > self._placed:  # live events printed since
                 try:
                     resolved = self._resolve(None)
                 except PrismerError as exc:
                     self.log.info(f"could not read the event log to place live events: {exc}")
                 else:
+                    if not self._owed:  # else the events owed print at the next flush, or exit
+                        self._placed = limit
                     if resolved > self.cursor:
                         self.cursor = self.flushed = resolved
             self._save(self.flushed)
@@ -380,7 +395,7 @@ class Durable:
             if not self._started:
                 return
             self.reader.until(Deadline(FINAL_GRACE))
-            if self._resolving:
+            if self._resolving and self.flushed_serial > self._placed:
                 try:  # with a hand, what the stream skipped is left to the next run
                     self.flushed = self._resolve(out if clean and self.hand is None else None)
                 except PrismerError as exc:
@@ -396,3 +411,12 @@ class Durable:
         if self.meta:
             out.record({"type": CAUGHT_UP, "payload": {"cursor": self.cursor}})
             out.flush()
+
+
+@contextlib.contextmanager
+def _log_failures() -> Iterator[None]:
+    """After the start, a log that answers 404 is one more failure to retry, not exit 2."""
+    try:
+        yield
+    except NoHistory:  # its message says --since cannot be used: not so once it was
+        raise ConnectError("the event log answered HTTP 404") from None

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from prismer_cli.errors import (
+    ConnectError,
     ConnectionLost,
     ExitStatus,
     Interrupted,
@@ -146,14 +147,25 @@ class Listener:
                     raise TransportError(_give_up(retries.count, reason)) from None
                 self.failures.failed(reason)
                 continue
-            if not evictions:  # after an eviction the backoff keeps growing (never a tight loop)
-                retries.succeeded()
-            self.failures.succeeded()
-            self.evicted = None
             try:
                 self._announce(conn)
-                if self.stored is not None and self.stored.connected(self, conn):
-                    raise _Done
+                if self.stored is not None:
+                    try:
+                        done = self.stored.connected(self, conn)
+                    except ConnectError as exc:  # the log could not be read: as a failed connect
+                        if self.deadline.expired():  # --timeout during the catch-up
+                            return self._timed_out()
+                        reason, retry_after = str(exc), retry_after_of(exc)
+                        if not retries.failed():
+                            raise TransportError(_give_up(retries.count, reason)) from None
+                        self.failures.failed(reason)
+                        continue
+                    if done:
+                        raise _Done
+                if not evictions:  # after an eviction the backoff keeps growing (no tight loop)
+                    retries.succeeded()
+                self.failures.succeeded()
+                self.evicted = None
                 self._pump(conn)
             except _Done:
                 return ExitStatus.OK

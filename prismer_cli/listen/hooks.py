@@ -42,7 +42,8 @@ class Stored(Protocol):
         """Before anything connects; every request ends by the deadline (--timeout)."""
 
     def connected(self, live: Live, conn: Connection) -> bool:
-        """After each authentication, before the live events; True when --count is reached."""
+        """After each authentication, before the live events; True when --count is reached.
+        Raises ConnectError when the stored events cannot be read: a failed connection."""
 
     @property
     def drops_retried_messages(self) -> bool:
