@@ -1,6 +1,7 @@
-"""A durable listen when things go wrong (issue 17 items 7 and 9): a cursor file that cannot be
-saved, --timeout during a catch-up, an event log that fails during a reconnect, through the real
-command against `prismer-rt serve`."""
+"""A durable listen when things go wrong (issue 17 items 7 and 9, issue 18 item 4): a cursor file
+that cannot be saved, --timeout during a catch-up, an event log that fails during a reconnect,
+and a busy server whose seqs are mostly other users', through the real command against
+`prismer-rt serve`."""
 
 from __future__ import annotations
 
@@ -130,3 +131,33 @@ def test_the_log_failing_during_a_reconnect_is_retried(
     assert "the event log answered HTTP 404; retrying" in result.err
     assert "cannot be used" not in result.err
     assert [e["payload"]["taskId"] for e in result.lines] == ["t-missed"]
+
+
+def test_docs_gap_look_ups_are_one_a_second_on_a_busy_server(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """19 of every 20 seqs are other users' events (foreign-seqs=19): each live event's id skips
+    seqs, yet the log is read for skipped ones at most once a second, and nothing is lost: the
+    direct conversation's conversation.create (which the stream leaves out) prints once."""
+    server = server_factory(dialect="docs", tokens=["alice", "bob"], faults=["foreign-seqs=19"])
+    cursor = str(tmp_path / "bob.cursor")
+    live = Background(
+        "listen", "--cursor-file", cursor, "--timeout", "4", env=env_for(server.url, "bob")
+    )
+    wait_until(lambda: any(r["kind"] == "sse_connect" for r in server.log()))
+    started = time.monotonic()
+    sent = [f"m{i}" for i in range(40)]
+    for content in sent:
+        post(server.url, content)
+        time.sleep(0.05)
+    result = live.wait()
+    elapsed = time.monotonic() - started
+    assert result.code == 0, result.err
+    assert [e["type"] for e in result.lines].count("conversation.create") == 1
+    assert [e["payload"]["content"] for e in result.lines if e["type"] == "message.new"] == sent
+    log = server.log()
+    connected = next(r["t"] for r in log if r["kind"] == "sse_connect")
+    lookups = [r for r in log if is_page(r) and r["t"] > connected]
+    assert len(lookups) <= elapsed + 2, (len(lookups), elapsed)  # one a second, one at exit
+    code = run("listen", "--cursor-file", cursor, "--no-follow", env=env_for(server.url, "bob"))
+    assert (code.code, code.out) == (0, ""), code.err

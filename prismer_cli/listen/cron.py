@@ -17,7 +17,7 @@ def no_follow(durable: Durable, out: Output, count: int | None, deadline: Deadli
     clean = False
     try:
         try:
-            _, done = durable.catch_up(out, RecentKeys(), 0, count, None)
+            done = durable.catch_up(out, RecentKeys(), 0, count, None)
         except ConnectError:
             if not deadline.expired():
                 raise

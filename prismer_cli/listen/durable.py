@@ -1,20 +1,27 @@
 """Durable listening: `--since`, `--cursor-file`, `--no-follow` (docs/cli.md "Cron and scripts").
 
-The seam, server dialect: the live connection is opened first, then the log is read from the
-cursor (eventlog.py) and printed, then live events print unless already printed (message ids,
-or the envelope without ackId/timestamp for other events). A live event has no seq there: its
-place in the log is found by reading the log after the cursor (`_resolve`), in a thread of its
-own so the live path never waits for it.
+The seam, server dialect: the log's head is read, the live connection is opened, then the log
+is read from the cursor (catchup.py) and printed, then live events print unless already printed
+(message ids, or the envelope without ackId/timestamp for other events). What the catch-up
+prints after that head may also come live, however much there is: its keys are held
+(RecentKeys.hold) until the next connection; memory never grows with the log. A message the
+server sends again (isRetry) was sent before the connection opened, so its catch-up read past
+it: it never prints again. A live event has no seq there: its place in the log is found by
+reading the log after the cursor (placing.py), in a thread of its own so the live path never
+waits for it, and at exit within a grace of its own.
 
 The seam, docs dialect: the SSE stream is opened with `Last-Event-ID: <cursor>` and the server
 replays what follows before going live; the cursor is the last `id:` passed. The stream does not
-carry every logged event (a direct message's conversation.create): when an `id:` skips seqs after
-the cursor, the skipped ones are read from the log and printed first (`live_id`), as stored
-events, with their seq.
+carry every logged event (a direct message's conversation.create): seqs an `id:` skips after the
+cursor are read from the log and printed as stored events, with their seq, at most one look-up a
+second (gaps.py).
 
-The cursor only ever covers events flushed to stdout (or dropped by a filter): it is taken at
-each flush, saved by the thread, and saved once more at every exit. With a hand (hooks.py),
-only once the handler accepted them too: stored events go to it one at a time (`_print`).
+One filter (filters.py) for stored and live events. The cursor only ever covers events flushed
+to stdout (or dropped by a filter): it is taken at each flush and saved at most four times a
+second (saver.py), during a catch-up too, and once more at every exit. The file is written once
+before anything prints, so that one that cannot be written fails the run before the first line.
+With a hand (hooks.py), only once the handler accepted them too: stored events go to it one at a
+time (`_print`).
 """
 
 from __future__ import annotations
@@ -27,21 +34,14 @@ from functools import partial
 
 import orjson
 
-from prismer_cli.errors import ConnectError, PrismerError, UsageError
+from prismer_cli.errors import ConnectError, PrismerError, TransportError, UsageError
 from prismer_cli.listen.catchup import catch_up
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
-from prismer_cli.listen.eventlog import (
-    PAGE,
-    NoHistory,
-    SyncReader,
-    check_cursor,
-    envelope,
-    seq_of,
-    stored_key,
-)
+from prismer_cli.listen.eventlog import NoHistory, SyncReader, check_cursor, stored_key
 from prismer_cli.listen.filters import Filters, Predicate
-from prismer_cli.listen.hooks import Hand, Live
+from prismer_cli.listen.gaps import Gaps, fill
+from prismer_cli.listen.hooks import DONE, GO, SKIP, Hand, Live
 from prismer_cli.listen.placing import place
 from prismer_cli.listen.saver import Pace, Saver
 from prismer_cli.log import Log
@@ -79,8 +79,8 @@ def parse_since(text: str) -> int | None:
 class Durable:
     """The cursor of one listen: where it starts, what is printed from the log, what is saved.
 
-    The engine's `Stored` hooks (hooks.py): start, connected, after_flush, live_ids, live_id,
-    finish."""
+    The engine's `Stored` hooks (hooks.py): start, connect, connected, after_flush, live_id,
+    wake_at, woke, finish."""
 
     def __init__(
         self,
@@ -111,18 +111,19 @@ class Durable:
         self.caught_up = False
         self.seen: RecentKeys | None = None
         self.resume: Resume | None = None
+        self.gaps = Gaps()  # docs dialect: what the live stream skipped, read at most once a second
         self._live_ids = False  # docs dialect: the cursor is the SSE id
         self._last_id: str | None = None  # docs dialect: the last SSE id handled (live_id)
-        self._resolving = False  # server dialect: live events are found in the log
+        self._resolving = False  # server dialect: live events are placed in the log (placing.py)
+        self._placed = 0  # RecentKeys.added when the cursor last covered every key (server)
+        self._mark: int | None = None  # server dialect: the log's head before connecting
+        self._printed = 0  # events printed so far, as the catch-up goes
         self._saver: Saver | None = None
+        self._pace = Pace()
         self._started = False
         self._lock = threading.Lock()  # one user of the reader's session at a time
         self._out: Output | None = None
-        self._owed: list[JSON] = []  # stored events the live stream skipped (_resolve)
-        self._printed = 0  # events printed so far, as the catch-up goes
-        self._mark: int | None = None  # server dialect: the log's head before connecting
-        self._placed = 0  # RecentKeys.added when the cursor last covered every key (server)
-        self._pace = Pace()
+        self._owed: list[JSON] = []  # stored events the live stream skipped (placing.py)
 
     # -- before anything connects ------------------------------------------------------------
     def start(self, deadline: Deadline) -> None:
@@ -160,7 +161,7 @@ class Durable:
             check_cursor(self.reader, start, where)
         self.cursor = self.flushed = start
         if self.meta and not self.options.no_follow:
-            self.head = self.reader.head()
+            self.head = self.reader.head(start)
         self._save(start, early=True)
         self._started = True
         if not self.options.no_follow:
@@ -209,9 +210,7 @@ class Durable:
         with self._lock:  # after a reconnect too: what was missed meanwhile is in the log
             try:
                 with _log_failures():
-                    _, done = self.catch_up(
-                        live.out, live.seen, live.printed, live.count, self._mark
-                    )
+                    done = self.catch_up(live.out, live.seen, live.printed, live.count, self._mark)
             finally:
                 live.printed = self._printed
             self._placed = live.seen.added  # every event printed so far is behind the cursor
@@ -250,76 +249,83 @@ class Durable:
             assert self._out is not None
             self._caught_up(self._out)
 
+    # -- the docs dialect's live ids -------------------------------------------------------
     @property
     def live_ids(self) -> bool:
         """Docs dialect over SSE: each live `id:` is a seq of the log (see live_id)."""
         return self._live_ids
 
-    def live_id(self, printed: int, count: int | None) -> tuple[int, bool]:
-        """Docs dialect, before each live event is handled: (printed, --count reached).
+    def live_id(self, printed: int, count: int | None) -> tuple[int, int]:
+        """Docs dialect, before each live event is handled: (printed, GO | SKIP | DONE).
 
-        A new `id:` that skips seqs after the cursor means the stream left logged events out
-        (or the replay after Last-Event-ID did): those are read from the log and printed now,
-        before the live event, filtered and de-duplicated as stored events. The cursor then
-        moves to the live id, unless --count was reached among them.
-        """
+        An `id:` the cursor has passed, or one already printed while a gap is open, is SKIP.
+        A new one that skips seqs after the cursor opens a gap (gaps.py): the stored events
+        the stream left out are read from the log and printed first, at once when the log was
+        not read for a gap in the last second, else at the next read; DONE when --count was
+        reached among them. The cursor then moves to the live id, unless a gap stays open."""
         resume = self.resume
         last = resume.last_event_id if resume is not None else None
         if last is None or last == self._last_id:
-            return printed, False  # no id (an ephemeral event) or one already handled
+            return printed, GO  # no id (an ephemeral event) or one already handled
         self._last_id = last
         if not (last.isascii() and last.isdigit()):
-            return printed, False
-        seq = int(last)
-        if seq <= self.cursor:
-            return printed, False
-        if seq > self.cursor + 1:
-            with self._lock:
-                printed, done = self._fill(printed, count, seq)
+            return printed, GO
+        seq, gaps = int(last), self.gaps
+        if seq <= self.cursor or seq in gaps.live:
+            return printed, SKIP
+        if seq > self.cursor + 1 or gaps.live:
+            filled = self._fill(printed, count, seq) if gaps.due() else None
+            if filled is None:  # not due, or the log did not answer: the gap stays open
+                gaps.wait(seq)
+                return printed, GO
+            printed, done = filled
             if done:
-                return printed, True
+                return printed, DONE
         self.cursor = seq
-        return printed, False
+        return printed, GO
 
-    def _fill(self, printed: int, count: int | None, until: int) -> tuple[int, bool]:
-        """Print the stored events after the cursor and before seq `until` (live_id)."""
-        out, seen = self._out, self.seen
-        assert out is not None and seen is not None
-        since = self.cursor
-        while since < until - 1:
-            page = self.reader.page(since, min(PAGE, until - 1 - since))
-            for event in page.events:
-                frame = envelope(event)
-                seq = seq_of(frame)
-                if seq >= until or seq <= since:
-                    return printed, False
-                payload = frame["payload"]
-                view = payload if type(payload) is dict else {}
-                passes = self.passes is None or self.passes(frame["type"], view, frame)
-                if passes and not seen.seen(stored_key(frame["type"], payload)):
-                    self._print(out, orjson.dumps(frame), seq)
-                    printed += 1
-                    if printed == count:
-                        self.cursor = seq
-                        return printed, True
-                self.cursor = since = seq
-            if not page.events or not page.has_more:
-                break
-        return printed, False
+    def wake_at(self) -> float | None:
+        """When the engine is to call `woke` though no event came (an open gap is due)."""
+        return self.gaps.wake_at() if self._live_ids else None
+
+    def woke(self, printed: int, count: int | None) -> tuple[int, bool]:
+        """Read the open gap now, if due: (printed, --count reached)."""
+        gaps = self.gaps
+        if not gaps.live or not gaps.due():
+            return printed, False
+        filled = self._fill(printed, count, gaps.until + 1)
+        return (printed, False) if filled is None else filled
+
+    def _fill(self, printed: int, count: int | None, until: int) -> tuple[int, bool] | None:
+        """Print the stored events after the cursor and before seq `until` that the live
+        stream did not carry (gaps.fill); the cursor follows. None when the log could not be
+        read: the gap stays open, to be read again a second later."""
+        assert self._out is not None and self.seen is not None
+        try:
+            with self._lock, _log_failures():
+                cursor, printed, done = fill(
+                    self.reader, self.cursor, until, self.gaps.live, self._out, self.seen,
+                    self.passes, printed, count, self._one(self._out),
+                )  # fmt: skip
+        except TransportError as exc:
+            self.log.info(f"could not read the event log for what the stream skipped: {exc}")
+            self.gaps.tried()
+            return None
+        self.gaps.read()
+        self.cursor = cursor
+        return printed, done
 
     # -- the log -----------------------------------------------------------------------------
     def catch_up(
         self, out: Output, seen: RecentKeys, printed: int, count: int | None, mark: int | None
-    ) -> tuple[int, bool]:
-        """Print the stored events after the cursor (catchup.py); (printed, --count reached).
-        The cursor follows each page, and is saved at most four times a second."""
+    ) -> bool:
+        """Print the stored events after the cursor (catchup.py); True at --count. The cursor
+        follows each page, and is saved at most four times a second."""
         self.seen, self._out, self._printed, self._pace = seen, out, printed, Pace()
-        one = None if self.hand is None else partial(self._print, out)
-        done = catch_up(
+        return catch_up(
             self.reader, self.cursor, out, seen, self.passes, printed, count, mark,
-            self._page_done, one,
+            self._page_done, self._one(out),
         )  # fmt: skip
-        return self._printed, done
 
     def _page_done(self, cursor: int, printed: int) -> None:
         """After each page of the catch-up: the cursor follows, and is saved when due (the
@@ -334,6 +340,10 @@ class Durable:
             assert self._out is not None
             self._caught_up(self._out)
 
+    def _one(self, out: Output) -> Callable[[bytes, int], None] | None:
+        """With a hand, stored events go one at a time (`_print`); else a page at a time."""
+        return None if self.hand is None else partial(self._print, out)
+
     def _print(self, out: Output, line: bytes, seq: int) -> None:
         """One stored event on stdout; with a hand, handed on, then passed by the cursor."""
         out.line(line)
@@ -342,17 +352,6 @@ class Durable:
             self.hand(line)
             self.cursor = seq
             self.after_flush()
-
-    def _resolve(self, out: Output | None) -> int:
-        """The cursor after the live events printed before the last flush (placing.py); the
-        events owed are kept for the next flush."""
-        assert self.seen is not None
-        cursor, owed = place(
-            self.reader, self.flushed, self.seen, self.flushed_serial, self.passes, out
-        )
-        if owed:
-            self._owed = owed
-        return cursor
 
     # -- saving ------------------------------------------------------------------------------
     def _save(self, cursor: int, *, early: bool = False) -> None:
@@ -370,17 +369,18 @@ class Durable:
         """The saver thread's work: place the live events in the log if need be, then save.
         A failure to read the log only delays the placing; one to save ends the run."""
         with self._lock:
-            limit = self.flushed_serial
-            if self._resolving and limit > self._placed:  # live events printed since
+            limit, seen = self.flushed_serial, self.seen
+            if self._resolving and seen is not None and limit > self._placed:
                 try:
-                    resolved = self._resolve(None)
+                    placed, owed = place(self.reader, self.flushed, seen, limit, self.passes, None)
                 except PrismerError as exc:
                     self.log.info(f"could not read the event log to place live events: {exc}")
                 else:
-                    if not self._owed:  # else the events owed print at the next flush, or exit
+                    self._owed = owed
+                    if not owed:  # else the events owed print at the next flush, or exit
                         self._placed = limit
-                    if resolved > self.cursor:
-                        self.cursor = self.flushed = resolved
+                    if placed > self.cursor:
+                        self.cursor = self.flushed = placed
             self._save(self.flushed)
 
     def finish(self, out: Output | None, clean: bool) -> None:
@@ -395,16 +395,30 @@ class Durable:
             if not self._started:
                 return
             self.reader.until(Deadline(FINAL_GRACE))
-            if self._resolving and self.flushed_serial > self._placed:
-                try:  # with a hand, what the stream skipped is left to the next run
-                    self.flushed = self._resolve(out if clean and self.hand is None else None)
-                except PrismerError as exc:
-                    self.log.warning(f"could not read the event log to place live events: {exc}")
+            try:  # with a hand, what the stream skipped is left to the next run
+                self._place_last(out if clean and self.hand is None else None)
+            except PrismerError as exc:
+                self.log.warning(f"could not read the event log to place live events: {exc}")
             self._save(self.flushed)
         finally:
             if self.file is not None:
                 self.file.unlock()
             self.reader.close()
+
+    def _place_last(self, out: Output | None) -> None:
+        if self._resolving and self.seen is not None and self.flushed_serial > self._placed:
+            self.flushed, _ = place(
+                self.reader, self.flushed, self.seen, self.flushed_serial, self.passes, out
+            )
+        elif self._live_ids and self.gaps.live and self.seen is not None:
+            until = self.gaps.until
+            cursor, _, _ = fill(
+                self.reader, self.cursor, until + 1, self.gaps.live, out, self.seen,
+                self.passes, 0, None,
+            )  # fmt: skip
+            self.flushed = until if cursor >= until else cursor
+            if out is not None:
+                out.flush()
 
     def _caught_up(self, out: Output) -> None:
         self.caught_up = True

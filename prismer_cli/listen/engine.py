@@ -23,7 +23,7 @@ from prismer_cli.errors import (
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.failures import FailureReport
 from prismer_cli.listen.filters import Filters
-from prismer_cli.listen.hooks import Hand, Stored
+from prismer_cli.listen.hooks import DONE, SKIP, Hand, Stored
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import (
@@ -293,7 +293,8 @@ class Listener:
         retry_field = dialect.retry_field
         passes = self.options.filters.predicate(resume.user_id)  # filters.py: one for all paths
         ack, is_seen = conn.ack, self.seen.seen
-        stale_retries = self.stored is not None and self.stored.drops_retried_messages
+        stored = self.stored
+        stale_retries = stored is not None and stored.drops_retried_messages
 
         def line_for(data: bytes) -> bytes | None:
             """The line to print for one frame, or None; acknowledges and de-duplicates."""
@@ -346,35 +347,57 @@ class Listener:
         hand, show = self.options.hand, self.out.flush
         count = self.options.count
         printed = self.printed
-        stored = self.stored
-        live_id = stored.live_id if stored is not None and stored.live_ids else None
+        ids = stored is not None and stored.live_ids
+        live_id = stored.live_id if stored is not None and ids else None
+        deadline = self.deadline.at
         try:
-            for data in conn.messages(self.deadline.at):
-                if live_id is not None:  # docs dialect: print what the stream skipped first
-                    printed, done = live_id(printed, count)
-                    if done:
+            while True:
+                # docs dialect: wake when skipped events are due to be read, even if none come
+                wake = stored.wake_at() if stored is not None and ids else None
+                until = _sooner(deadline, wake)
+                for data in conn.messages(until):
+                    if live_id is not None:  # docs dialect: print what the stream skipped first
+                        printed, verdict = live_id(printed, count)
+                        if verdict == DONE:
+                            flush()
+                            flush_acks()
+                            raise _Done
+                        if verdict == SKIP:  # the cursor has passed it
+                            if not pending():
+                                flush()
+                            continue
+                    line = line_for(data)
+                    if line is not None:
+                        write(line)
+                        if hand is not None:  # on stdout, handed on, and once it was accepted
+                            show()  # the flush that lets the cursor pass it
+                            hand(line)
+                            flush()
+                        printed += 1
+                        if count is not None and printed >= count:
+                            flush()
+                            flush_acks()
+                            raise _Done
+                    if not pending():
                         flush()
                         flush_acks()
-                        raise _Done
-                line = line_for(data)
-                if line is not None:
-                    write(line)
-                    if hand is not None:  # on stdout, handed on, and once it was accepted
-                        show()  # the flush that lets the cursor pass it
-                        hand(line)
-                        flush()
-                    printed += 1
-                    if count is not None and printed >= count:
-                        flush()
-                        flush_acks()
-                        raise _Done
-                if not pending():
-                    flush()
-                    flush_acks()
+                if until == deadline or stored is None:
+                    break
+                printed, done = stored.woke(printed, count)
+                flush()
+                if done:
+                    raise _Done
         finally:
             self.printed = printed
         flush()
         flush_acks()
+
+
+def _sooner(deadline: float | None, wake: float | None) -> float | None:
+    """The sooner of two moments (time.monotonic), None being never."""
+    if deadline is None or wake is None:
+        return wake if deadline is None else deadline
+    return min(deadline, wake)
 
 
 def _give_up(retry: int, reason: str) -> str:
