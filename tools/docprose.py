@@ -29,7 +29,10 @@ DESCRIPTION: Final = (
     "frames and the answers to the client's own protocol traffic (pong, reconnect.ack) are "
     "consumed, not printed; with `--meta`, lifecycle records such as prismer-rt.connected go to "
     "stdout too. A text frame that is not a JSON object is reported on stderr and skipped. "
-    "Events the server delivers twice (the same payload.id, or isRetry) print once.",
+    "Events the server delivers twice (the same payload.id, or isRetry) print once. With "
+    "`--since` and `--cursor-file`, stored events from the server's log come first, filtered as "
+    "live ones are, and a message sent again with isRetry after the cursor passed it never prints "
+    "again.",
     "`--type` and `--conversation` are repeatable: OR within one option, AND across options. "
     "`subscribe` subscribes again after every reconnect. Reconnecting is on by default, with a "
     "backoff from 1 s doubling to 30 s with jitter, reset after each successful authentication; "
