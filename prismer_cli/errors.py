@@ -11,6 +11,7 @@ PrismerError                    exit 1  unexpected
 │   └── ConnectionLost          an established connection went away
 │       └── PartialWrite        ... while frames were written: how many had started
 ├── CommandRejected             exit 5  the server answered a command with an error
+├── TemporaryFailure            exit 75 a transient local condition: try again later
 ├── NotAccepted                 exit 124  --timeout came before a handler accepted an event
 └── Interrupted                 exit 130 or 143: SIGINT / SIGTERM
 """
@@ -30,6 +31,7 @@ class ExitStatus(IntEnum):
     CONNECTION = 4
     REJECTED = 5
     INVALID_INPUT = 6
+    TEMPFAIL = 75  # sysexits.h EX_TEMPFAIL: a restart later may succeed
     TIMEOUT = 124
     INTERRUPTED = 130
     TERMINATED = 143
@@ -85,6 +87,13 @@ class PartialWrite(ConnectionLost):
 
 class CommandRejected(PrismerError):
     status = ExitStatus.REJECTED
+
+
+class TemporaryFailure(PrismerError):
+    """A transient local condition (a cursor file held by another listen, a full disk): not a
+    mistake in the configuration, so a service manager may restart the command (exit 75)."""
+
+    status = ExitStatus.TEMPFAIL
 
 
 class NotAccepted(PrismerError):

@@ -16,6 +16,9 @@ SEND_RETRIES = 3  # send and mark-read: reconnections per batch, and REST retrie
 # The largest WebSocket message the server reads: the real server keeps Node ws's default
 # maxPayload (100 MiB); a bigger one makes it close the connection (1009).
 MAX_MESSAGE_BYTES = 100 * 2**20
+# A durable listen's last look-ups in the event log at exit (placing the last live events, the
+# docs dialect's open gap) get this long of their own, whatever is left of --timeout.
+FINAL_GRACE = 2.0
 
 
 @dataclass(frozen=True)

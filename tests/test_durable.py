@@ -28,6 +28,13 @@ class Poster:
         self.session.headers["Authorization"] = "Bearer alice"
         self.sent: list[str] = []
 
+    def post_content(self, content: str) -> None:
+        answer = self.session.post(
+            f"{self.url}/api/im/direct/{BOB}/messages", json={"content": content}
+        )
+        assert answer.status_code == 201, answer.text
+        self.sent.append(content)
+
     def post(self, n: int = 1, metadata: dict[str, Any] | None = None) -> None:
         for _ in range(n):
             content = f"m{len(self.sent) + 1}"
@@ -222,6 +229,50 @@ def test_filters_and_meta_apply_to_stored_events(server_factory: ServerFactory) 
     assert lines[-1]["payload"]["cursor"] == server.sync_head()
     code, out, _err = listen(server.url, "--since", "all", "--no-follow", "--conversation", "x")
     assert (code, out) == (0, "")
+
+
+def test_every_filter_applies_to_stored_events_as_to_live_ones(
+    server_factory: ServerFactory,
+) -> None:
+    """--match, --conversation, --type and --ignore-self are one filter for stored and live
+    events: --match is not ignored for stored ones (the cron form of "wait for a task" saw an
+    unrelated task and exited 0), and --conversation C keeps C's own conversation.create, whose
+    conversation is the log record's conversationId and payload.id. A stored event keeps the
+    record's conversationId and at."""
+    server = server_factory(dialect="server", tokens=["alice", "bob"])
+    poster = Poster(server.url)
+    for content in ["pear", "apple", "plum", "fig", "kiwi"]:
+        poster.post_content(content)
+    server.emit("task.notification", {"taskId": "t2", "status": "failed"}, to=BOB)
+    code, out, err = listen(
+        server.url, "--since", "all", "--no-follow", "--match", "payload.content=apple"
+    )
+    assert code == 0, err
+    [apple] = _lines(out)
+    conversation = apple["payload"]["conversationId"]
+    assert apple["payload"]["content"] == "apple" and apple["conversationId"] == conversation
+    assert isinstance(apple["at"], str) and isinstance(apple["seq"], int)
+    wait_for_t1 = ("--match", "payload.taskId=t1", "--match", "payload.status=done")
+    code, out, err = listen(
+        server.url, "--since", "all", "--no-follow", *wait_for_t1, "--count", "1"
+    )
+    assert (code, out) == (124, ""), err  # t1 did not finish: not reported as done
+    server.emit("task.notification", {"taskId": "t1", "status": "done"}, to=BOB)
+    code, out, err = listen(
+        server.url, "--since", "all", "--no-follow", *wait_for_t1, "--count", "1"
+    )
+    assert code == 0 and [line["payload"]["taskId"] for line in _lines(out)] == ["t1"], err
+    code, out, err = listen(
+        server.url, "--since", "all", "--no-follow", "--conversation", conversation
+    )
+    assert code == 0, err
+    assert _kinds(out) == ["conversation.create"] + ["message.new"] * 5
+    assert _lines(out)[0]["payload"]["id"] == conversation == _lines(out)[0]["conversationId"]
+    mine = run(
+        "listen", "--since", "all", "--no-follow", "--ignore-self", "--type", "message.new",
+        env=env_for(server.url, "alice"),
+    )  # fmt: skip
+    assert (mine.code, mine.out) == (0, ""), mine.err
 
 
 def test_no_history_is_a_usage_error(server_factory: ServerFactory) -> None:

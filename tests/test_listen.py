@@ -153,6 +153,25 @@ def test_type_and_conversation_filters(server: ServerProcess) -> None:
     ]
 
 
+def test_conversation_filter_keeps_the_conversations_own_events(server: ServerProcess) -> None:
+    """--conversation C keeps an event about C itself: a conversation event whose payload.id is
+    C (its creation), or one whose top-level conversationId is C; not another conversation's."""
+    proc = listen(server, "listen", "--conversation", "c-own", "--count", "3", "--timeout", "5")
+    me = user_id(TOKEN)
+    server.emit("conversation.created", {"id": "c-other", "type": "group"}, to=me)
+    server.emit("conversation.created", {"id": "c-own", "type": "group"}, to=me)
+    server.emit("task.updated", {"taskId": "t", "id": "c-own"}, to=me)  # not a conversation event
+    server.emit("message.new", {"id": "o1", "conversationId": "c-own", "content": "x"}, to=me)
+    server.emit("conversation.update", {"id": "c-own", "title": "renamed"}, to=me)
+    result = proc.wait()
+    assert result.code == 0, result.err
+    assert [(e["type"], e["payload"]["id"]) for e in result.lines] == [
+        ("conversation.created", "c-own"),
+        ("message.new", "o1"),
+        ("conversation.update", "c-own"),
+    ]
+
+
 def test_timeout_without_count_exits_0(server: ServerProcess) -> None:
     """--timeout alone is a normal end: exit 0."""
     start = time.monotonic()

@@ -286,6 +286,22 @@ def test_no_history_fault_hides_the_log(server_factory: ServerFactory) -> None:
     assert call(server, "GET", "/api/im/sync?since=0", token).status_code == 200
 
 
+def test_foreign_seqs_fault_puts_other_users_rows_between(server_factory: ServerFactory) -> None:
+    """foreign-seqs=3: each row of the log follows three rows nobody can read, so a user's seqs
+    jump by four, as on a busy server; the docs SSE ids are those seqs."""
+    server = server_factory(dialect="docs", faults=["foreign-seqs=3"])
+    token, user_id = register(server, "busy")
+    server.emit("task.updated", {"taskId": "a"}, to=user_id)
+    server.emit("task.updated", {"taskId": "b"}, to=user_id)
+    events = sync(server, token, "?since=0")["events"]
+    assert [e["seq"] for e in events] == [4, 8] and head(server) == 8
+    assert [e["data"]["taskId"] for e in events] == ["a", "b"]
+    bad = requests.post(
+        server.url + "/_control/faults", json={"faults": ["foreign-seqs=1:2"]}, timeout=TIMEOUT
+    )
+    assert bad.status_code == 400
+
+
 # ── idempotency keys ─────────────────────────────────────────────────────
 
 

@@ -29,7 +29,10 @@ DESCRIPTION: Final = (
     "frames and the answers to the client's own protocol traffic (pong, reconnect.ack) are "
     "consumed, not printed; with `--meta`, lifecycle records such as prismer-rt.connected go to "
     "stdout too. A text frame that is not a JSON object is reported on stderr and skipped. "
-    "Events the server delivers twice (the same payload.id, or isRetry) print once.",
+    "Events the server delivers twice (the same payload.id, or isRetry) print once. With "
+    "`--since` and `--cursor-file`, stored events from the server's log come first, filtered as "
+    "live ones are, and a message sent again with isRetry after the cursor passed it never prints "
+    "again.",
     "`--type` and `--conversation` are repeatable: OR within one option, AND across options. "
     "`subscribe` subscribes again after every reconnect. Reconnecting is on by default, with a "
     "backoff from 1 s doubling to 30 s with jitter, reset after each successful authentication; "
@@ -240,6 +243,8 @@ EXIT_STATUS: Final[dict[str, str]] = {
     "or the retries were exhausted.",
     "REJECTED": "The server rejected a command (an error frame or a 4xx answer to it).",
     "INVALID_INPUT": "Some stdin lines were invalid; the valid ones were sent.",
+    "TEMPFAIL": "A transient condition that passes by itself: the cursor file cannot be saved "
+    "for a full disk (a quota, a file size limit); a restart later may succeed.",
     "TIMEOUT": "`--timeout` elapsed before `--count` was reached, or, with `--cursor-file`, "
     "before the handler of `--forward-to` or `--exec` accepted an event.",
     "INTERRUPTED": "Interrupted (Ctrl-C, SIGINT); the socket is closed with code 1000 first.",

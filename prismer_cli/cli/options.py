@@ -175,7 +175,7 @@ LISTEN = OptionGroup(
         "--conversation",
         "-c",
         metavar="ID",
-        text="Keep only events of this conversation (repeatable).",
+        text="Keep only events of this conversation, or about it (repeatable).",
     ),
     match=_repeatable(
         "--match",
@@ -225,7 +225,10 @@ LISTEN = OptionGroup(
     ),
     no_follow=_switch(
         "--no-follow",
-        text="Print the stored events and exit 0 without going live (the cron mode).",
+        text=(
+            "Print the stored events and exit 0 without going live (the cron mode); 124 "
+            "when --count is given and not reached."
+        ),
     ),
 )
 

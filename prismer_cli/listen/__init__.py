@@ -2,13 +2,15 @@
 
 - engine.py: the engine (`listen`, `Listener`, `ListenOptions`): connections one after another,
   the hot loop that prints frames, acks after each flush;
-- filters.py: `Filters` (--type, --conversation, --ignore-self, --match), with matcher.py for
-  --match PATH=VALUE;
+- filters.py: `Filters` (--type, --conversation, --ignore-self, --match) as one predicate for
+  live and stored events, with matcher.py for --match PATH=VALUE;
 - dedupe.py: de-duplication with bounded memory; failures.py: connection failures on stderr;
 - hooks.py: the seam (`Stored`) through which the engine calls the durable mode, so that the
   dependency runs one way (durable.py implements it, engine.py takes one);
 - durable.py: `--since`, `--cursor-file`, `--no-follow`, over eventlog.py (the server's event
-  log, read in pages) and cursorfile.py (the cursor file: lock, atomic save); cron.py runs
+  log, read in pages), catchup.py (the stored events after the cursor), placing.py (the server
+  dialect's live events in the log), gaps.py (the docs dialect's skipped seqs), saver.py (when
+  the cursor is saved) and cursorfile.py (the cursor file: lock, atomic save); cron.py runs
   `--no-follow`.
 
 The CLI (prismer_cli/cli/listen.py) imports what it needs from here.

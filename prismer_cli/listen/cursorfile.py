@@ -13,6 +13,7 @@ refuses at once (exit 2) and overlapping cron runs never print an event twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import tempfile
@@ -21,10 +22,13 @@ from typing import Any
 
 import orjson
 
-from prismer_cli.errors import UsageError
+from prismer_cli.errors import TemporaryFailure, UsageError
 from prismer_cli.transport.urls import http_base
 
 VERSION = 1
+# A save that fails for one of these may succeed later (a full disk, a quota, a file size limit):
+# exit 75, not 2 (docs/cli.md "Exit status").
+TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 class CursorFile:
@@ -87,10 +91,32 @@ class CursorFile:
         self.saved = cursor
         return cursor
 
-    def save(self, cursor: int, server: str, user: str, dialect: str | None) -> None:
-        """Write atomically: a temporary file in the same folder, fsync, rename, mode 0600."""
+    def save(
+        self,
+        cursor: int,
+        server: str,
+        user: str,
+        dialect: str | None,
+        *,
+        force: bool = False,
+        after: str = "",
+    ) -> None:
+        """Write atomically: a temporary file in the same folder, fsync, rename, mode 0600;
+        nothing when the file holds this cursor already, unless `force`. A failure is
+        TemporaryFailure (a full disk: exit 75) or UsageError (exit 2); `after` says what it
+        means for the events."""
+        try:
+            self._write(cursor, server, user, dialect, force)
+        except OSError as exc:
+            problem = f"cannot save the cursor to {self.path}: {exc.strerror or exc}"
+            problem += f"; {after}" if after else ""
+            if exc.errno in TRANSIENT_ERRNOS:
+                raise TemporaryFailure(problem) from None
+            raise UsageError(problem) from None
+
+    def _write(self, cursor: int, server: str, user: str, dialect: str | None, force: bool) -> None:
         dialect = dialect or self.binding.get("dialect")
-        if cursor == self.saved and dialect == self.binding.get("dialect"):
+        if cursor == self.saved and dialect == self.binding.get("dialect") and not force:
             return
         data: dict[str, Any] = {"version": VERSION, "server": server_key(server), "user": user}
         if dialect:  # left out while unknown (a --no-follow run without --dialect)

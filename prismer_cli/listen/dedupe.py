@@ -2,6 +2,11 @@
 
 Each key remembers when it was added (`serial`, counting from 0), so a reader can tell the keys
 added before a point (say, the last flush of the output) from those added after it.
+
+`hold()` keeps, from then on, every key added since the oldest one still remembered, until
+`release()`: the durable mode holds the keys of the stored events printed after its live
+connection opened (durable.py), whose live twins may still arrive however many there are; the
+number held is bounded by what happened during one catch-up, not by the size of the log.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from collections.abc import Hashable
 
 class RecentKeys:
     def __init__(self, size: int = 10_000) -> None:
-        self._size = size
+        self.size = size
         self._keys: dict[Hashable, int] = {}
         self._order: deque[Hashable] = deque()
         self.added = 0  # keys added so far: the serial of the next one
+        self._held: int | None = None  # keys from this serial on are not forgotten
 
     def seen(self, key: Hashable) -> bool:
         """True if key was added before (and is still remembered); otherwise remember it."""
@@ -26,9 +32,23 @@ class RecentKeys:
         self.added += 1
         order = self._order
         order.append(key)
-        if len(order) > self._size:
-            del keys[order.popleft()]
+        if len(order) > self.size:
+            self._forget()
         return False
+
+    def _forget(self) -> None:
+        order, keys, held = self._order, self._keys, self._held
+        while len(order) > self.size and (held is None or keys[order[0]] < held):
+            del keys[order.popleft()]
+
+    def hold(self) -> None:
+        """Forget none of the keys remembered now, nor of those added from now on."""
+        if self._held is None:
+            self._held = max(0, self.added - self.size)
+
+    def release(self) -> None:
+        """Back to the last `size` keys (the excess goes as new keys come)."""
+        self._held = None
 
     def serial(self, key: Hashable) -> int | None:
         """When `key` was added, or None if it is not remembered."""

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from prismer_cli.errors import (
+    ConnectError,
     ConnectionLost,
     ExitStatus,
     Interrupted,
@@ -22,8 +23,7 @@ from prismer_cli.errors import (
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.failures import FailureReport
 from prismer_cli.listen.filters import Filters
-from prismer_cli.listen.hooks import Hand, Stored
-from prismer_cli.listen.matcher import all_hold
+from prismer_cli.listen.hooks import DONE, SKIP, Hand, Stored
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import (
@@ -147,14 +147,25 @@ class Listener:
                     raise TransportError(_give_up(retries.count, reason)) from None
                 self.failures.failed(reason)
                 continue
-            if not evictions:  # after an eviction the backoff keeps growing (never a tight loop)
-                retries.succeeded()
-            self.failures.succeeded()
-            self.evicted = None
             try:
                 self._announce(conn)
-                if self.stored is not None and self.stored.connected(self, conn):
-                    raise _Done
+                if self.stored is not None:
+                    try:
+                        done = self.stored.connected(self, conn)
+                    except ConnectError as exc:  # the log could not be read: as a failed connect
+                        if self.deadline.expired():  # --timeout during the catch-up
+                            return self._timed_out()
+                        reason, retry_after = str(exc), retry_after_of(exc)
+                        if not retries.failed():
+                            raise TransportError(_give_up(retries.count, reason)) from None
+                        self.failures.failed(reason)
+                        continue
+                    if done:
+                        raise _Done
+                if not evictions:  # after an eviction the backoff keeps growing (no tight loop)
+                    retries.succeeded()
+                self.failures.succeeded()
+                self.evicted = None
                 self._pump(conn)
             except _Done:
                 return ExitStatus.OK
@@ -279,11 +290,11 @@ class Listener:
         consumed, error_type = dialect.consumed, dialect.error_type
         dedupe_key = dialect.dedupe_key
         ack_field, time_field = dialect.ack_field, dialect.time_field
-        conversation_field, sender_field = dialect.conversation_field, dialect.sender_field
-        filters = self.options.filters
-        types, conversations, match = filters.types, filters.conversations, filters.match
-        me = resume.user_id if filters.ignore_self else None
+        retry_field = dialect.retry_field
+        passes = self.options.filters.predicate(resume.user_id)  # filters.py: one for all paths
         ack, is_seen = conn.ack, self.seen.seen
+        stored = self.stored
+        stale_retries = stored is not None and stored.drops_retried_messages
 
         def line_for(data: bytes) -> bytes | None:
             """The line to print for one frame, or None; acknowledges and de-duplicates."""
@@ -309,17 +320,14 @@ class Listener:
             ack_id = frame.get(ack_field)
             if ack_id is not None:
                 ack(ack_id)
+                if stale_retries and kind == "message.new" and frame.get(retry_field) is True:
+                    return None  # the log gave this message already (durable.py)
             if is_seen(dedupe_key(kind, payload, frame)):
                 return None
             stamp = frame.get(time_field)
             if stamp is not None:
                 resume.last_event_time = stamp
-            if (
-                (types and kind not in types)
-                or (conversations and payload.get(conversation_field) not in conversations)
-                or (me is not None and payload.get(sender_field) == me)
-                or (match and not all_hold(match, frame))
-            ):
+            if passes is not None and not passes(kind, payload, frame):
                 return None
             return data if b"\n" not in data else orjson.dumps(frame)
 
@@ -339,35 +347,57 @@ class Listener:
         hand, show = self.options.hand, self.out.flush
         count = self.options.count
         printed = self.printed
-        stored = self.stored
-        live_id = stored.live_id if stored is not None and stored.live_ids else None
+        ids = stored is not None and stored.live_ids
+        live_id = stored.live_id if stored is not None and ids else None
+        deadline = self.deadline.at
         try:
-            for data in conn.messages(self.deadline.at):
-                if live_id is not None:  # docs dialect: print what the stream skipped first
-                    printed, done = live_id(printed, count)
-                    if done:
+            while True:
+                # docs dialect: wake when skipped events are due to be read, even if none come
+                wake = stored.wake_at() if stored is not None and ids else None
+                until = _sooner(deadline, wake)
+                for data in conn.messages(until):
+                    if live_id is not None:  # docs dialect: print what the stream skipped first
+                        printed, verdict = live_id(printed, count)
+                        if verdict == DONE:
+                            flush()
+                            flush_acks()
+                            raise _Done
+                        if verdict == SKIP:  # the cursor has passed it
+                            if not pending():
+                                flush()
+                            continue
+                    line = line_for(data)
+                    if line is not None:
+                        write(line)
+                        if hand is not None:  # on stdout, handed on, and once it was accepted
+                            show()  # the flush that lets the cursor pass it
+                            hand(line)
+                            flush()
+                        printed += 1
+                        if count is not None and printed >= count:
+                            flush()
+                            flush_acks()
+                            raise _Done
+                    if not pending():
                         flush()
                         flush_acks()
-                        raise _Done
-                line = line_for(data)
-                if line is not None:
-                    write(line)
-                    if hand is not None:  # on stdout, handed on, and once it was accepted
-                        show()  # the flush that lets the cursor pass it
-                        hand(line)
-                        flush()
-                    printed += 1
-                    if count is not None and printed >= count:
-                        flush()
-                        flush_acks()
-                        raise _Done
-                if not pending():
-                    flush()
-                    flush_acks()
+                if until == deadline or stored is None:
+                    break
+                printed, done = stored.woke(printed, count)
+                flush()
+                if done:
+                    raise _Done
         finally:
             self.printed = printed
         flush()
         flush_acks()
+
+
+def _sooner(deadline: float | None, wake: float | None) -> float | None:
+    """The sooner of two moments (time.monotonic), None being never."""
+    if deadline is None or wake is None:
+        return wake if deadline is None else deadline
+    return min(deadline, wake)
 
 
 def _give_up(retry: int, reason: str) -> str:

@@ -4,9 +4,10 @@ Guards against the real server's traps: a page with no events ends the reading w
 `hasMore` says (`limit=0` answers `hasMore: true` with nothing); `since` is always sent as a
 plain integer (anything else is a 500 there); a 404 means the server keeps no history.
 
-Stored events print as the live envelope: `{"type": <type>, "payload": <data>, "seq": <seq>}`,
-with `data.metadata` (a JSON string in the log) turned back into the object the live frame
-carries (docs/cli.md "Cron and scripts").
+Stored events print as the live envelope with everything else the log's record has:
+`{"type": <type>, "payload": <data>, "seq": <seq>, "conversationId": <the record's>, "at": <when
+it was logged>}`, with `data.metadata` (a JSON string in the log) turned back into the object the
+live frame carries (docs/cli.md "Cron and scripts").
 """
 
 from __future__ import annotations
@@ -118,14 +119,17 @@ class SyncReader:
     def anything_after(self, since: int) -> bool:
         return bool(self.page(since, 1).events)
 
-    def head(self) -> int:
-        """The seq of this user's newest event (0 for none): a galloping then binary search on
-        "is there anything after X", a few dozen one-event pages even for millions of events."""
-        if not self.anything_after(0):
-            return 0
-        low, high = 0, 1  # anything after low; high: not known yet
+    def head(self, start: int = 0) -> int:
+        """The seq of this user's newest event (`start` when there is none after it): a
+        galloping then binary search on "is there anything after X" from `start`, a few dozen
+        one-event pages even for millions of events, one when nothing follows `start`."""
+        if not self.anything_after(start):
+            return start
+        low, step = start, 1  # anything after low; low + step: not known yet
+        high = start + step
         while self.anything_after(high):
-            low, high = high, high * 2
+            low, step = high, step * 2
+            high = start + step
         while high - low > 1:  # anything after low, nothing after high
             middle = (low + high) // 2
             if self.anything_after(middle):
@@ -169,7 +173,8 @@ def check_cursor(reader: SyncReader, cursor: int, where: str) -> None:
 
 
 def envelope(event: JSON) -> JSON:
-    """A stored event as the live envelope, with its seq; metadata as an object.
+    """A stored event as the live envelope, with its seq and the record's conversationId and
+    at (when the record has them); metadata as an object.
 
     On the catch-up's hot path (one call per stored event): no context manager, and the
     log's usual `"{}"` becomes `{}` without a parse."""
@@ -182,14 +187,24 @@ def envelope(event: JSON) -> JSON:
             else:
                 with contextlib.suppress(orjson.JSONDecodeError):
                     data["metadata"] = orjson.loads(metadata)
-    return {"type": event.get("type"), "payload": data, "seq": event.get("seq")}
+    frame = {"type": event.get("type"), "payload": data, "seq": event.get("seq")}
+    if "conversationId" in event:
+        frame["conversationId"] = event["conversationId"]
+    if "at" in event:
+        frame["at"] = event["at"]
+    return frame
 
 
-def stored_key(frame: JSON) -> Hashable:
-    """The de-duplication key of a stored event: the live one (Dialect.dedupe_key), so what
-    the catch-up printed does not print again when it also comes live (and the log's second
-    copy of a conversation.create does not print either)."""
-    return Dialect.dedupe_key(frame["type"], frame["payload"], frame)
+def stored_key(kind: object, payload: object) -> Hashable:
+    """The de-duplication key of a stored event: its live twin's (Dialect.dedupe_key, which
+    reads the envelope's type and payload; the record's seq, conversationId and at are not part
+    of it), so that what the catch-up printed does not print again when it also comes live, and
+    the log's second copy of a conversation.create does not print either."""
+    if kind == "message.new" and type(payload) is dict:
+        message_id = payload.get("id")
+        if type(message_id) is str:
+            return message_id
+    return Dialect.dedupe_key(kind, payload, {"type": kind, "payload": payload})  # type: ignore[arg-type]
 
 
 def seq_of(frame: JSON) -> int:

@@ -35,6 +35,10 @@ class Live(Protocol):
         """--count, if given."""
 
 
+# What live_id says of the live event about to be handled (docs dialect, durable.py).
+GO, SKIP, DONE = 0, 1, 2  # print it as usual; the cursor has passed it; --count was reached
+
+
 class Stored(Protocol):
     """Stored events around the live stream (--since, --cursor-file): the engine's hooks."""
 
@@ -42,7 +46,12 @@ class Stored(Protocol):
         """Before anything connects; every request ends by the deadline (--timeout)."""
 
     def connected(self, live: Live, conn: Connection) -> bool:
-        """After each authentication, before the live events; True when --count is reached."""
+        """After each authentication, before the live events; True when --count is reached.
+        Raises ConnectError when the stored events cannot be read: a failed connection."""
+
+    @property
+    def drops_retried_messages(self) -> bool:
+        """Whether a `message.new` the server sends again (isRetry) is one already handled."""
 
     def after_flush(self) -> None:
         """The output was flushed: everything handled so far is written (or filtered out)."""
@@ -51,8 +60,14 @@ class Stored(Protocol):
     def live_ids(self) -> bool:
         """Whether `live_id` is to be called before each live event."""
 
-    def live_id(self, printed: int, count: int | None) -> tuple[int, bool]:
-        """Before each live event: (printed, --count reached), stored events printed first."""
+    def live_id(self, printed: int, count: int | None) -> tuple[int, int]:
+        """Before each live event: (printed, GO | SKIP | DONE), stored events printed first."""
+
+    def wake_at(self) -> float | None:
+        """When (time.monotonic) `woke` is due though no event came, or None."""
+
+    def woke(self, printed: int, count: int | None) -> tuple[int, bool]:
+        """At `wake_at`: (printed, --count reached), stored events printed."""
 
     def finish(self, out: Output | None, clean: bool) -> None:
         """At every exit; `clean`: stored events the live stream skipped may still be printed."""

@@ -62,6 +62,7 @@ class Dialect:
     # Payload and envelope fields the engines read, bound to locals in listen's hot loop.
     ack_field = "ackId"
     time_field = "timestamp"
+    retry_field = "isRetry"  # a frame the server sends again (server dialect)
     conversation_field = "conversationId"
     sender_field = "senderId"
 

@@ -136,6 +136,7 @@ def build_app(options: ServerOptions) -> web.Application:
     """A ready application for these (already validated) options."""
     store = Store(options.tokens, token_ttl=options.token_ttl)
     ctx = ServerContext(options=options, store=store, faults=FaultState(options.faults))
+    store.sync_log.foreign = lambda: ctx.faults.foreign_seqs
     dialect: DialectHandlers = DocsDialect(ctx) if options.dialect == "docs" else ServerDialect(ctx)
     app = web.Application(middlewares=[guard], client_max_size=options.max_message_bytes)
     app[CONTEXT] = ctx

@@ -29,6 +29,10 @@ Given with ``--fault SPEC`` (repeatable) or replaced at run time by ``POST /_con
 ``no-history``
     The server keeps no history it will show: ``GET /api/im/sync`` answers 404 ``Not found``
     and the docs dialect's SSE carries no ``id:`` lines and ignores ``Last-Event-ID``.
+``foreign-seqs=N``
+    Before each row the event log writes, N rows of a user no client knows: as on a busy real
+    server, whose seqs are global, most seqs a client's log skips are other users' events (the
+    docs dialect's SSE ids jump by N + 1 or more).
 ``garbage``
     Right after the auth frame a WebSocket gets the text frames ``this is not json``,
     ``[1,2,3]``, ``"just a string"`` and one binary frame; an SSE stream gets ``data: not json``.
@@ -59,6 +63,7 @@ FAULT_KINDS = (
     "garbage",
     "no-history",
     "concurrent-handling",
+    "foreign-seqs",
 )
 FLAG_KINDS = ("no-websocket", "garbage", "no-history", "concurrent-handling")
 
@@ -107,7 +112,7 @@ def parse_fault(spec: str) -> Fault:
     retry_after = _non_negative(retry_text, "RETRY_AFTER", spec) if colon else None
     if kind == "rate-limit" and retry_after is None:
         raise FaultSpecError(f"fault {spec!r}: use rate-limit=N:RETRY_AFTER")
-    if kind in ("drop-after", "half-open-after", "upgrade-status") and colon:
+    if kind in ("drop-after", "half-open-after", "upgrade-status", "foreign-seqs") and colon:
         raise FaultSpecError(f"fault {spec!r}: {kind} takes a single number")
     if kind == "upgrade-status" and not 400 <= count <= 599:
         raise FaultSpecError(f"fault {spec!r}: CODE must be an HTTP status from 400 to 599")
@@ -185,6 +190,10 @@ class FaultState:
     @property
     def half_open_after(self) -> int | None:
         return self._value("half-open-after")
+
+    @property
+    def foreign_seqs(self) -> int:
+        return self._value("foreign-seqs") or 0
 
     def take_rate_limit(self) -> Refusal | None:
         """Use up one rate-limited request, if any are left."""
