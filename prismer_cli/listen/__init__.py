@@ -18,11 +18,32 @@ The CLI (prismer_cli/cli/listen.py) imports what it needs from here.
 
 from __future__ import annotations
 
-from prismer_cli.listen.cron import no_follow
-from prismer_cli.listen.durable import Durable, DurableOptions, parse_since
+from typing import TYPE_CHECKING
+
 from prismer_cli.listen.engine import Listener, ListenOptions, listen
 from prismer_cli.listen.filters import Filters
 from prismer_cli.listen.matcher import Match
+
+if TYPE_CHECKING:
+    from prismer_cli.listen.cron import no_follow
+    from prismer_cli.listen.durable import Durable, DurableOptions, parse_since
+
+_DURABLE = frozenset({"Durable", "DurableOptions", "no_follow", "parse_since"})
+
+
+def __getattr__(name: str) -> object:
+    """The durable mode's names, imported on first use: a plain listen never loads durable.py
+    (nor requests, over which its event log is read)."""
+    if name == "no_follow":
+        from prismer_cli.listen import cron
+
+        return cron.no_follow
+    if name in _DURABLE:
+        from prismer_cli.listen import durable
+
+        return getattr(durable, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Durable",
