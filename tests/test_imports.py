@@ -67,7 +67,8 @@ def test_a_one_shot_send_imports_no_rest_sse_store_or_server(server: ServerProce
     names = imported(result)
     assert "websocket" in names  # it did go over a WebSocket
     assert loaded(names, NETWORK_EXTRAS + NOT_FOR_WEBSOCKET) == []
-    assert "prismer_cli.cli.listen" not in names  # the other commands are not even built
+    # the other commands are not even built, and the listen engine is not loaded
+    assert loaded(names, ("prismer_cli.cli.listen", "prismer_cli.listen.engine")) == []
 
 
 def test_a_plain_listen_imports_no_rest_sse_store_durable_or_server(

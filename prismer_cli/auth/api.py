@@ -17,7 +17,6 @@ from prismer_cli.protocol.endpoints import ME_PATH, REST_PREFIX, problem_of
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import retry_after
 from prismer_cli.transport.trace import Tracer
-from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 
 REFRESH_PATH = f"{REST_PREFIX}/token/refresh"
@@ -43,6 +42,8 @@ def _call(
     trace: Tracer | None = None,
 ) -> dict[str, Any]:
     import requests  # here: ~60 ms, paid only by a command that does call the server's REST API
+
+    from prismer_cli.transport.tracehttp import traced  # over requests, so here too
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     session = traced(requests.Session(), trace)  # as requests.request, traced or not
