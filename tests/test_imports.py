@@ -11,6 +11,8 @@ framework. The figures behind it: README "Benchmark" (requests alone is ~60 ms).
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -98,3 +100,25 @@ def test_version_does_not_load_the_cli_framework() -> None:
     result = run("--version", env=env_for(None, None, PYTHONPROFILEIMPORTTIME="1"))
     assert result.code == 0 and result.out.startswith("prismer-rt ")
     assert loaded(imported(result), CLI_FRAMEWORK) == []
+
+
+def test_the_garbage_collector_is_on_for_the_commands_work() -> None:
+    """main() turns the collector off while the program starts (start-up makes no garbage);
+    the command itself (a listen that runs for days, serve) runs with it on again."""
+    code = (
+        "import gc, sys\n"
+        "sys.argv = ['prismer-rt', 'config', 'show']\n"
+        "import prismer_cli.cli.run as run\n"
+        "execute = run.execute\n"
+        "def seen(job, g):\n"
+        "    sys.stderr.write(f'collecting: {gc.isenabled()}\\n')\n"
+        "    return execute(job, g)\n"
+        "run.execute = seen\n"
+        "from prismer_cli.cli import main\n"
+        "main()\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env_for(None, None)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "collecting: True" in proc.stderr.splitlines()

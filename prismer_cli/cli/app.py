@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - older typer, on click itself
     from click.exceptions import NoSuchOption  # type: ignore[assignment]
 
 from prismer_cli import __version__
+from prismer_cli.cli import start_collecting
 from prismer_cli.cli.options import CONNECTION
 from prismer_cli.config import CommandLine
 
@@ -164,6 +165,7 @@ def main_callback(
     ] = False,
 ) -> None:
     ctx.obj = g  # connection options before the subcommand: the fallback for its own
+    start_collecting()  # the command is parsed: the garbage collector is on for its work
 
 
 def main() -> None:
