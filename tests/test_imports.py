@@ -91,6 +91,7 @@ def test_help_opens_no_connection_and_loads_no_network_module() -> None:
     result = run("--help", env=env_for(None, None, PYTHONPROFILEIMPORTTIME="1"))
     assert result.code == 0 and "Commands:" in result.out
     names = imported(result)
+    assert loaded(names, CLI_FRAMEWORK) == []  # the generated text (cli/helptext.py)
     assert loaded(names, (*NETWORK_EXTRAS, "websocket", "orjson", "ssl", "rich")) == []
     assert loaded(names, ("prismer_cli.transport", "prismer_cli.send", "prismer_cli.auth")) == []
     assert loaded(names, ("prismer_cli.server.app", "prismer_cli.server.state")) == []
@@ -122,3 +123,25 @@ def test_the_garbage_collector_is_on_for_the_commands_work() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "collecting: True" in proc.stderr.splitlines()
+
+
+@pytest.mark.parametrize("columns", ["", "80", "120", "79", "60"])
+def test_help_is_the_frameworks_text_at_any_width(columns: str) -> None:
+    """`--help` prints exactly what the CLI framework prints: from the generated text at 80
+    columns or more (without loading the framework), from the framework on a narrower one."""
+    env = env_for(None, None, PYTHONPROFILEIMPORTTIME="1", COLUMNS=columns)
+    for flag in ("--help", "-h"):
+        result = run(flag, env=env)
+        framework = subprocess.run(
+            [sys.executable, "-c", FRAMEWORK_ONLY, flag], capture_output=True, text=True, env=env
+        )
+        assert result.code == framework.returncode == 0
+        assert result.out == framework.stdout
+        typer_loaded = "typer" in imported(result)
+        assert typer_loaded == (columns in ("79", "60")), columns
+
+
+# The app itself, as prismer_cli.cli.main runs it when it does not answer by itself.
+FRAMEWORK_ONLY = (
+    "import sys\nsys.argv[0] = 'prismer-rt'\nfrom prismer_cli.cli.app import main\nmain()\n"
+)

@@ -9,6 +9,7 @@ builds `send` alone, not the seven other commands and their forty options.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator, MutableMapping
 from typing import Annotated
 
@@ -23,7 +24,6 @@ except ImportError:  # pragma: no cover - older typer, on click itself
     from click.exceptions import NoSuchOption  # type: ignore[assignment]
 
 from prismer_cli import __version__
-from prismer_cli.cli import start_collecting
 from prismer_cli.cli.options import CONNECTION
 from prismer_cli.config import CommandLine
 
@@ -86,6 +86,15 @@ class Commands(MutableMapping[str, Command]):
 
     def __len__(self) -> int:
         return len(set(COMMANDS) | set(self._built))
+
+
+def start_collecting() -> None:
+    """The program has started: what exists now lives until the end (gc.freeze); collect
+    from here on. Only if main() turned the collector off (not in a test's process); see
+    prismer_cli/cli/__init__.py."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _nearest_option(exc: NoSuchOption) -> None:
