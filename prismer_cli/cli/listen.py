@@ -45,7 +45,6 @@ def _listen(
 ) -> None:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import keeper_for
-        from prismer_cli.cli.handoff import check, make_handoff
         from prismer_cli.listen.engine import ListenOptions, listen
         from prismer_cli.listen.filters import Filters
         from prismer_cli.listen.matcher import Match
@@ -55,7 +54,10 @@ def _listen(
         from prismer_cli.view.names import RestNames, UserNames
 
         durable_options = _durable_options(flags)  # a bad --since: exit 2 before connecting
-        check(handing)
+        if handing.active or handing.forward_replies:  # the hand-off (and requests): only then
+            from prismer_cli.cli.handoff import check, make_handoff
+
+            check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
         view = choose_for(output, g)
         endpoint = keeper.fresh()
@@ -103,7 +105,7 @@ def _listen(
                 hand=hand,
             )
         try:
-            if durable is not None and durable_options.no_follow:
+            if durable is not None and flags.no_follow:
                 return no_follow(durable, out, options.count, Deadline(flags.timeout))
             if durable is not None:  # the cursor's resume point, with the current token
                 keeper.open = durable.connect
