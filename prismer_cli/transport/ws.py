@@ -31,7 +31,6 @@ from prismer_cli.protocol.dialects import (
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.transport.reasons import reason
-from prismer_cli.transport.trace import TracedReader, TracedSocket
 from prismer_cli.transport.urls import ws_url
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
@@ -130,6 +129,8 @@ class WebSocketConnection:
         self._tls = isinstance(ws.sock, ssl.SSLSocket)
         self._reader = FrameReader(self._sock)
         if endpoint.trace is not None:  # --trace: every frame in and out
+            from prismer_cli.transport.trace import TracedReader, TracedSocket
+
             self._sock = TracedSocket(self._sock, endpoint.trace)  # type: ignore[assignment]
             self._reader = TracedReader(self._reader, endpoint.trace)  # type: ignore[assignment]
         self._timeouts = endpoint.timeouts
