@@ -247,9 +247,10 @@ class SocketChannel(Channel):
         frame before it, so it confirms the docs dialect's frames that no pong confirmed yet
         (pongs that come meanwhile confirm their batches too). The wait for it is --wait (at
         least 1 s; 1 s when interrupted); dropping the socket with the server still reading is
-        the last resort, and then what was not confirmed is uncertain. When every frame is
-        confirmed already (the echoes, or the pongs), the close is sent and not waited for: a
-        one-shot send ends one round trip sooner."""
+        the last resort, and then what was not confirmed is uncertain. The server's answer is
+        waited for even when the echoes confirmed everything: closing the socket before it
+        comes would reset the connection under the server's feet (and a reset can drop our
+        close frame)."""
         self._reader.finish()
         linger = max(1.0, self._wait)
         if abandon:
@@ -259,8 +260,6 @@ class SocketChannel(Channel):
                 ExitStatus.INTERRUPTED,
             )
         self._reader.join()
-        if not self._awaiting.unread:  # every frame confirmed (echoes, pongs): not waited for
-            linger = 0.0
         if not self.broken:
             for data in self._conn.close(linger):  # type: ignore[call-arg]
                 self._reader.handle(data)
