@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.cli import Background, Result, env_for, run, wait_for_connections
-from tests.support.serverfixture import ServerProcess, start_server
+from tests.support.serverfixture import ServerProcess, running_server
 
 IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|\s*(\S+)\s*$", re.MULTILINE)
 
@@ -51,11 +51,8 @@ def loaded(names: set[str], forbidden: tuple[str, ...]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    started = start_server(tmp_path_factory.mktemp("imports"), dialect="docs")
-    try:
+    with running_server(tmp_path_factory.mktemp("imports"), dialect="docs") as started:
         yield started
-    finally:
-        started.stop()
 
 
 def profiled(server: ServerProcess) -> dict[str, str]:
