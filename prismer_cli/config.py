@@ -22,10 +22,12 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from prismer_cli.auth.stores import TokenFile, TokenStore, TomlValue
 from prismer_cli.errors import UsageError
+
+if TYPE_CHECKING:  # imported where a token comes from a file: not for one from the environment
+    from prismer_cli.auth.stores import TokenFile, TokenStore
 
 DEFAULT_URL = "https://cloud.prismer.dev"
 TRANSPORTS = ("auto", "ws", "sse")
@@ -241,8 +243,16 @@ def _token_of(data: bytes, what: str) -> str:
 
 def _store_of(name: str) -> TokenFile | None:
     """Where a refreshed token goes: the token file, unless it is stdin or a pipe."""
+    from prismer_cli.auth.stores import TokenFile
+
     path = Path(name).expanduser()
     return TokenFile(path) if name != "-" and path.is_file() else None
+
+
+def _toml_value(path: Path, table: tuple[str, ...], key: str) -> TokenStore:
+    from prismer_cli.auth.stores import TomlValue
+
+    return TomlValue(path, table, key)
 
 
 def _profile_table(data: dict[str, Any], profile: str | None, path: Path) -> dict[str, Any]:
@@ -311,7 +321,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         _refuse_open_file(path, "config file")
         in_profile = bool(profile) and "token" in data["profiles"][profile]
         table_name = ("profiles", profile) if in_profile and profile else ()
-        token = Setting(table["token"], where, TomlValue(path, table_name, "token"))
+        token = Setting(table["token"], where, _toml_value(path, table_name, "token"))
     if token is None and isinstance(table.get("token_file"), str):
         name = table["token_file"]
         token = Setting(
@@ -321,6 +331,8 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         )
     default_token = default_token_path(env)
     if token is None and default_token.exists():
+        from prismer_cli.auth.stores import TokenFile
+
         token = Setting(
             read_token_file(str(default_token), None), str(default_token), TokenFile(default_token)
         )
@@ -330,7 +342,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         token = Setting(
             sdk("auth")["im_token"],
             f"{sdk_path} [auth] im_token",
-            TomlValue(sdk_path, ("auth",), "im_token"),
+            _toml_value(sdk_path, ("auth",), "im_token"),
         )
 
     url = _first(

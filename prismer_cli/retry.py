@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,8 +23,13 @@ from prismer_cli.tuning import Backoff
 MAX_RETRY_AFTER = 300.0  # a longer Retry-After is not waited for in full
 
 
-def delays(backoff: Backoff, rand: Callable[[], float] = random.random) -> Iterator[float]:
-    """The delays before retry 1, 2, 3 ... for ever."""
+def delays(backoff: Backoff, rand: Callable[[], float] | None = None) -> Iterator[float]:
+    """The delays before retry 1, 2, 3 ... for ever (random.random for the jitter by default,
+    imported at the first retry: most runs make none)."""
+    if rand is None:
+        import random
+
+        rand = random.random
     ceiling = min(backoff.cap, backoff.initial)
     while True:
         yield ceiling / 2 + rand() * ceiling / 2
@@ -64,7 +68,7 @@ class Policy:
 class Retries:
     """One loop's consecutive failures: `failed()` counts one, `succeeded()` starts over."""
 
-    def __init__(self, policy: Policy, rand: Callable[[], float] = random.random) -> None:
+    def __init__(self, policy: Policy, rand: Callable[[], float] | None = None) -> None:
         self.policy = policy
         self._rand = rand
         self.count = 0  # failures since the last success: the coming attempt is retry `count`

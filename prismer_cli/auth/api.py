@@ -10,17 +10,16 @@ and 429 raise ConnectError, worth another try later. The token is never part of 
 
 from __future__ import annotations
 
-from typing import Any
-
-import requests
+from typing import TYPE_CHECKING, Any
 
 from prismer_cli.errors import ConnectError
 from prismer_cli.protocol.endpoints import ME_PATH, REST_PREFIX, problem_of
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import retry_after
-from prismer_cli.transport.trace import Tracer
-from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
+
+if TYPE_CHECKING:
+    from prismer_cli.transport.trace import Tracer
 
 REFRESH_PATH = f"{REST_PREFIX}/token/refresh"
 REGISTER_PATH = f"{REST_PREFIX}/register"
@@ -44,6 +43,10 @@ def _call(
     timeout: float,
     trace: Tracer | None = None,
 ) -> dict[str, Any]:
+    import requests  # here: ~60 ms, paid only by a command that does call the server's REST API
+
+    from prismer_cli.transport.tracehttp import traced  # over requests, so here too
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     session = traced(requests.Session(), trace)  # as requests.request, traced or not
     try:

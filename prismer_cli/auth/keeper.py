@@ -19,13 +19,16 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from prismer_cli.auth import api
+from prismer_cli.auth import api  # cheap: it imports requests when it calls the server
 from prismer_cli.auth.claims import DAY, claims_of, expiry_note, expiry_warning
-from prismer_cli.auth.stores import CannotSave, TokenStore
 from prismer_cli.errors import AuthError, ConnectError, PrismerError
 from prismer_cli.log import Log
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
+
+if TYPE_CHECKING:  # a token from the environment has no store: stores.py is not imported
+    from prismer_cli.auth.stores import TokenStore
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,8 @@ class TokenKeeper:
                 "memory only and cannot be saved"
             )
             return
+        from prismer_cli.auth.stores import CannotSave  # loaded already: the store is one
+
         try:
             store.save(token)
         except CannotSave as exc:

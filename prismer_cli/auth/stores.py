@@ -13,11 +13,8 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from prismer_cli.auth.tomledit import NotEditable, replace_value
 
 
 class CannotSave(Exception):
@@ -45,6 +42,8 @@ class TomlValue:
         return f"{self.path} [{'.'.join(self.table)}] {self.key}" if self.table else str(self.path)
 
     def save(self, token: str) -> None:
+        from prismer_cli.auth.tomledit import NotEditable, replace_value
+
         try:
             data = self.path.read_bytes()
             text = replace_value(data.decode("utf-8"), self.table, self.key, token)
@@ -58,6 +57,8 @@ TokenStore = TokenFile | TomlValue
 
 def write_atomically(path: Path, data: bytes, *, mode: int | None = None) -> None:
     """Replace `path` by `data` atomically, with `mode`, else the file's own (0600 if new)."""
+    import tempfile  # here: a command that saves nothing does not pay for it
+
     target = Path(os.path.realpath(path))
     try:
         old_mode = stat.S_IMODE(target.stat().st_mode) if mode is None else mode

@@ -1,26 +1,100 @@
-"""The Typer app: the global options, and every command registered in the order --help lists.
+"""The Typer app: the global options, and every command, in the order --help lists them.
 
 This module parses and wires; it opens no socket. Heavy modules (websocket-client, requests,
-aiohttp) are imported by the commands that use them.
+aiohttp) are imported by the commands that use them. A command's own module is imported, and
+its click command built, only when something asks for that command (`Commands`): running it,
+or a listing (--help, completion, a suggestion for a typo, tools/docgen.py). A one-shot `send`
+builds `send` alone, not the seven other commands and their forty options.
 """
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
 
 try:  # typer >= 0.28 carries its own copy of click
+    from typer._click.core import Command
     from typer._click.exceptions import NoSuchOption
 except ImportError:  # pragma: no cover - older typer, on click itself
+    from click.core import Command  # type: ignore[assignment]
     from click.exceptions import NoSuchOption  # type: ignore[assignment]
 
 from prismer_cli import __version__
-from prismer_cli.cli import chat, config, listen, register, send, whoami
 from prismer_cli.cli.options import CONNECTION
 from prismer_cli.config import CommandLine
-from prismer_cli.server.command import register as register_serve
+
+# Every command and the module that registers it, in --help's order (the group comes last).
+COMMANDS = (
+    "listen",
+    "subscribe",
+    "send",
+    "mark-read",
+    "chat",
+    "register",
+    "whoami",
+    "serve",
+    "config",
+)
+
+
+def _registrar(name: str) -> Callable[[typer.Typer], None]:
+    """The `register(app)` of the module that declares the command `name`."""
+    if name in ("listen", "subscribe"):
+        from prismer_cli.cli.listen import register
+    elif name in ("send", "mark-read"):
+        from prismer_cli.cli.send import register
+    elif name == "chat":
+        from prismer_cli.cli.chat import register
+    elif name == "register":
+        from prismer_cli.cli.register import register
+    elif name == "whoami":
+        from prismer_cli.cli.whoami import register
+    elif name == "serve":  # the stand-in server declares its own options
+        from prismer_cli.server.command import register
+    else:
+        from prismer_cli.cli.config import register
+    return register
+
+
+class Commands(MutableMapping[str, Command]):
+    """The group's commands, each built when first looked up: its module registers it (and
+    its neighbours) in an app of its own, as in the main one, and Typer builds them."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, Command] = {}
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in self._built and name in COMMANDS:
+            part = typer.Typer(rich_markup_mode=None, pretty_exceptions_enable=False)
+            _registrar(name)(part)
+            for built, command in typer.main.get_group(part).commands.items():
+                self._built.setdefault(built, command)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        del self._built[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*COMMANDS, *(name for name in self._built if name not in COMMANDS)])
+
+    def __len__(self) -> int:
+        return len(set(COMMANDS) | set(self._built))
+
+
+def start_collecting() -> None:
+    """The program has started: what exists now lives until the end (gc.freeze); collect
+    from here on. Only if main() turned the collector off (not in a test's process); see
+    prismer_cli/cli/__init__.py."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _nearest_option(exc: NoSuchOption) -> None:
@@ -42,7 +116,14 @@ def _nearest_option(exc: NoSuchOption) -> None:
 
 
 class _Group(TyperGroup):
-    """The app's group: unknown options suggest the nearest real option, or nothing."""
+    """The app's group: its commands built when needed (`Commands`); unknown options suggest
+    the nearest real option, or nothing."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        commands = Commands()
+        commands.update(self.commands)
+        self.commands = commands
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         try:
@@ -93,15 +174,7 @@ def main_callback(
     ] = False,
 ) -> None:
     ctx.obj = g  # connection options before the subcommand: the fallback for its own
-
-
-config.register(app)
-listen.register(app)
-send.register(app)
-chat.register(app)
-register.register(app)
-whoami.register(app)
-register_serve(app)  # the stand-in server declares its own options
+    start_collecting()  # the command is parsed: the garbage collector is on for its work
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,6 +21,20 @@ from prismer_cli.errors import ExitStatus
 from prismer_cli.log import Log
 from prismer_cli.view import ViewFlags
 
+if TYPE_CHECKING:
+    from prismer_cli.listen.durable import DurableOptions
+
+
+def _durable_options(flags: ListenFlags) -> DurableOptions | None:
+    """--since, --cursor-file, --no-follow: the durable mode (listen/durable.py, which reads the
+    event log over requests) is imported only when one of them is given."""
+    if flags.since == "now" and flags.cursor_file is None and not flags.no_follow:
+        return None
+    from prismer_cli.listen.durable import DurableOptions, parse_since
+
+    parse_since(flags.since)
+    return DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
+
 
 def _listen(
     g: CommandLine,
@@ -31,25 +45,19 @@ def _listen(
 ) -> None:
     def job(log: Log) -> ExitStatus:
         from prismer_cli.cli.endpoint import keeper_for
-        from prismer_cli.cli.handoff import check, make_handoff
-        from prismer_cli.listen import (
-            Durable,
-            DurableOptions,
-            Filters,
-            ListenOptions,
-            Match,
-            listen,
-            no_follow,
-            parse_since,
-        )
+        from prismer_cli.listen.engine import ListenOptions, listen
+        from prismer_cli.listen.filters import Filters
+        from prismer_cli.listen.matcher import Match
         from prismer_cli.output import close_on_hangup
         from prismer_cli.retry import Deadline, Policy
         from prismer_cli.view.choice import choose_for, event_output
         from prismer_cli.view.names import RestNames, UserNames
 
-        durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
-        parse_since(flags.since)  # a bad --since is exit 2 before anything connects
-        check(handing)
+        durable_options = _durable_options(flags)  # a bad --since: exit 2 before connecting
+        if handing.active or handing.forward_replies:  # the hand-off (and requests): only then
+            from prismer_cli.cli.handoff import check, make_handoff
+
+            check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
         view = choose_for(output, g)
         endpoint = keeper.fresh()
@@ -83,7 +91,10 @@ def _listen(
             hand=hand,
         )
         durable = None
-        if durable_options.active:
+        if durable_options is not None:
+            from prismer_cli.listen.cron import no_follow
+            from prismer_cli.listen.durable import Durable
+
             durable = Durable(
                 endpoint,
                 durable_options,
@@ -94,7 +105,7 @@ def _listen(
                 hand=hand,
             )
         try:
-            if durable is not None and durable_options.no_follow:
+            if durable is not None and flags.no_follow:
                 return no_follow(durable, out, options.count, Deadline(flags.timeout))
             if durable is not None:  # the cursor's resume point, with the current token
                 keeper.open = durable.connect

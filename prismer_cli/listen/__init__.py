@@ -13,16 +13,43 @@
   the cursor is saved) and cursorfile.py (the cursor file: lock, atomic save); cron.py runs
   `--no-follow`.
 
-The CLI (prismer_cli/cli/listen.py) imports what it needs from here.
+The CLI (prismer_cli/cli/listen.py) imports what it needs from the modules themselves; the
+names below are also here, each imported on first use.
 """
 
 from __future__ import annotations
 
-from prismer_cli.listen.cron import no_follow
-from prismer_cli.listen.durable import Durable, DurableOptions, parse_since
-from prismer_cli.listen.engine import Listener, ListenOptions, listen
-from prismer_cli.listen.filters import Filters
-from prismer_cli.listen.matcher import Match
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from prismer_cli.listen.cron import no_follow
+    from prismer_cli.listen.durable import Durable, DurableOptions, parse_since
+    from prismer_cli.listen.engine import Listener, ListenOptions, listen
+    from prismer_cli.listen.filters import Filters
+    from prismer_cli.listen.matcher import Match
+
+# Each name and its module, imported on first use: a plain listen never loads durable.py (nor
+# requests, over which its event log is read), and a module that wants one part (the view's
+# --format takes matcher.py) does not load the engine.
+_HOMES = {
+    "Durable": "durable",
+    "DurableOptions": "durable",
+    "no_follow": "cron",
+    "parse_since": "durable",
+    "Listener": "engine",
+    "ListenOptions": "engine",
+    "listen": "engine",
+    "Filters": "filters",
+    "Match": "matcher",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Durable",

@@ -44,6 +44,9 @@ class Reader:
         self._pongs: dict[str, threading.Event] = {}
         self.finishing = False  # the channel is closing: stop once nothing awaits the server
         self.evicted = ""  # the server's eviction notice, said when the connection ends
+        self._wake: Callable[[], None] | None = getattr(conn, "wake", None)
+        if self._wake is not None:
+            conn.enable_wake()  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._run, name="prismer-rt-reader", daemon=True)
         self._thread.start()
 
@@ -52,6 +55,13 @@ class Reader:
 
     def join(self, timeout: float | None = None) -> None:
         self._thread.join(timeout)
+
+    def finish(self) -> None:
+        """The writer is done: stop as soon as nothing awaits the server, which may be now
+        (the thread is woken rather than left to wait for input up to TICK)."""
+        self.finishing = True
+        if self._wake is not None:
+            self._wake()
 
     def expect_pong(self, sync_id: str) -> threading.Event:
         """An event set when the protocol-level pong to `sync_id` comes (or the reader ends)."""
@@ -70,6 +80,8 @@ class Reader:
             while not (self.finishing and awaiting.answered()):
                 for data in conn.messages(time.monotonic() + TICK):
                     self.handle(data)
+                    if self.finishing and awaiting.answered():  # the last echo: stop now
+                        break
                     if len(awaiting.ready) >= BURST:  # the server works while the rest is read
                         self._write_ready()
                     if not conn.pending():

@@ -247,8 +247,11 @@ class SocketChannel(Channel):
         frame before it, so it confirms the docs dialect's frames that no pong confirmed yet
         (pongs that come meanwhile confirm their batches too). The wait for it is --wait (at
         least 1 s; 1 s when interrupted); dropping the socket with the server still reading is
-        the last resort, and then what was not confirmed is uncertain."""
-        self._reader.finishing = True
+        the last resort, and then what was not confirmed is uncertain. The server's answer is
+        waited for even when the echoes confirmed everything: closing the socket before it
+        comes would reset the connection under the server's feet (and a reset can drop our
+        close frame)."""
+        self._reader.finish()
         linger = max(1.0, self._wait)
         if abandon:
             linger = 1.0

@@ -31,7 +31,6 @@ from prismer_cli.protocol.dialects import (
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.transport.reasons import reason
-from prismer_cli.transport.trace import TracedReader, TracedSocket
 from prismer_cli.transport.urls import ws_url
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
@@ -130,6 +129,8 @@ class WebSocketConnection:
         self._tls = isinstance(ws.sock, ssl.SSLSocket)
         self._reader = FrameReader(self._sock)
         if endpoint.trace is not None:  # --trace: every frame in and out
+            from prismer_cli.transport.trace import TracedReader, TracedSocket
+
             self._sock = TracedSocket(self._sock, endpoint.trace)  # type: ignore[assignment]
             self._reader = TracedReader(self._reader, endpoint.trace)  # type: ignore[assignment]
         self._timeouts = endpoint.timeouts
@@ -140,6 +141,8 @@ class WebSocketConnection:
         self._last_rx = time.monotonic()
         self._last_ping = 0.0
         self.on_pong: Callable[[bytes], None] | None = None  # called with each pong's payload
+        self._wake_pipe: tuple[int, int] | None = None  # enable_wake(): (read end, write end)
+        self._woken = False
         self.closed_cleanly = False  # close(): the server answered our close frame
         self.dialect: Dialect
         self.hello: Hello
@@ -220,6 +223,9 @@ class WebSocketConnection:
         clock = time.monotonic
         while True:
             if not buffered() and not readable(self._next_wakeup(clock(), deadline)):
+                if self._woken:  # wake(): as at the deadline
+                    self._woken = False
+                    return
                 if self._idle(deadline):
                     return
                 continue
@@ -256,7 +262,30 @@ class WebSocketConnection:
         """Wait for input without touching the socket's timeout, which writes share."""
         if self._tls and self._sock.pending():  # type: ignore[attr-defined]
             return True
-        return bool(select.select((self._sock,), (), (), timeout)[0])
+        if self._wake_pipe is None:
+            return bool(select.select((self._sock,), (), (), timeout)[0])
+        sock, wake = self._sock.fileno(), self._wake_pipe[0]
+        ready = select.select((sock, wake), (), (), timeout)[0]
+        if wake in ready:
+            with contextlib.suppress(OSError):  # closed by abort() meanwhile
+                os.read(wake, 4096)
+            self._woken = True
+        return sock in ready
+
+    # -- waking a reader thread ------------------------------------------------------------
+    def enable_wake(self) -> None:
+        """Let wake() end a wait for input (send's reader thread, which another thread tells
+        when to stop); listen, which reads in its only thread, never pays for the pipe."""
+        if self._wake_pipe is None:
+            self._wake_pipe = os.pipe()
+            os.set_blocking(self._wake_pipe[1], False)
+
+    def wake(self) -> None:
+        """Make messages(), waiting for input in another thread, return now as at its deadline
+        (once: a messages() called after that waits again)."""
+        if self._wake_pipe is not None:
+            with contextlib.suppress(OSError):  # a byte is there already, or it is closed
+                os.write(self._wake_pipe[1], b"w")
 
     def _next_wakeup(self, now: float, deadline: float | None) -> float:
         timeouts = self._timeouts
@@ -369,3 +398,6 @@ class WebSocketConnection:
         with contextlib.suppress(OSError):  # already disconnected: closing is all that is left
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
+        pipe, self._wake_pipe = self._wake_pipe, None
+        for fd in pipe or ():
+            os.close(fd)

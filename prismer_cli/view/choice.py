@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, BinaryIO
 from prismer_cli.errors import UsageError
 from prismer_cli.output import Output
 from prismer_cli.view import OUTPUTS, View, ViewFlags
-from prismer_cli.view.template import Template
 
 if TYPE_CHECKING:
     from prismer_cli.config import CommandLine
@@ -34,6 +33,8 @@ def choose(flags: ViewFlags, configured: object, env: Mapping[str, str]) -> View
         raise UsageError(f"{' and '.join(given)} exclude each other: give one")
     color = wanted(flags.color, sys.stdout, env)
     if flags.format is not None:
+        from prismer_cli.view.template import Template  # and listen/matcher.py: --format only
+
         return View("format", Template.parse(flags.format))
     if flags.pretty:
         return View("pretty", color=color)
