@@ -14,7 +14,16 @@ from pathlib import Path
 import requests
 import websocket
 
-from tests.support.cli import env_for, join_conversations, run, user_id, wait_until
+from tests.support.cli import (
+    Background,
+    accepted_connections,
+    env_for,
+    join_conversations,
+    run,
+    user_id,
+    wait_for_connections,
+    wait_until,
+)
 from tests.support.serverfixture import ServerFactory, ServerProcess
 from tests.support.slowreader import slowly_read
 
@@ -178,3 +187,34 @@ def test_the_cursor_is_saved_during_the_catch_up(
         ids(listen(server, "--since", "all", "--no-follow")[1])
     )
     assert len(first) >= 5000 and len(again) < len(first) / 2
+
+
+def test_a_re_run_send_does_not_reprint_what_an_earlier_run_printed(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A killed `send` run again with the same idempotency keys makes the server broadcast the
+    stored messages again (a new ackId, no isRetry): a durable listen whose cursor passed them
+    in an earlier run does not print them again (found by bench/soak.py); a new one prints."""
+    server = server_factory(dialect="server", tokens=["alice", "bob"])
+    join(server, "alice", "bob")
+    cursor = str(tmp_path / "bob.cursor")
+    batch = "".join(
+        json.dumps({"conversationId": CONV, "content": f"k-{i}", "idempotencyKey": f"soak-{i}"})
+        + "\n"
+        for i in range(5)
+    )
+    alice = env_for(server.url, "alice")
+    assert run("send", env=alice, input=batch).code == 0
+    code, out, _ = listen(server, "--cursor-file", cursor, "--since", "all", "--no-follow")
+    assert code == 0 and contents(out) == [f"k-{i}" for i in range(5)]
+    before = len(accepted_connections(server.log()))
+    live = Background(
+        "listen", "--cursor-file", cursor, "--timeout", "4", env=env_for(server.url, "bob")
+    )
+    wait_for_connections(server, before + 1)
+    again = run("send", env=alice, input=batch)  # the same keys: stored once, broadcast again
+    assert again.code == 0 and len(server.messages(CONV)) == 5
+    assert run("send", CONV, "fresh", env=alice).code == 0
+    result = live.wait()
+    assert result.code == 0, result.err
+    assert contents(result.out) == ["fresh"]

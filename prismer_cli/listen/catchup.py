@@ -12,9 +12,11 @@ from collections.abc import Callable
 
 import orjson
 
+from prismer_cli.errors import PrismerError
 from prismer_cli.listen.dedupe import RecentKeys
-from prismer_cli.listen.eventlog import SyncReader, envelope, stored_key
+from prismer_cli.listen.eventlog import SyncReader, envelope, seq_of, stored_key
 from prismer_cli.listen.filters import Predicate
+from prismer_cli.log import Log
 from prismer_cli.output import Output
 
 
@@ -76,3 +78,26 @@ def catch_up(
 def _last_seq(events: list[dict[str, object]]) -> int:
     seq = events[-1].get("seq")
     return seq if type(seq) is int else 0
+
+
+LOOK_BACK = 500  # log seqs before the start cursor whose messages are remembered as printed
+
+
+def remember_passed(reader: SyncReader, start: int, seen: RecentKeys, log: Log) -> None:
+    """Server dialect, once per run: the messages of the last LOOK_BACK seqs up to the start
+    cursor count as printed. A send that repeats an idempotency key (a killed `send` run again)
+    makes the server broadcast the stored message again, with a new ackId and no isRetry; a
+    message the cursor passed in an earlier run would otherwise print again. A failure here
+    costs nothing but that memory."""
+    since = max(0, start - LOOK_BACK)
+    if start <= since:
+        return
+    try:
+        events = reader.page(since, start - since).events
+    except PrismerError as exc:
+        log.info(f"could not read the event log before the cursor: {exc}")
+        return
+    for event in events:
+        frame = envelope(event)
+        if frame["type"] == "message.new" and seq_of(frame) <= start:
+            seen.seen(stored_key("message.new", frame["payload"]))

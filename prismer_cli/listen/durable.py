@@ -35,7 +35,7 @@ from functools import partial
 import orjson
 
 from prismer_cli.errors import ConnectError, PrismerError, TransportError, UsageError
-from prismer_cli.listen.catchup import catch_up
+from prismer_cli.listen.catchup import catch_up, remember_passed
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.eventlog import NoHistory, SyncReader, check_cursor, stored_key
@@ -121,6 +121,7 @@ class Durable:
         self._saver: Saver | None = None
         self._pace = Pace()
         self._started = False
+        self._start: int | None = None  # the start cursor, until remember_passed ran
         self._lock = threading.Lock()  # one user of the reader's session at a time
         self._out: Output | None = None
         self._owed: list[JSON] = []  # stored events the live stream skipped (placing.py)
@@ -159,7 +160,7 @@ class Durable:
             start = self.reader.head()
         else:
             check_cursor(self.reader, start, where)
-        self.cursor = self.flushed = start
+        self.cursor = self.flushed = self._start = start
         if self.meta and not self.options.no_follow:
             self.head = self.reader.head(start)
         self._save(start, early=True)
@@ -208,6 +209,9 @@ class Durable:
             return False
         live.seen.release()  # what the last connection's catch-up held
         with self._lock:  # after a reconnect too: what was missed meanwhile is in the log
+            if self._start is not None:  # once: what the cursor passed before this run
+                remember_passed(self.reader, self._start, live.seen, self.log)
+                self._start = None
             try:
                 with _log_failures():
                     done = self.catch_up(live.out, live.seen, live.printed, live.count, self._mark)
