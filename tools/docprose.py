@@ -132,8 +132,8 @@ ENVIRONMENT: Final = (
     (
         "PRISMER_RT_CONNECT_TIMEOUT",
         "Seconds for one connection attempt as a whole (TCP, TLS, handshake, authentication, "
-        "any SSE fallback), or one REST request. "
-        "Default 10.",
+        "any SSE fallback), or one REST request or page of the event log, answer included: a "
+        "server that sends its bytes slowly cannot stretch it. Default 10.",
     ),
     (
         "PRISMER_RT_PING_INTERVAL",

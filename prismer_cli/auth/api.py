@@ -10,6 +10,7 @@ and 429 raise ConnectError, worth another try later. The token is never part of 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -21,6 +22,7 @@ from prismer_cli.transport.base import retry_after
 from prismer_cli.transport.trace import Tracer
 from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
+from prismer_cli.transport.watchdog import Watch
 
 REFRESH_PATH = f"{REST_PREFIX}/token/refresh"
 REGISTER_PATH = f"{REST_PREFIX}/register"
@@ -44,12 +46,14 @@ def _call(
     timeout: float,
     trace: Tracer | None = None,
 ) -> dict[str, Any]:
+    """One request, answer included, within `timeout` however slowly it comes (watchdog.py)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     session = traced(requests.Session(), trace)  # as requests.request, traced or not
     try:
-        answer = session.request(
-            method, endpoint_url(url, path), json=body, headers=headers, timeout=timeout
-        )
+        with Watch().step(time.monotonic() + timeout, f"{method} {path}", timeout):
+            answer = session.request(
+                method, endpoint_url(url, path), json=body, headers=headers, timeout=timeout
+            )
     except requests.RequestException as exc:
         raise ConnectError(f"cannot reach the server: {redact(str(exc), token)}") from None
     finally:

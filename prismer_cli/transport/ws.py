@@ -33,6 +33,7 @@ from prismer_cli.transport.base import Endpoint, Resume, retry_after
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.trace import TracedReader, TracedSocket
 from prismer_cli.transport.urls import ws_url
+from prismer_cli.transport.watchdog import Watch
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
     OP_CLOSE,
@@ -42,6 +43,7 @@ from prismer_cli.transport.wsframes import (
     ConnectionClosedError,
     FrameError,
     FrameReader,
+    Receiver,
     decode_close,
     encode_close,
     encode_frame,
@@ -112,6 +114,35 @@ class _MaskKeys:
         return self._pool[at : at + 4]
 
 
+class _BoundedReceiver:
+    """The frame reader's recv_into, bounded by `until` (monotonic; None: only the socket's
+    stall timeout). A frame whose bytes trickle in cannot hold a read past `until`: each
+    receive that would block waits in select() for what is left, then raises TimeoutError.
+    `ready`: the caller's select() just found input, so the next receive need not ask again
+    (on the hot path there is one select() per receive, as without a bound)."""
+
+    __slots__ = ("_recv", "_sock", "_tls", "ready", "until")
+
+    def __init__(self, sock: socket.socket, tls: bool) -> None:
+        self._sock = sock
+        self._recv = sock.recv_into
+        self._tls = tls
+        self.until: float | None = None
+        self.ready = False
+
+    def recv_into(self, buffer: memoryview, /) -> int:
+        until = self.until
+        if until is not None and not self.ready and not self._buffered_by_tls():
+            left = until - time.monotonic()
+            if left <= 0 or not select.select((self._sock,), (), (), left)[0]:
+                raise TimeoutError("the deadline came in the middle of a frame")
+        self.ready = False
+        return self._recv(buffer)
+
+    def _buffered_by_tls(self) -> bool:
+        return self._tls and bool(self._sock.pending())  # type: ignore[attr-defined]
+
+
 def _lost(exc: BaseException) -> ConnectionLost:
     if isinstance(exc, ConnectionClosedError):
         return ConnectionLost("the server closed the connection without a close frame")
@@ -128,7 +159,9 @@ class WebSocketConnection:
         assert ws.sock is not None
         self._sock: socket.socket = ws.sock
         self._tls = isinstance(ws.sock, ssl.SSLSocket)
-        self._reader = FrameReader(self._sock)
+        self._receiver = _BoundedReceiver(self._sock, self._tls)
+        receiver: Receiver = self._receiver
+        self._reader = FrameReader(receiver)
         if endpoint.trace is not None:  # --trace: every frame in and out
             self._sock = TracedSocket(self._sock, endpoint.trace)  # type: ignore[assignment]
             self._reader = TracedReader(self._reader, endpoint.trace)  # type: ignore[assignment]
@@ -147,9 +180,18 @@ class WebSocketConnection:
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, endpoint: Endpoint, resume: Resume) -> WebSocketConnection:
-        conn = cls(_open_socket(endpoint), endpoint)
+        """Connect and authenticate, all of it by the attempt's deadline (or within the connect
+        timeout), however slowly the server's bytes come (watchdog.py)."""
+        at = endpoint.deadline.at
+        if at is None:
+            at = time.monotonic() + endpoint.timeouts.connect
+        watch = Watch()
+        with watch.step(at, "the WebSocket handshake (TCP, TLS, upgrade)"):
+            ws = _open_socket(endpoint)
+        conn = cls(ws, endpoint)
         try:
-            conn._authenticate(endpoint.dialect or resume.dialect)
+            with watch.step(at, "the authentication frame"):
+                conn._authenticate(endpoint.dialect or resume.dialect)
         except BaseException:
             conn.abort()
             raise
@@ -217,14 +259,22 @@ class WebSocketConnection:
     # -- receiving -------------------------------------------------------------------------
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
         read, buffered, readable = self._reader.read, self._reader.buffered, self._readable
+        receiver = self._receiver
+        receiver.until = deadline  # a frame that trickles in ends by the deadline too
         clock = time.monotonic
         while True:
-            if not buffered() and not readable(self._next_wakeup(clock(), deadline)):
-                if self._idle(deadline):
-                    return
-                continue
+            if not buffered():
+                if not readable(self._next_wakeup(clock(), deadline)):
+                    if self._idle(deadline):
+                        return
+                    continue
+                receiver.ready = True
             try:
                 opcode, data = read()  # a frame stalled midway trips the socket's stall timeout
+            except TimeoutError as exc:
+                if deadline is not None and clock() >= deadline:
+                    return  # the frame's bytes are kept: a later call goes on with it
+                raise _lost(exc) from None
             except (ConnectionClosedError, FrameError, OSError) as exc:
                 raise _lost(exc) from None
             self._last_rx = clock()
@@ -350,6 +400,7 @@ class WebSocketConnection:
 
     def _drain_until_close(self, linger: float, seen: list[bytes]) -> None:
         end = time.monotonic() + linger
+        self._receiver.until = end
         try:
             while (left := end - time.monotonic()) > 0:
                 self._sock.settimeout(left)
