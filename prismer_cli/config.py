@@ -239,6 +239,24 @@ def _token_of(data: bytes, what: str) -> str:
     return lines[0]
 
 
+def check_token_text(token: str, source: str) -> None:
+    """A token is visible ASCII (a JWT, an API key): anything else is refused here, exit 2,
+    rather than failing in an HTTP header later ("unexpected UnicodeEncodeError", exit 1)."""
+    if token.isascii() and token.isprintable() and " " not in token:
+        return
+    at, char = next((i, c) for i, c in enumerate(token) if not ("!" <= c <= "~"))
+    if char == "\ufeff":
+        what = "a byte-order mark (U+FEFF, which some editors add)"
+    elif char.isprintable() and not char.isspace():
+        what = f"{char!r} (U+{ord(char):04X})"
+    else:
+        what = f"U+{ord(char):04X} (a space or control character)"
+    raise UsageError(
+        f"the token ({source}) holds {what} at character {at + 1}: a token is ASCII text "
+        "without spaces; check where it was copied from"
+    )
+
+
 def _store_of(name: str) -> TokenFile | None:
     """Where a refreshed token goes: the token file, unless it is stdin or a pipe."""
     path = Path(name).expanduser()
@@ -355,6 +373,8 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     transport = _choice("transport", TRANSPORTS, cli.transport, env, table, where)
     dialect = _choice("dialect", DIALECT_CHOICES, cli.dialect, env, table, where)
     token = token or Setting(None, "not set")
+    if token.value:
+        check_token_text(token.value, token.source)
     settings = Settings(url, token, transport, dialect, profile, warnings)
     settings.no_refresh = cli.no_refresh or table.get("no_refresh") is True
     return settings

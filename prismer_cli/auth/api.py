@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -19,6 +20,7 @@ from prismer_cli.errors import ConnectError
 from prismer_cli.protocol.endpoints import ME_PATH, REST_PREFIX, problem_of
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import retry_after
+from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.trace import Tracer
 from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
@@ -55,7 +57,8 @@ def _call(
                 method, endpoint_url(url, path), json=body, headers=headers, timeout=timeout
             )
     except requests.RequestException as exc:
-        raise ConnectError(f"cannot reach the server: {redact(str(exc), token)}") from None
+        host = urlsplit(url).hostname
+        raise ConnectError(f"cannot reach {host}: {redact(reason(exc, host), token)}") from None
     finally:
         session.close()
     try:
