@@ -99,3 +99,21 @@ def test_a_trickled_live_frame_ends_at_the_deadline() -> None:
     assert result.code == 0, result.err
     assert elapsed < 4.0
     assert result.out == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "connect"),
+    [(("--timeout", "2"), "10"), ((), "1")],
+    ids=["timeout", "connect-timeout"],
+)
+def test_a_trickled_page_of_the_event_log_ends_by_its_deadline(
+    server_factory: ServerFactory, args: tuple[str, ...], connect: str
+) -> None:
+    """--no-follow reads the event log: each page ends by --timeout and within the connect
+    timeout, answer included."""
+    server = server_factory(faults=["trickle=200"])
+    env = env_for(server.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT=connect)
+    elapsed, result = timed("listen", "--since", "all", "--no-follow", *args, env=env)
+    assert result.code == 4, result.err
+    assert elapsed < 4.0, result.err
+    assert "cannot read the event log: timed out: a page of the event log took more" in result.err
