@@ -116,3 +116,35 @@ def test_a_stdin_line_without_end_is_refused_not_kept(
     assert [line["ok"] for line in lines] == [True, False, True]
     assert lines[1]["line"] == 2 and "too big" in lines[1]["error"]
     assert [m["content"] for m in server.messages("c1")] == ["before", "after"]
+
+
+@pytest.mark.parametrize("name", ["", "  "])
+def test_an_empty_cursor_file_is_a_usage_error(name: str) -> None:
+    """`--cursor-file "$UNSET"` in a crontab: exit 2 before anything connects, not a listen
+    that silently keeps no cursor."""
+    result = run("listen", "--cursor-file", name, "--no-follow", env=env_for("http://127.0.0.1:9"))
+    assert result.code == 2, result.err
+    assert "--cursor-file is empty (an unset variable?)" in result.err
+
+
+@pytest.mark.parametrize("name", ["/dev/null", "."], ids=["device", "directory"])
+def test_a_cursor_file_that_is_not_a_regular_file_is_a_usage_error(name: str) -> None:
+    """/dev/null or a directory: exit 2 naming it, and no FILE.lock made beside it."""
+    result = run("listen", "--cursor-file", name, "--no-follow", env=env_for("http://127.0.0.1:9"))
+    assert result.code == 2, result.err
+    assert f"the cursor file {Path(name).expanduser()} is " in result.err
+    assert not Path(f"{name}.lock").exists()
+
+
+@pytest.mark.parametrize("since", ["99999999999999999999", "9007199254740992"])
+def test_a_seq_past_any_log_is_a_usage_error(since: str) -> None:
+    result = run("listen", "--since", since, "--no-follow", env=env_for("http://127.0.0.1:9"))
+    assert result.code == 2, result.err
+    assert f"--since {since} is past any seq an event log can have" in result.err
+
+
+def test_a_seq_past_this_log_says_so(server_factory: ServerFactory) -> None:
+    server = server_factory(dialect="server")
+    result = run("listen", "--since", "12345", "--no-follow", env=env_for(server.url, TOKEN))
+    assert result.code == 2, result.err
+    assert "--since 12345 is past the newest event of this user's log" in result.err

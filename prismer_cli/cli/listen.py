@@ -40,7 +40,6 @@ def _listen(
             Match,
             listen,
             no_follow,
-            parse_since,
         )
         from prismer_cli.output import close_on_hangup
         from prismer_cli.retry import Deadline, Policy
@@ -48,7 +47,7 @@ def _listen(
         from prismer_cli.view.names import RestNames, UserNames
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
-        parse_since(flags.since)  # a bad --since is exit 2 before anything connects
+        durable_options.check()  # a bad --since or --cursor-file: exit 2 before connecting
         check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
         view = choose_for(output, g)

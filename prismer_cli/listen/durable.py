@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import partial
 
 import orjson
@@ -38,6 +37,7 @@ from prismer_cli.errors import ConnectError, PrismerError, TransportError, Usage
 from prismer_cli.listen.catchup import catch_up
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
+from prismer_cli.listen.durableoptions import DurableOptions, parse_since
 from prismer_cli.listen.eventlog import NoHistory, SyncReader, check_cursor, stored_key
 from prismer_cli.listen.filters import Filters, Predicate
 from prismer_cli.listen.gaps import Gaps, fill
@@ -52,28 +52,6 @@ from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
 from prismer_cli.tuning import FINAL_GRACE
 
 CAUGHT_UP = "prismer-rt.caught-up"
-
-
-@dataclass(frozen=True)
-class DurableOptions:
-    since: str = "now"  # now | all | SEQ
-    cursor_file: str | None = None
-    no_follow: bool = False
-
-    @property
-    def active(self) -> bool:
-        return self.since != "now" or self.cursor_file is not None or self.no_follow
-
-
-def parse_since(text: str) -> int | None:
-    """`--since`: None for now, 0 for all, else the seq (a plain non-negative integer)."""
-    if text == "now":
-        return None
-    if text == "all":
-        return 0
-    if text.isascii() and text.isdigit():
-        return int(text)
-    raise UsageError(f"--since takes a seq (a whole number), all or now, not {text!r}")
 
 
 class Durable:
@@ -101,7 +79,7 @@ class Durable:
         self.meta = meta
         self.hand = hand
         self.reader = SyncReader(endpoint, log, token)  # token: the current one, if refreshed
-        self.file = CursorFile(options.cursor_file) if options.cursor_file else None
+        self.file = CursorFile(options.cursor_file) if options.cursor_file is not None else None
         self.user: str | None = None
         self.dialect: str | None = endpoint.dialect.name if endpoint.dialect else None
         self.cursor = 0  # every event up to here was flushed or filtered out (main thread)
