@@ -148,3 +148,32 @@ def test_a_seq_past_this_log_says_so(server_factory: ServerFactory) -> None:
     result = run("listen", "--since", "12345", "--no-follow", env=env_for(server.url, TOKEN))
     assert result.code == 2, result.err
     assert "--since 12345 is past the newest event of this user's log" in result.err
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [(28, 75), (122, 75), (13, 2), (30, 2)],
+    ids=["ENOSPC", "EDQUOT", "EACCES", "EROFS"],
+)
+def test_a_cursor_that_cannot_be_saved_says_whether_it_may_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: int, status: int
+) -> None:
+    """A full disk (or quota) is exit 75, worth a restart later; a folder that cannot be written
+    is exit 2, for a person to fix. (A full disk cannot be made in a test without root: the
+    write fails here by hand.)"""
+    import os
+
+    from prismer_cli.errors import PrismerError
+    from prismer_cli.listen.cursorfile import CursorFile
+
+    def fail(fd: int, data: bytes) -> int:
+        raise OSError(error, os.strerror(error))
+
+    folder = tmp_path / "state"
+    cursor = CursorFile(str(folder / "inbox.cursor"))
+    monkeypatch.setattr(os, "write", fail)
+    with pytest.raises(PrismerError) as caught:
+        cursor.save(7, "http://h", "usr_1", "docs")
+    assert caught.value.status == status
+    assert f"cannot save the cursor to {folder / 'inbox.cursor'}: " in str(caught.value)
+    assert list(folder.iterdir()) == []  # no temporary file left behind
