@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
+import requests
 
 from tests.support.cli import Result, env_for, run
 from tests.support.serverfixture import ServerFactory
@@ -117,3 +118,22 @@ def test_a_trickled_page_of_the_event_log_ends_by_its_deadline(
     assert result.code == 4, result.err
     assert elapsed < 4.0, result.err
     assert "cannot read the event log: timed out: a page of the event log took more" in result.err
+
+
+def test_a_token_refresh_due_before_listen_connects_counts_inside_timeout(
+    server_factory: ServerFactory,
+) -> None:
+    """Issue 18: the refresh of a token that is due runs inside --timeout's clock, bounded by
+    what is left of it; it ran first, for up to the connect timeout, and only then did the
+    clock start."""
+    server = server_factory(token_ttl=4)
+    body = {"type": "agent", "username": "refresher", "displayName": "refresher"}
+    answer = requests.post(server.url + "/api/im/register", json=body, timeout=5)
+    token = answer.json()["data"]["token"]
+    time.sleep(2.2)  # past half of its 4 s lifetime: due, not expired
+    server.set_faults(["trickle=200"])
+    env = env_for(server.url, token, PRISMER_RT_CONNECT_TIMEOUT="6")
+    elapsed, result = timed("listen", "--timeout", "2", "-v", env=env)
+    assert "cannot refresh the token yet" in result.err
+    assert result.code == 4, result.err
+    assert elapsed < 4.0, result.err

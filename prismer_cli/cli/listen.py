@@ -47,18 +47,19 @@ def _listen(
         from prismer_cli.view.names import RestNames, UserNames
 
         durable_options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
+        deadline = Deadline(flags.timeout)  # --timeout counts from here, a token refresh included
         durable_options.check()  # a bad --since or --cursor-file: exit 2 before connecting
         check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
         view = choose_for(output, g)
-        endpoint = keeper.fresh()
+        endpoint = keeper.fresh(deadline=deadline)
         out = event_output(view, UserNames(RestNames(endpoint, log)))
         hand = None
         if handing.active:
             hand = make_handoff(
                 handing,
                 g,
-                endpoint=endpoint.until(Deadline(flags.timeout)),
+                endpoint=endpoint.until(deadline),
                 keeper=keeper,
                 tuning=tuning,
                 log=log,
@@ -80,6 +81,7 @@ def _listen(
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
             meta=flags.meta or view.mode == "pretty",  # the human view shows the lifecycle anyway
             hand=hand,
+            deadline=deadline,
         )
         durable = None
         if durable_options.active:
@@ -94,7 +96,7 @@ def _listen(
             )
         try:
             if durable is not None and durable_options.no_follow:
-                return no_follow(durable, out, options.count, Deadline(flags.timeout))
+                return no_follow(durable, out, options.count, deadline)
             if durable is not None:  # the cursor's resume point, with the current token
                 keeper.open = durable.connect
             close_on_hangup()
