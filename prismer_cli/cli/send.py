@@ -76,7 +76,7 @@ def _run_commands(
             batches: Any = [[single()]]
         else:
             batches = (
-                parse_batch(batch, default_action, message_type)
+                parse_batch(batch, default_action, message_type, tuning.max_message_bytes)
                 for batch in read_lines(
                     sys.stdin.buffer, idle=0.1, limit=tuning.max_message_bytes + LINE_SLACK
                 )

@@ -50,6 +50,7 @@ def new_key() -> str:
 class InvalidLine:
     line: int
     reason: str
+    rejected: bool = False  # not invalid but too big to be sent: exit 5, as such a message
 
 
 def id_problem(value: str) -> str | None:
@@ -130,10 +131,15 @@ def command_from(
 
 
 LINE_SLACK = 1 << 16  # a line may be this much longer than the message it holds (JSON framing)
-TOO_BIG = (
-    "too big: longer than the largest message the server reads "
-    "(PRISMER_RT_MAX_MESSAGE_BYTES) by more than 64 KiB; not read"
-)
+
+
+def too_big(max_bytes: int | None) -> str:
+    """The result of a line read_lines did not keep (parse_batch)."""
+    limit = f"the {max_bytes} bytes" if max_bytes is not None else "what"
+    return (
+        f"not sent: the line is more than {limit} the server accepts "
+        "(PRISMER_RT_MAX_MESSAGE_BYTES), by over 64 KiB, so it was not even read"
+    )
 
 
 def read_lines(
@@ -144,8 +150,8 @@ def read_lines(
     `idle`: an empty batch after that many seconds without input, so that a connection lost
     while a slow producer thinks is replaced (and its unconfirmed commands sent again) at once.
     `limit`: a line longer than this is not kept: its bytes are dropped up to its newline, and it
-    comes as (number, None) (parse_batch: TOO_BIG), so that a line with no end cannot take all the
-    memory; the lines after it are read as usual.
+    comes as (number, None) (parse_batch: too_big, refused as a message over the server's limit
+    is), so that a line with no end cannot take all the memory; the lines after it are read.
 
     os.read returns whatever the pipe holds, so a burst of lines is one batch (one write to the
     socket) and a single line from a slow producer is sent at once, not when a buffer fills. Each
@@ -202,11 +208,15 @@ def read_lines(
 
 
 def parse_batch(
-    batch: list[tuple[int, bytes | None]], default_action: str, default_type: str = "text"
+    batch: list[tuple[int, bytes | None]],
+    default_action: str,
+    default_type: str = "text",
+    max_bytes: int | None = None,
 ) -> Iterator[Command | InvalidLine]:
+    """The commands of a batch; `max_bytes`: the server's limit, for a line too big to read."""
     for number, raw in batch:
         if raw is None:
-            yield InvalidLine(number, TOO_BIG)
+            yield InvalidLine(number, too_big(max_bytes), rejected=True)
             continue
         if not raw.strip():
             continue

@@ -55,8 +55,8 @@ def run(
             for batch, bad in _runs(whole):
                 if bad is not None:  # its own result line, in input order (docs/cli.md)
                     log.error(f"stdin line {bad.line}: {bad.reason}; skipped")
-                    ledger.invalid(bad.line, bad.reason)
-                    invalid = True
+                    ledger.invalid(bad.line, bad.reason, rejected=bad.rejected)
+                    invalid = invalid or not bad.rejected
                     ledger.emit()
                     continue
                 commands = batch
