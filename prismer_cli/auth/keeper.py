@@ -121,7 +121,8 @@ class TokenKeeper:
         return conn
 
     def request_reload(self) -> None:
-        """Re-read the configuration before the next connection (safe in a signal handler)."""
+        """Re-read the configuration before the next connection (SIGHUP; safe in a signal
+        handler, though listen calls it from its signal watcher thread: signals.py)."""
         self._reload_requested = True
         self._wake.set()
 

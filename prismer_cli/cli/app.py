@@ -16,7 +16,7 @@ try:  # typer >= 0.28 carries its own copy of click
 except ImportError:  # pragma: no cover - older typer, on click itself
     from click.exceptions import NoSuchOption  # type: ignore[assignment]
 
-from prismer_cli import __version__
+from prismer_cli import __version__, signals
 from prismer_cli.cli import chat, config, listen, register, send, whoami
 from prismer_cli.cli.options import CONNECTION
 from prismer_cli.config import CommandLine
@@ -93,6 +93,9 @@ def main_callback(
     ] = False,
 ) -> None:
     ctx.obj = g  # connection options before the subcommand: the fallback for its own
+    # listen and subscribe keep signals as flags from the program's first moment; every other
+    # command gets the usual handlers back (prismer_cli/signals.py)
+    signals.settle(ctx.invoked_subcommand in ("listen", "subscribe"))
 
 
 config.register(app)

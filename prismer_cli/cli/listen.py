@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Annotated
 
 import typer
 
+from prismer_cli import signals
 from prismer_cli.cli.options import (
     CONNECTION,
     EVENT_OUTPUT,
@@ -51,6 +51,12 @@ def _listen(
         durable_options.check()  # a bad --since or --cursor-file: exit 2 before connecting
         check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
+
+        def reload() -> None:  # SIGHUP, at any moment (from the signal watcher thread)
+            log.info("SIGHUP: the configuration is re-read before the next connection")
+            keeper.request_reload()
+
+        signals.listening(reload=reload)
         view = choose_for(output, g)
         endpoint = keeper.fresh(deadline=deadline)
         out = event_output(view, UserNames(RestNames(endpoint, log)))
@@ -100,7 +106,6 @@ def _listen(
             if durable is not None:  # the cursor's resume point, with the current token
                 keeper.open = durable.connect
             close_on_hangup()
-            signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
             # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
             return listen(endpoint, options, out, log, durable, connect=keeper.connect)
         finally:

@@ -365,19 +365,28 @@ class Durable:
         """At every exit: stop the thread, place the last live events, save, unlock.
 
         The last look-ups in the log get a grace of their own (FINAL_GRACE), not what is left
-        of --timeout, so that a run ended by --timeout still saves the exact cursor."""
+        of --timeout, so that a run ended by --timeout still saves the exact cursor. Every wait
+        is bounded: a saver still busy after the connect timeout (a page of the log that never
+        ends) is left behind, and the cursor of the last flush is saved without it."""
         if self._saver is not None:
-            self._saver.stop()
+            self._saver.stop(self.endpoint.timeouts.connect)
             self._saver = None
         try:
             if not self._started:
                 return
-            self.reader.until(Deadline(FINAL_GRACE))
-            try:  # with a hand, what the stream skipped is left to the next run
-                self._place_last(out if clean and self.hand is None else None)
-            except PrismerError as exc:
-                self.log.warning(f"could not read the event log to place live events: {exc}")
-            self._save(self.flushed)
+            if not self._lock.acquire(timeout=1.0):
+                self.log.warning("the cursor's saver is still busy: saving the last flushed one")
+                self._save(self.flushed)
+                return
+            try:
+                self.reader.until(Deadline(FINAL_GRACE))
+                try:  # with a hand, what the stream skipped is left to the next run
+                    self._place_last(out if clean and self.hand is None else None)
+                except PrismerError as exc:
+                    self.log.warning(f"could not read the event log to place live events: {exc}")
+                self._save(self.flushed)
+            finally:
+                self._lock.release()
         finally:
             if self.file is not None:
                 self.file.unlock()

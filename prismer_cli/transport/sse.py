@@ -24,6 +24,7 @@ import orjson
 import requests
 import urllib3
 
+from prismer_cli import signals
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost
 from prismer_cli.protocol.dialects import SSE_PROBE_ORDER, Dialect, Hello, error_message
 from prismer_cli.redact import redact
@@ -33,7 +34,7 @@ from prismer_cli.transport.sseparse import SSEEvent, SSEParser
 from prismer_cli.transport.trace import Tracer
 from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
-from prismer_cli.transport.watchdog import Watch
+from prismer_cli.transport.watchdog import STOP, Watch
 
 CHUNK = 65536
 
@@ -128,13 +129,16 @@ class SSEConnection:
         raise ConnectError("the SSE stream did not start with an authentication event")
 
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
-        """Each event; ends quietly at the deadline, when the watchdog shuts the stream."""
+        """Each event; ends quietly at the deadline, when the watchdog shuts the stream; at a
+        stop (SIGINT, SIGTERM: signals.py) raises the stop's exception."""
         watch = self._watch
         watch.arm(deadline)
         try:
             yield from self._events()
         except ConnectionLost:
-            if not watch.fired:
+            if watch.fired == STOP:
+                signals.check()
+            if watch.fired is None:
                 raise
         finally:
             watch.disarm()

@@ -14,6 +14,10 @@ A Watch outlives its steps: a keep-alive session's socket, adopted by the step t
 is shut by a later step of the same Watch too. `arm`/`disarm` bound a stretch that opens no
 socket (an SSE stream read until --timeout). Nothing here runs per frame or per read: a step
 costs two lock operations and a heap entry.
+
+A stop (SIGINT, SIGTERM, stdout's reader gone: prismer_cli/signals.py) cuts every step under way
+the same way, at once: in the main thread the step then raises the stop's exception (Interrupted,
+OutputClosed), in another thread a ConnectError that its loop already handles.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
+from prismer_cli import signals
 from prismer_cli.errors import ConnectError
 
 
@@ -57,6 +62,22 @@ def _install_hook() -> None:
             _hooked = True
 
 
+_armed: weakref.WeakSet[Watch] = weakref.WeakSet()  # the watches of the steps under way
+_armed_lock = threading.Lock()
+
+
+def _interrupt_all() -> None:
+    """A stop: cut every step under way (signals.on_stop, from the signal watcher thread)."""
+    with _armed_lock:
+        watches = list(_armed)
+    for watch in watches:
+        watch.interrupt()
+
+
+signals.on_stop(_interrupt_all)
+DEADLINE, STOP = "deadline", "stop"
+
+
 class Watch:
     """The sockets of one connection or one HTTP session, and the deadline of its current step."""
 
@@ -65,24 +86,33 @@ class Watch:
         self._sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
         self._lock = threading.Lock()
         self._armed: int | None = None  # the serial of the current arming; None: disarmed
-        self.fired = False  # the current (or last) arming's deadline passed
+        self._on = False  # a step (or stretch) is under way
+        self.fired: str | None = None  # why the current (or last) one was cut: DEADLINE, STOP
 
     def adopt(self, sock: socket.socket) -> None:
         with contextlib.suppress(TypeError):  # a socket type without weak references
             self._sockets.add(sock)
 
     def arm(self, at: float | None) -> None:
-        """Shut the sockets down at the monotonic time `at` (None: never), unless disarmed."""
+        """Shut the sockets down at the monotonic time `at` (None: never), or at a stop,
+        unless disarmed first. A stop that came before is raised here (main thread)."""
+        signals.check()
         with self._lock:
-            self.fired = False
+            self.fired = None
+            self._on = True
             self._armed = None
             if at is not None:
                 self._armed = _dog.watch(at, self)
+        with _armed_lock:
+            _armed.add(self)
 
-    def disarm(self) -> bool:
-        """Stop watching; True if the deadline passed (the sockets are shut down)."""
+    def disarm(self) -> str | None:
+        """Stop watching; why the sockets were shut down meanwhile (DEADLINE, STOP), or None."""
+        with _armed_lock:
+            _armed.discard(self)
         with self._lock:
             self._armed = None
+            self._on = False
             return self.fired
 
     def fire(self, serial: int) -> None:
@@ -91,7 +121,20 @@ class Watch:
             if self._armed != serial:
                 return
             self._armed = None
-            self.fired = True
+            self.fired = DEADLINE
+        self._shut()
+
+    def interrupt(self) -> None:
+        """A stop: shut every socket down, if a step is under way."""
+        with self._lock:
+            if not self._on:
+                return
+            self._armed = None
+            self.fired = STOP
+        self._shut()
+
+    def _shut(self) -> None:
+        with self._lock:
             sockets = list(self._sockets)
         for sock in sockets:
             with contextlib.suppress(OSError):  # detached (wrapped by TLS), closed, unconnected
@@ -106,20 +149,29 @@ class Watch:
         whatever the library said when its socket was shut."""
         if seconds is None and at is not None:
             seconds = max(0.0, at - time.monotonic())
+        self.arm(at)
         previous = getattr(_local, "watch", None)
         _local.watch = self
-        self.arm(at)
         try:
             yield
         except Exception:
-            if self.disarm():
-                raise self._timeout(what, seconds) from None
+            cut = self.disarm()
+            if cut is not None:
+                raise self._cut(cut, what, seconds) from None
             raise
         else:
-            if self.disarm():
-                raise self._timeout(what, seconds)
+            cut = self.disarm()
+            if cut is not None:
+                raise self._cut(cut, what, seconds)
         finally:
             _local.watch = previous
+
+    @classmethod
+    def _cut(cls, why: str, what: str, seconds: float | None) -> Exception:
+        if why == STOP:
+            signals.check()  # the main thread: the stop's own exception
+            return ConnectError(f"{what} was cut short: the program is stopping")
+        return cls._timeout(what, seconds)
 
     @staticmethod
     def _timeout(what: str, seconds: float | None) -> StepTimeout:

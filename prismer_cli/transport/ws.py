@@ -16,10 +16,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import orjson
 import websocket
 
+from prismer_cli import signals
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket, PartialWrite
 from prismer_cli.protocol.dialects import (
     Dialect,
@@ -258,7 +260,11 @@ class WebSocketConnection:
 
     # -- receiving -------------------------------------------------------------------------
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
-        read, buffered, readable = self._reader.read, self._reader.buffered, self._readable
+        """Each text frame, until the deadline; a stop (SIGINT, SIGTERM: signals.py) wakes the
+        wait for input and raises its exception here, between two frames."""
+        read, buffered = self._reader.read, self._reader.buffered
+        wake = signals.wake_fd()
+        readable = self._readable if wake is None else partial(self._readable_or_stop, wake)
         receiver = self._receiver
         receiver.until = deadline  # a frame that trickles in ends by the deadline too
         clock = time.monotonic
@@ -307,6 +313,16 @@ class WebSocketConnection:
         if self._tls and self._sock.pending():  # type: ignore[attr-defined]
             return True
         return bool(select.select((self._sock,), (), (), timeout)[0])
+
+    def _readable_or_stop(self, wake: int, timeout: float) -> bool:
+        """_readable, also woken by a stop, which it raises (signals.check)."""
+        if self._tls and self._sock.pending():  # type: ignore[attr-defined]
+            return True
+        sock = self._sock.fileno()
+        ready = select.select((sock, wake), (), (), timeout)[0]
+        if ready and ready[-1] == wake:
+            signals.check()
+        return bool(ready) and ready[0] == sock
 
     def _next_wakeup(self, now: float, deadline: float | None) -> float:
         timeouts = self._timeouts
