@@ -47,22 +47,31 @@ def _catches(pid: int, signum: int) -> None:
     raise AssertionError(f"process {pid} never caught signal {signum}")
 
 
-@pytest.mark.parametrize("delay", [0.0, 0.05, 0.15])
-def test_sighup_from_the_first_moment_reloads_and_never_kills(
-    server_factory: ServerFactory, delay: float
+@pytest.mark.parametrize(
+    ("signum", "delay"),
+    [(signal.SIGHUP, 0.0), (signal.SIGHUP, 0.15), (signal.SIGTERM, 0.0), (signal.SIGTERM, 0.3)],
+    ids=["hup-at-once", "hup-later", "term-at-once", "term-later"],
+)
+def test_a_signal_from_the_first_moment_is_handled(
+    server_factory: ServerFactory, signum: int, delay: float
 ) -> None:
-    """SIGHUP is caught from the program's first steps, long before it connects (it was caught
-    only once connected, and a SIGHUP before ended listen with 129): a SIGHUP then reloads."""
+    """SIGHUP and SIGTERM are caught from the program's first steps, long before it connects
+    (SIGHUP was caught only once connected, and ended listen with 129 before): a SIGHUP then
+    reloads (exit 0 at --timeout), a SIGTERM ends it with 143."""
     server = server_factory()
     proc = _started("listen", "--timeout", "1.5", "-v", env=env_for(server.url, TOKEN))
-    _catches(proc.pid, signal.SIGHUP)
+    _catches(proc.pid, signum)
     if not delay:
         assert not accepted_connections(server.log()), "caught only once connected"
     time.sleep(delay)
-    proc.send_signal(signal.SIGHUP)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err.decode()
-    assert "SIGHUP: the configuration is re-read before the next connection" in err.decode()
+    assert b"Traceback" not in err
+    if signum == signal.SIGTERM:
+        assert proc.returncode == 143, err.decode()
+    else:
+        assert proc.returncode == 0, err.decode()
+        assert "SIGHUP: the configuration is re-read before the next connection" in err.decode()
 
 
 def test_sighup_while_listen_reads_its_configuration_reloads(
@@ -90,20 +99,6 @@ def test_sighup_while_listen_reads_its_configuration_reloads(
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err.decode()
     assert "SIGHUP: the configuration is re-read before the next connection" in err.decode()
-
-
-@pytest.mark.parametrize("delay", [0.0, 0.15, 0.3])
-def test_sigterm_at_any_moment_is_143(server_factory: ServerFactory, delay: float) -> None:
-    server = server_factory()
-    proc = _started("listen", env=env_for(server.url, TOKEN))
-    _catches(proc.pid, signal.SIGTERM)
-    if not delay:
-        assert not accepted_connections(server.log()), "caught only once connected"
-    time.sleep(delay)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=20)
-    assert proc.returncode == 143, err.decode()
-    assert b"Traceback" not in err
 
 
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -117,24 +117,18 @@ class Watch:
 
     def fire(self, serial: int) -> None:
         """The watchdog's call at a deadline: shut every socket down, if still armed."""
-        with self._lock:
-            if self._armed != serial:
-                return
-            self._armed = None
-            self.fired = DEADLINE
-        self._shut()
+        self._shut(DEADLINE, serial)
 
     def interrupt(self) -> None:
         """A stop: shut every socket down, if a step is under way."""
+        self._shut(STOP)
+
+    def _shut(self, why: str, serial: int | None = None) -> None:
         with self._lock:
-            if not self._on:
+            if not self._on if serial is None else self._armed != serial:
                 return
             self._armed = None
-            self.fired = STOP
-        self._shut()
-
-    def _shut(self) -> None:
-        with self._lock:
+            self.fired = why
             sockets = list(self._sockets)
         for sock in sockets:
             with contextlib.suppress(OSError):  # detached (wrapped by TLS), closed, unconnected

@@ -18,6 +18,8 @@ from types import TracebackType
 
 import orjson
 
+from tests.support.serverfixture import BlackHole
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 
@@ -30,19 +32,16 @@ def text_frame(payload: bytes) -> bytes:
 AUTH_SUCCESS = text_frame(orjson.dumps({"type": "auth_success", "payload": {"userId": "u1"}}))
 
 
-class TrickleServer:
+class TrickleServer(BlackHole):
+    """A BlackHole that answers: the upgrade at once, `frames`, then a frame's bytes one at a
+    time, every `interval` s, until closed."""
+
     def __init__(self, frames: list[bytes], interval: float = 0.2) -> None:
         self._frames = frames
         self._interval = interval
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.1)
-        port = self._listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
         self.trickled = 0  # bytes of the endless frame sent so far, over all connections
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._accepter = threading.Thread(target=self._accept, daemon=True)
-        self._accepter.start()
+        super().__init__()
 
     def __enter__(self) -> TrickleServer:
         return self
@@ -52,20 +51,13 @@ class TrickleServer:
     ) -> None:
         self.close()
 
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self._threads.append(thread)
-            thread.start()
+    def _accepted(self, conn: socket.socket) -> None:
+        thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
+        self._threads.append(thread)
+        thread.start()
 
     def _serve(self, conn: socket.socket) -> None:
-        with contextlib.closing(conn), contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):
             conn.settimeout(5)
             request = b""
             while b"\r\n\r\n" not in request:
@@ -86,14 +78,12 @@ class TrickleServer:
             for frame in self._frames:
                 conn.sendall(frame)
             conn.sendall(bytes((0x81, 126, 0xFF, 0xFF)))  # a 65,535-byte text frame ...
-            while not self._stop.is_set():  # ... whose bytes come one at a time
+            while not self._closed.is_set():  # ... whose bytes come one at a time
                 time.sleep(self._interval)
                 conn.sendall(b"a")
                 self.trickled += 1
 
     def close(self) -> None:
-        self._stop.set()
-        self._accepter.join(5)
-        self._listener.close()
+        super().close()
         for thread in self._threads:
             thread.join(5)
