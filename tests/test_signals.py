@@ -19,7 +19,7 @@ import orjson
 import pytest
 import requests
 
-from tests.support.cli import accepted_connections, command, env_for, user_id
+from tests.support.cli import accepted_connections, command, env_for, user_id, wait_until
 from tests.support.serverfixture import BlackHole, ServerFactory
 
 TOKEN = "signals-token"
@@ -277,3 +277,18 @@ def test_stress_head_and_sigterm(server_factory: ServerFactory, tmp_path: Path) 
         seen = set(job.result()) | set(_contents(rest.stdout))
         missing = [m for m in producer.sent[user] if m not in seen]
         assert not missing, f"{user}: {len(missing)} never printed, the first {missing[:3]}"
+
+
+def test_a_stop_ends_a_handler_that_runs_long(server_factory: ServerFactory) -> None:
+    """listen --exec with a command that takes its time: SIGTERM ends the run (143) at once,
+    the command with it, not when --exec-timeout (60 s) is over."""
+    server = server_factory()
+    proc = _started("listen", "--exec", "sleep 30", env=env_for(server.url, TOKEN))
+    wait_until(lambda: bool(accepted_connections(server.log())), timeout=15)
+    server.emit("task.updated", {"taskId": "t1"}, to=user_id(TOKEN))
+    time.sleep(1.0)  # the command runs
+    start = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, err.decode()
+    assert time.monotonic() - start < 3.0
