@@ -183,6 +183,11 @@ class SSEConnection:
     def pending(self) -> bool:
         return self._index < len(self._queue)
 
+    def wake(self) -> None:
+        """End a messages() under way now, as its deadline would, from another thread (chat's
+        input thread when the input ends); the stream is then over."""
+        self._watch.wake()
+
     def send(self, frame: dict[str, Any]) -> None:
         raise ConnectError("an SSE stream cannot carry commands")
 

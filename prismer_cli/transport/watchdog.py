@@ -75,7 +75,7 @@ def _interrupt_all() -> None:
 
 
 signals.on_stop(_interrupt_all)
-DEADLINE, STOP = "deadline", "stop"
+DEADLINE, STOP, WAKE = "deadline", "stop", "wake"
 
 
 class Watch:
@@ -122,6 +122,10 @@ class Watch:
     def interrupt(self) -> None:
         """A stop: shut every socket down, if a step is under way."""
         self._shut(STOP)
+
+    def wake(self) -> None:
+        """End the stretch under way as its deadline would (the sockets shut down), now."""
+        self._shut(WAKE)
 
     def _shut(self, why: str, serial: int | None = None) -> None:
         with self._lock:
