@@ -188,10 +188,11 @@ def _validate_table(table: dict[str, Any], path: Path, where: str) -> None:
                 raise UsageError(f"{path}: {where}url: {exc}") from None
 
 
-def read_token_file(name: str, stdin: BinaryIO | None = None) -> str:
+def read_token_file(name: str, stdin: BinaryIO | None = None, *, again: bool = False) -> str:
     """The token alone on its line in a token file (`-` is stdin; blank lines around it are
     ignored), refused when others can read the file, when it is not a regular file or a pipe
-    (a directory, a device such as /dev/null), empty, not UTF-8, or more than one line."""
+    (a directory, a device such as /dev/null), empty, not UTF-8, or more than one line.
+    `again` (a reload, SIGHUP): a pipe is refused too, as it was read once and would block."""
     if name == "-":
         if stdin is None:
             raise UsageError("--token-file - reads stdin, which this command needs for its input")
@@ -203,6 +204,8 @@ def read_token_file(name: str, stdin: BinaryIO | None = None) -> str:
         raise UsageError(f"cannot read a token from {path}: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
         raise UsageError(f"the token file {path} is a directory, not a file")
+    if again and stat.S_ISFIFO(mode):
+        raise UsageError(f"the token file {path} is a pipe, read once already: not read again")
     if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):  # a pipe: --token-file <(pass show x)
         raise UsageError(
             f"the token file {path} is not a regular file (a device, socket or the like); "
@@ -241,6 +244,24 @@ def _token_of(data: bytes, what: str) -> str:
     return lines[0]
 
 
+def check_token_text(token: str, source: str) -> None:
+    """A token is visible ASCII (a JWT, an API key): anything else is refused here, exit 2,
+    rather than failing in an HTTP header later ("unexpected UnicodeEncodeError", exit 1)."""
+    if token.isascii() and token.isprintable() and " " not in token:
+        return
+    at, char = next((i, c) for i, c in enumerate(token) if not ("!" <= c <= "~"))
+    if char == "\ufeff":
+        what = "a byte-order mark (U+FEFF, which some editors add)"
+    elif char.isprintable() and not char.isspace():
+        what = f"{char!r} (U+{ord(char):04X})"
+    else:
+        what = f"U+{ord(char):04X} (a space or control character)"
+    raise UsageError(
+        f"the token ({source}) holds {what} at character {at + 1}: a token is ASCII text "
+        "without spaces; check where it was copied from"
+    )
+
+
 def _store_of(name: str) -> TokenFile | None:
     """Where a refreshed token goes: the token file, unless it is stdin or a pipe."""
     from prismer_cli.auth.stores import TokenFile
@@ -273,8 +294,11 @@ def _first(*candidates: tuple[str | None, str]) -> Setting | None:
     return None
 
 
-def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None = None) -> Settings:
-    """Resolve every setting with the precedence of the module docstring."""
+def resolve(
+    cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None = None, again: bool = False
+) -> Settings:
+    """Resolve every setting with the precedence of the module docstring; `again`: a reload
+    (SIGHUP), which reads no pipe a second time (read_token_file)."""
     profile = cli.profile or env.get("PRISMER_PROFILE") or None
     path = config_path(env)
     data = _load_toml(path)
@@ -303,7 +327,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     token = _first((cli.token, "--token"))
     if token is None and cli.token_file:
         token = Setting(
-            read_token_file(cli.token_file, stdin),
+            read_token_file(cli.token_file, stdin, again=again),
             f"--token-file {cli.token_file}",
             _store_of(cli.token_file),
         )
@@ -313,7 +337,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     if token is None and env.get("PRISMER_TOKEN_FILE"):
         name = env["PRISMER_TOKEN_FILE"]
         token = Setting(
-            read_token_file(name, None),
+            read_token_file(name, None, again=again),
             f"env PRISMER_TOKEN_FILE ({name})",
             _store_of(name),
         )
@@ -325,7 +349,7 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     if token is None and isinstance(table.get("token_file"), str):
         name = table["token_file"]
         token = Setting(
-            read_token_file(name, None),
+            read_token_file(name, None, again=again),
             f"{where} token_file ({name})",
             _store_of(name),
         )
@@ -334,7 +358,9 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
         from prismer_cli.auth.stores import TokenFile
 
         token = Setting(
-            read_token_file(str(default_token), None), str(default_token), TokenFile(default_token)
+            read_token_file(str(default_token), None, again=again),
+            str(default_token),
+            TokenFile(default_token),
         )
     if token is None and _str(sdk("auth").get("im_token")):
         if _readable_by_others(sdk_path):
@@ -367,6 +393,8 @@ def resolve(cli: CommandLine, env: Mapping[str, str], *, stdin: BinaryIO | None 
     transport = _choice("transport", TRANSPORTS, cli.transport, env, table, where)
     dialect = _choice("dialect", DIALECT_CHOICES, cli.dialect, env, table, where)
     token = token or Setting(None, "not set")
+    if token.value:
+        check_token_text(token.value, token.source)
     settings = Settings(url, token, transport, dialect, profile, warnings)
     settings.no_refresh = cli.no_refresh or table.get("no_refresh") is True
     return settings

@@ -3,23 +3,22 @@
 Lines are written to a buffer and flushed whenever the transport has nothing more buffered, so
 a quiet stream shows each event at once and a storm costs one write() per burst, not per line.
 A reader that went away (`prismer-rt listen | head -1`) raises OutputClosed, which ends the
-program quietly: at the next write, or at once with `close_on_hangup`, which watches the pipe
-while the program waits for the network.
+program quietly: at the next write, or at the next safe point with `close_on_hangup`, which
+watches the pipe while the program waits for the network.
 """
 
 from __future__ import annotations
 
 import os
 import select
-import signal
 import stat
 import sys
 import threading
-import time
-from types import FrameType
 from typing import Any, BinaryIO
 
 import orjson
+
+from prismer_cli import signals
 
 
 class OutputClosed(Exception):
@@ -31,6 +30,7 @@ _reported = threading.Event()  # OutputClosed was raised once: the hang-up watch
 
 def _closed() -> OutputClosed:
     _reported.set()
+    signals.delivered(_closed)  # a hang-up seen by the watcher too is said once
     return OutputClosed()
 
 
@@ -94,13 +94,11 @@ def silence_stdout() -> None:
         return
 
 
-HANGUP_SIGNAL = signal.SIGUSR1  # how the watcher wakes the main thread from a blocking wait
-HANGUP_GRACE = 5.0  # seconds of clean-up after stdout's reader went away, then exit 0
-
-
 def close_on_hangup() -> None:
-    """When stdout is a pipe or socket, raise OutputClosed in the main thread as soon as its
-    reader goes away, even while the main thread is blocked waiting for the network."""
+    """When stdout is a pipe or socket, end the program (OutputClosed, exit 0) as soon as its
+    reader goes away, even while the main thread waits for the network: a watcher thread polls
+    stdout and asks the main thread to stop at its next safe point (prismer_cli/signals.py),
+    which then cleans up as at any exit (the cursor saved, the socket closed)."""
     try:
         fd = sys.stdout.fileno()
         mode = os.fstat(fd).st_mode
@@ -109,28 +107,12 @@ def close_on_hangup() -> None:
     main = threading.main_thread()
     if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)) or threading.current_thread() is not main:
         return
-    hung_up = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Once, and only if no write has said so already: the program's own clean-up (a
-        # generator being closed, a socket being shut) must not be interrupted again.
-        if hung_up.is_set() and not _reported.is_set():
-            hung_up.clear()
-            raise _closed()
 
     def watch() -> None:
         poller = select.poll()
         poller.register(fd, 0)  # no events asked for: only POLLERR, POLLHUP, POLLNVAL come back
         poller.poll()
-        hung_up.set()
-        assert main.ident is not None
-        signal.pthread_kill(main.ident, HANGUP_SIGNAL)
-        # Nobody reads what this program would still print: its clean-up (saving a cursor,
-        # closing a socket) gets a bounded grace, never a hang (seen once in CI, in a durable
-        # listen into `head -1`). The cursor is at worst one save behind: at least once.
-        time.sleep(HANGUP_GRACE)
-        sys.stderr.flush()
-        os._exit(0)
+        if not _reported.is_set():  # a write that failed said so already: nothing to add
+            signals.hang_up(_closed)
 
-    signal.signal(HANGUP_SIGNAL, on_signal)
     threading.Thread(target=watch, name="prismer-rt-stdout-watch", daemon=True).start()

@@ -6,11 +6,15 @@ import re
 
 _TOKEN_IN_URL = re.compile(r"([?&](?:token|access_token)=)[^&#\s'\"]*", re.IGNORECASE)
 _BEARER = re.compile(r"(Bearer\s+)\S+", re.IGNORECASE)
+# user:password@ (or a lone user, which may be a token) in a URL: credentials, never shown
+_URL_CREDENTIALS = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/?#@\s'\"]+@", re.IGNORECASE)
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """Return text with token query values, Bearer credentials and each secret masked."""
+    """Return text with token query values, Bearer credentials, the credentials of URLs
+    (`http://***@host`) and each secret masked."""
     text = _TOKEN_IN_URL.sub(r"\1***", text)
+    text = _URL_CREDENTIALS.sub(r"\1***@", text)
     text = _BEARER.sub(r"\1***", text)
     for secret in secrets:
         if secret:  # the whole token only: a short one must not eat into ordinary words

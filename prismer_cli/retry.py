@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from prismer_cli import signals
 from prismer_cli.errors import ConnectError, TransportError
 from prismer_cli.tuning import Backoff
 
@@ -124,11 +125,12 @@ class Deadline:
         return seconds if left is None else max(MIN_WAIT, min(seconds, left))
 
     def sleep(self, delay: float) -> bool:
-        """Sleep, but not past the deadline; False if the deadline came first."""
+        """Sleep, but not past the deadline; False if the deadline came first. A stop
+        (SIGINT, SIGTERM in listen: signals.py) ends it and is raised."""
         if self.at is not None and self._clock() + delay >= self.at:
-            time.sleep(max(0.0, self.at - self._clock()))
+            signals.sleep(max(0.0, self.at - self._clock()))
             return False
-        time.sleep(delay)
+        signals.sleep(delay)
         return True
 
     def __eq__(self, other: object) -> bool:

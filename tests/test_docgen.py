@@ -16,7 +16,7 @@ from prismer_cli import __version__
 from prismer_cli.cli import main as CLI_MAIN
 from prismer_cli.cli.app import app
 from prismer_cli.errors import ExitStatus
-from tools import docgen, docprose
+from tools import docgen, docprose, readme
 
 REPO = Path(__file__).resolve().parent.parent
 GENERATED = docgen.generate()
@@ -208,6 +208,11 @@ def test_man_page_has_every_section() -> None:
         "OPTIONS",
         "COMMANDS",
         "CONNECTION OPTIONS",
+        "CURSOR FILES",
+        "DELIVERY",
+        "TOKENS",
+        "SIGNALS",
+        "RUNNING AS A SERVICE",
         "ENVIRONMENT",
         "FILES",
         "EXIT STATUS",
@@ -262,6 +267,44 @@ def test_files_and_exit_status_are_complete() -> None:
     codes = re.findall(r"^\.TP\n\\fB(\d+)\\fR$", section("EXIT STATUS"), re.M)
     assert codes == [str(int(status)) for status in ExitStatus]
     assert "143" in codes
+
+
+def flat(text: str) -> str:
+    """A section as one line of the words a reader sees."""
+    text = re.sub(r"\\\[u([0-9A-F]{4,6})\]", lambda m: chr(int(m.group(1), 16)), text)
+    return " ".join(unroff(text).replace(r"\(bu", "").split())
+
+
+@pytest.mark.parametrize(("title", "names"), docgen.README_SECTIONS, ids=lambda v: str(v))
+def test_the_man_page_says_what_the_readme_says(title: str, names: tuple[str, ...]) -> None:
+    """Cursor files, delivery (invalid lines, isRetry), tokens (write-back), signals (SIGHUP) and
+    the service are the README's own words, every paragraph and item of each marked passage."""
+    text = flat(section(title))
+    for name in names:
+        for block in readme.marked()[name]:
+            if block.kind != "code":
+                words = " ".join(block.text.replace("`", "").split())
+                assert words in text, (name, words[:60])
+
+
+def test_exit_statuses_agree_everywhere() -> None:
+    """The README's table, docs/cli.md's and the man page list the same statuses, which are
+    ExitStatus's; the man page gives the README's meanings."""
+    codes = [int(status) for status in ExitStatus]
+    assert [code for code, _ in readme.exit_codes()] == codes
+    cli = (REPO / "docs" / "cli.md").read_text().split("## Exit statuses", 1)[1]
+    assert [int(c) for c in re.findall(r"^\| (\d+) \|", cli, re.M)] == codes
+    man = flat(section("EXIT STATUS"))
+    for _, meaning in readme.exit_codes():
+        assert " ".join(meaning.replace("`", "").split()) in man
+
+
+def test_readme_passages_refuse_markdown_the_man_page_cannot_show() -> None:
+    with pytest.raises(ValueError, match="cannot hold"):
+        readme.marked("<!-- man: x -->\n## a heading\n<!-- /man -->\n")
+    with pytest.raises(ValueError, match="never closed"):
+        readme.marked("<!-- man: x -->\ntext\n")
+    assert readme.plain("**Once**, [the page](http://x) `a\\|b`") == "`Once`, the page `a|b`"
 
 
 def test_examples_include_the_auto_reply() -> None:

@@ -182,7 +182,7 @@ def test_two_runs_on_one_cursor_file(server_factory: ServerFactory, tmp_path: Pa
     )
     wait_until(lambda: Path(cursor).exists())
     code, out, err = listen(server.url, "--cursor-file", cursor, "--since", "all", "--no-follow")
-    assert code == 2 and out == ""
+    assert code == 75 and out == ""  # EX_TEMPFAIL: it passes by itself (not 2: "fix the config")
     assert f"another listen holds {cursor}" in err
     result = first.wait()
     assert contents(result.out) == poster.sent

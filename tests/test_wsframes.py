@@ -130,7 +130,7 @@ class ScriptedSocket:
 
 def read_script(pieces: list[object], **kwargs: int) -> list[Message]:
     """Read every message from a ScriptedSocket, retrying after each timeout."""
-    reader = FrameReader(ScriptedSocket(pieces), **kwargs)  # type: ignore[arg-type]
+    reader = FrameReader(ScriptedSocket(pieces), **kwargs)
     out: list[Message] = []
     while True:
         try:
@@ -443,7 +443,7 @@ def test_eof_mid_frame(pair: tuple[socket.socket, socket.socket]) -> None:
 
 def test_eof_inside_fragmented_message() -> None:
     """End of file between fragments raises ConnectionClosedError."""
-    reader = FrameReader(ScriptedSocket([frame(OP_TEXT, b"a", fin=False)]))  # type: ignore[arg-type]
+    reader = FrameReader(ScriptedSocket([frame(OP_TEXT, b"a", fin=False)]))
     with pytest.raises(ConnectionClosedError, match="fragmented message"):
         reader.read()
 

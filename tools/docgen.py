@@ -6,7 +6,9 @@
 The completion scripts are Typer's own: the text `prismer-rt --show-completion` prints and
 `prismer-rt --install-completion` installs. The man page walks the click command tree of
 `typer.main.get_command(app)` for commands, options, metavars, defaults and help, and takes its
-prose from docprose.py. In help texts, a paragraph "Example: CMD" or "Examples: CMD ; CMD"
+prose from docprose.py and, where the README says it (cursor files, delivery, tokens, signals,
+the service, the exit statuses), from the README's own text (readme.py), so that the two agree.
+In help texts, a paragraph "Example: CMD" or "Examples: CMD ; CMD"
 becomes a code block with one command a line. A build-time tool: the installed package does not
 contain it, and the CLI never imports it.
 """
@@ -31,7 +33,7 @@ from typer.core import TyperArgument, TyperCommand, TyperGroup, TyperOption
 from prismer_cli import __version__
 from prismer_cli.cli.app import app as APP
 from prismer_cli.errors import ExitStatus
-from tools import docprose
+from tools import docprose, readme
 
 PROG = "prismer-rt"
 COMPLETE_VAR = "_PRISMER_RT_COMPLETE"  # what Typer derives from PROG: _{PROG}_COMPLETE
@@ -102,24 +104,31 @@ def line(roff: str) -> str:
 
 def wrap(roff: str, width: int = WIDTH) -> list[str]:
     """Filled text split at spaces into source lines of at most `width`; a bold or italic
-    run stays on one line."""
-    atoms: list[str] = []
-    in_font = False
+    run stays on one line, unless it is too long for one: then it is ended at the line's end
+    and started again on the next (each line must end in the roman font)."""
+    atoms: list[tuple[str, str]] = []  # (text, the font in force after it)
+    font = "R"
     if not roff.strip():
         return []
     for word in roff.split(" "):
-        if in_font:
-            atoms[-1] += " " + word
+        if font != "R" and len(atoms[-1][0]) + 1 + len(word) <= width - 3:
+            atoms[-1] = (atoms[-1][0] + " " + word, font)
         else:
-            atoms.append(word)
-        for font in _FONT.findall(word):
-            in_font = font in "BI"
-    lines = [atoms[0]]
-    for atom in atoms[1:]:
-        if len(lines[-1]) + 1 + len(atom) > width:
-            lines.append(atom)
+            atoms.append((word, font))
+        for change in _FONT.findall(word):
+            font = "R" if change in "RP" else change
+        atoms[-1] = (atoms[-1][0], font)
+    lines = [atoms[0][0]]
+    open_font = atoms[0][1]
+    for text, after in atoms[1:]:
+        if len(lines[-1]) + 1 + len(text) + (3 if open_font != "R" else 0) > width:
+            if open_font != "R":  # end the run here, start it again on the next line
+                lines[-1] += r"\fR"
+                text = rf"\f{open_font}" + text
+            lines.append(text)
         else:
-            lines[-1] += " " + atom
+            lines[-1] += " " + text
+        open_font = after
     return [line(text) for text in lines]
 
 
@@ -129,6 +138,12 @@ def paragraph(roff: str) -> list[str]:
 
 def item(term: str, body: str) -> list[str]:
     return [".TP", line(term), *(wrap(body) or [r"\&"])]
+
+
+def bullet(roff: str, depth: int = 0) -> list[str]:
+    """A list item: a bullet, indented one step more when nested."""
+    lines = [r".IP \(bu 2", *wrap(roff)]
+    return [".RS 2", *lines, ".RE"] if depth else lines
 
 
 def code(lines: Sequence[str]) -> list[str]:
@@ -285,6 +300,7 @@ def man_page(app: typer.Typer) -> str:
         _options(root, shared),
         _commands(nodes[1:], shared),
         _connection(root, shared),
+        *(_from_readme(title, names) for title, names in README_SECTIONS),
         _environment(),
         _files(),
         _exit_status(),
@@ -370,6 +386,38 @@ def _connection(root: Node, shared: set[Key]) -> list[str]:
     return [*lines, *param_items([p for p in root.params() if _key(p) in shared], root.ctx)]
 
 
+# Sections of the man page made of the README's marked passages (readme.py), in this order.
+README_SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("CURSOR FILES", ("cursor-files",)),
+    ("DELIVERY", ("delivery", "invalid-lines")),
+    ("TOKENS", ("tokens",)),
+    ("SIGNALS", ("signals",)),
+    ("RUNNING AS A SERVICE", ("service",)),
+)
+
+
+def _from_readme(title: str, names: Sequence[str]) -> list[str]:
+    passages = readme.marked()
+    lines = [f".SH {title}"]
+    for name in names:
+        if name not in passages:
+            raise ValueError(f"README.md has no passage marked <!-- man: {name} -->")
+        lines += _blocks(passages[name])
+    return lines
+
+
+def _blocks(blocks: Sequence[readme.Block]) -> list[str]:
+    lines: list[str] = []
+    for block in blocks:
+        if block.kind == "code":
+            lines += code(block.lines)
+        elif block.kind == "item":
+            lines += bullet(inline(block.text), block.depth)
+        else:
+            lines += paragraph(inline(block.text))
+    return lines
+
+
 def _environment() -> list[str]:
     lines = [".SH ENVIRONMENT"]
     for name, text in docprose.ENVIRONMENT:
@@ -386,13 +434,16 @@ def _files() -> list[str]:
 
 
 def _exit_status() -> list[str]:
-    meanings = dict(docprose.EXIT_STATUS)
+    """The README's "Exit codes" table, which must list every ExitStatus, in order."""
+    rows = readme.exit_codes()
+    codes = [code for code, _ in rows]
+    if codes != [int(status) for status in ExitStatus]:
+        expected = [int(status) for status in ExitStatus]
+        raise ValueError(f"README's exit codes {codes} are not errors.ExitStatus {expected}")
     lines = [".SH EXIT STATUS"]
-    for status in ExitStatus:
-        lines += item(bold(str(int(status))), inline(meanings.pop(status.name)))
-    if meanings:
-        raise ValueError(f"docprose.EXIT_STATUS names no ExitStatus member: {sorted(meanings)}")
-    return lines
+    for code, meaning in rows:
+        lines += item(bold(str(code)), inline(meaning))
+    return [*lines, *_blocks(readme.marked()["exit-note"])]
 
 
 def _examples() -> list[str]:
@@ -409,7 +460,7 @@ def _see_also() -> list[str]:
 
 
 # -- checking roff without groff --------------------------------------------------------------
-MACROS = frozenset({"TH", "nh", "SH", "SS", "PP", "TP", "RS", "RE", "nf", "fi"})
+MACROS = frozenset({"TH", "nh", "SH", "SS", "PP", "TP", "IP", "RS", "RE", "nf", "fi"})
 _ESCAPE = re.compile(r"\\(?:[e&-]|\(..|\[u[0-9A-F]{4,6}\]|f[BIRP])")
 
 

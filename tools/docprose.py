@@ -29,10 +29,10 @@ DESCRIPTION: Final = (
     "frames and the answers to the client's own protocol traffic (pong, reconnect.ack) are "
     "consumed, not printed; with `--meta`, lifecycle records such as prismer-rt.connected go to "
     "stdout too. A text frame that is not a JSON object is reported on stderr and skipped. "
-    "Events the server delivers twice (the same payload.id, or isRetry) print once. With "
-    "`--since` and `--cursor-file`, stored events from the server's log come first, filtered as "
-    "live ones are, and a message sent again with isRetry after the cursor passed it never prints "
-    "again.",
+    "An event delivered twice prints once; a new event about the same message prints (see "
+    "DELIVERY for the exact rule). With `--since` and `--cursor-file`, stored events from the "
+    "server's log come first, filtered as live ones are, and a cursor file carries a listen "
+    "across runs (see CURSOR FILES).",
     "`--type` and `--conversation` are repeatable: OR within one option, AND across options. "
     "`subscribe` subscribes again after every reconnect. Reconnecting is on by default, with a "
     "backoff from 1 s doubling to 30 s with jitter, reset after each successful authentication; "
@@ -46,10 +46,10 @@ DESCRIPTION: Final = (
     "are skipped, and all the commands of one stdin go over one connection, in order; the "
     "messages of one conversation are stored in input order (in the server dialect a "
     "conversation's next message is written once the previous one is confirmed), nothing is "
-    "promised across conversations. A line that "
-    "is not valid is reported on stderr with its line number and skipped; the valid ones are still "
-    "sent, and the exit status is then 6. Each command gets one JSON result line on stdout, with "
-    'at least "ok": true or false, and the message where the server confirms it. Every message '
+    "promised across conversations. Every non-blank "
+    'line gets one JSON result line on stdout, in input order, with at least "ok": true or '
+    "false, and the message where the server confirms it; a line that is not valid gets its own "
+    "(see DELIVERY). Every message "
     'carries an idempotency key, in its result line too ("idempotencyKey"), so a re-send with it '
     "never posts twice; `--retry-file` FILE writes the commands not done, with their keys, for "
     "`send < FILE`. The docs dialect's WebSocket carries no key: there, a message re-sent after "
@@ -79,8 +79,9 @@ DESCRIPTION: Final = (
     "token; exit 0 accepts it. A failure is retried 2 s, then 5 s later; then skipped, or, with "
     "`--cursor-file`, retried until accepted: the cursor never passes an event its handler did "
     "not accept, and a run that `--timeout` ends first exits 124.",
-    "A closed stdout (`prismer-rt listen | head -1`) ends the program quietly. The token never "
-    "appears in any output, log or error: it is shown as token=***.",
+    "A closed stdout (`prismer-rt listen | head -1`) ends the program quietly (see SIGNALS). The "
+    "token never appears in any output, log or error: it is shown as token=***, and credentials "
+    "in a URL as http://***@host.",
 )
 
 COMPLETION_NOTE: Final = (
@@ -132,8 +133,8 @@ ENVIRONMENT: Final = (
     (
         "PRISMER_RT_CONNECT_TIMEOUT",
         "Seconds for one connection attempt as a whole (TCP, TLS, handshake, authentication, "
-        "any SSE fallback), or one REST request. "
-        "Default 10.",
+        "any SSE fallback), or one REST request or page of the event log, answer included: a "
+        "server that sends its bytes slowly cannot stretch it. Default 10.",
     ),
     (
         "PRISMER_RT_PING_INTERVAL",
@@ -232,24 +233,6 @@ CONFIG_EXAMPLE: Final = (
         'dialect = "server"',
     ),
 )
-
-# One meaning per member of ExitStatus (docgen refuses a missing one).
-EXIT_STATUS: Final[dict[str, str]] = {
-    "OK": "Success.",
-    "ERROR": "An unexpected error.",
-    "USAGE": "A usage error: a bad option or argument, or a bad configuration.",
-    "AUTH": "Authentication rejected (auth_error, AUTH_FAILED, HTTP 401 or 403 on connecting).",
-    "CONNECTION": "Could not connect, the connection was lost with `--no-reconnect`, "
-    "or the retries were exhausted.",
-    "REJECTED": "The server rejected a command (an error frame or a 4xx answer to it).",
-    "INVALID_INPUT": "Some stdin lines were invalid; the valid ones were sent.",
-    "TEMPFAIL": "A transient condition that passes by itself: the cursor file cannot be saved "
-    "for a full disk (a quota, a file size limit); a restart later may succeed.",
-    "TIMEOUT": "`--timeout` elapsed before `--count` was reached, or, with `--cursor-file`, "
-    "before the handler of `--forward-to` or `--exec` accepted an event.",
-    "INTERRUPTED": "Interrupted (Ctrl-C, SIGINT); the socket is closed with code 1000 first.",
-    "TERMINATED": "Terminated (SIGTERM); the socket is closed with code 1000 first.",
-}
 
 EXAMPLES: Final = (
     (

@@ -10,13 +10,17 @@ and 429 raise ConnectError, worth another try later. The token is never part of 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from prismer_cli.errors import ConnectError
 from prismer_cli.protocol.endpoints import ME_PATH, REST_PREFIX, problem_of
 from prismer_cli.redact import redact
 from prismer_cli.transport.base import retry_after
+from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.urls import endpoint as endpoint_url
+from prismer_cli.transport.watchdog import Watch
 
 if TYPE_CHECKING:
     from prismer_cli.transport.trace import Tracer
@@ -43,6 +47,7 @@ def _call(
     timeout: float,
     trace: Tracer | None = None,
 ) -> dict[str, Any]:
+    """One request, answer included, within `timeout` however slowly it comes (watchdog.py)."""
     import requests  # here: ~60 ms, paid only by a command that does call the server's REST API
 
     from prismer_cli.transport.tracehttp import traced  # over requests, so here too
@@ -50,11 +55,13 @@ def _call(
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     session = traced(requests.Session(), trace)  # as requests.request, traced or not
     try:
-        answer = session.request(
-            method, endpoint_url(url, path), json=body, headers=headers, timeout=timeout
-        )
+        with Watch().step(time.monotonic() + timeout, f"{method} {path}", timeout):
+            answer = session.request(
+                method, endpoint_url(url, path), json=body, headers=headers, timeout=timeout
+            )
     except requests.RequestException as exc:
-        raise ConnectError(f"cannot reach the server: {redact(str(exc), token)}") from None
+        host = urlsplit(url).hostname
+        raise ConnectError(f"cannot reach {host}: {redact(reason(exc, host), token)}") from None
     finally:
         session.close()
     try:

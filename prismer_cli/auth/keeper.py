@@ -25,6 +25,7 @@ from prismer_cli.auth import api  # cheap: it imports requests when it calls the
 from prismer_cli.auth.claims import DAY, claims_of, expiry_note, expiry_warning
 from prismer_cli.errors import AuthError, ConnectError, PrismerError
 from prismer_cli.log import Log
+from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
 
 if TYPE_CHECKING:  # a token from the environment has no store: stores.py is not imported
@@ -83,14 +84,17 @@ class TokenKeeper:
         with self._lock:
             return self._token
 
-    def fresh(self, like: Endpoint | None = None) -> Endpoint:
+    def fresh(self, like: Endpoint | None = None, deadline: Deadline | None = None) -> Endpoint:
         """The endpoint to connect with: reloaded if asked, its token refreshed if due; with
-        the timeouts and deadline of `like` (the caller's, cut to what is left)."""
+        the timeouts and deadline of `like` (the caller's, cut to what is left). A refresh
+        ends by `deadline`, else by `like`'s (the command's --timeout runs from its start)."""
+        if deadline is None and like is not None:
+            deadline = like.deadline
         with self._lock:
             if self._reload_requested:
                 self._reload_now()
             if self._is_due():
-                self._refresh_before_connecting()
+                self._refresh_before_connecting(deadline)
             self._warn_if_expiring()
             endpoint = replace(self._source.endpoint, token=self._token)
         if like is None:
@@ -120,7 +124,8 @@ class TokenKeeper:
         return conn
 
     def request_reload(self) -> None:
-        """Re-read the configuration before the next connection (safe in a signal handler)."""
+        """Re-read the configuration before the next connection (SIGHUP; safe in a signal
+        handler, though listen calls it from its signal watcher thread: signals.py)."""
         self._reload_requested = True
         self._wake.set()
 
@@ -161,10 +166,15 @@ class TokenKeeper:
         claims = claims_of(self._token)
         return claims is not None and claims.expired(self._clock())
 
-    def _refresh(self) -> None:
-        """Ask once for a new token and adopt it; raises api.Refused or ConnectError."""
+    def _refresh(self, deadline: Deadline | None = None) -> None:
+        """Ask once for a new token and adopt it, by the deadline if one is given; raises
+        api.Refused or ConnectError."""
         token = self._token
         timeout = self._source.endpoint.timeouts.connect
+        if deadline is not None:
+            if deadline.expired():
+                raise ConnectError("--timeout came before the token could be refreshed")
+            timeout = deadline.cut(timeout)
         try:
             new = api.refresh(
                 self._source.endpoint.url, token, timeout, self._source.endpoint.trace
@@ -208,21 +218,21 @@ class TokenKeeper:
             f"the server refused to refresh the token ({exc}); " + what_to_do(self._source.origin)
         )
 
-    def _refresh_or_fail(self) -> None:
+    def _refresh_or_fail(self, deadline: Deadline | None = None) -> None:
         """Refresh now: a refusal is exit 3, a network failure a retryable ConnectError."""
         try:
-            self._refresh()
+            self._refresh(deadline)
         except api.Refused as exc:
             raise self._refused(exc) from None
         except ConnectError as exc:
             raise ConnectError(f"cannot refresh the token: {exc}") from None
 
-    def _refresh_before_connecting(self) -> None:
+    def _refresh_before_connecting(self, deadline: Deadline | None) -> None:
         if self._expired():
-            self._refresh_or_fail()
+            self._refresh_or_fail(deadline)
             return
         try:
-            self._refresh()
+            self._refresh(deadline)
         except api.Refused as exc:
             note = expiry_note(claims_of(self._token), self._clock())
             self._log.warning(f"{self._refused(exc)}; until then the token works ({note})")

@@ -18,7 +18,6 @@ Otherwise it is a two-way pipe: each line of stdin is a message, events come out
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable
@@ -96,11 +95,16 @@ def _begin(session: ChatSession, options: ChatOptions) -> None:
 def _converse(session: ChatSession, feed: Callable[[], None]) -> None:
     """Read the connection in this thread while `feed` reads the input in another; the
     input thread ends the session (end() or stop()) when the input does, and wakes this
-    thread with SIGALRM, which interrupts an SSE read as the transport's deadline does."""
+    thread: an SSE read ends as at its deadline (SSEConnection.wake), a WebSocket's wait
+    ends at its next tick anyway."""
     failed: list[BaseException] = []
-    main = threading.get_ident()
-    signal.signal(signal.SIGALRM, lambda signum, frame: None)  # never the default: it kills
-    session.wake = lambda: signal.pthread_kill(main, signal.SIGALRM)  # type: ignore[method-assign]
+
+    def wake() -> None:
+        conn = session.conn
+        if conn is not None and hasattr(conn, "wake"):
+            conn.wake()
+
+    session.wake = wake  # type: ignore[method-assign]
 
     def reading() -> None:
         try:

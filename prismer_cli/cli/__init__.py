@@ -28,9 +28,10 @@ import sys
 def main() -> None:
     """The console script."""
     gc.disable()  # on again once the command is parsed (app.py, start_collecting)
-    from prismer_cli import stdio
+    from prismer_cli import signals, stdio
 
-    stdio.guard()
+    stdio.guard()  # first: a closed fd 0, 1 or 2 must not be taken by the next file opened
+    signals.install()  # then at once: no signal may find the default action (signals.py)
     problem = _not_text(sys.argv[1:])
     if problem:
         sys.stderr.write(f"prismer-rt: error: {problem}\n")

@@ -23,7 +23,7 @@ except ImportError:  # pragma: no cover - older typer, on click itself
     from click.core import Command  # type: ignore[assignment]
     from click.exceptions import NoSuchOption  # type: ignore[assignment]
 
-from prismer_cli import __version__
+from prismer_cli import __version__, signals
 from prismer_cli.cli.options import CONNECTION
 from prismer_cli.config import CommandLine
 
@@ -175,6 +175,9 @@ def main_callback(
 ) -> None:
     ctx.obj = g  # connection options before the subcommand: the fallback for its own
     start_collecting()  # the command is parsed: the garbage collector is on for its work
+    # listen and subscribe keep signals as flags from the program's first moment; every other
+    # command gets the usual handlers back (prismer_cli/signals.py)
+    signals.settle(ctx.invoked_subcommand in ("listen", "subscribe"))
 
 
 def main() -> None:

@@ -30,14 +30,14 @@ def config_show(
 
     def job(log: Log) -> ExitStatus:
         from prismer_cli.config import config_path, resolve
-        from prismer_cli.redact import mask
+        from prismer_cli.redact import mask, redact
 
         settings = resolve(g, os.environ, stdin=sys.stdin.buffer)
         log.secret = settings.token.value
         for warning in settings.warnings:
             log.warning(warning)
         rows = [
-            ("url", settings.url.value, settings.url.source),
+            ("url", redact(settings.url.value or ""), settings.url.source),
             ("token", mask(settings.token.value), settings.token.source),
             *_token_rows(settings.token.value, settings.no_refresh, log),
             ("transport", settings.transport.value, settings.transport.source),

@@ -33,13 +33,15 @@ def keeper_for(g: CommandLine, log: Log, *, stdin_free: bool) -> tuple[TokenKeep
         source,
         log,
         retry_delay=tuning.backoff.cap,
-        reload=lambda: _source(g, log, tuning, None),
+        reload=lambda: _source(g, log, tuning, None, again=True),
     ), tuning
 
 
-def _source(g: CommandLine, log: Log, tuning: Tuning, stdin: BinaryIO | None) -> TokenSource:
-    """Resolve settings; warns about a token typed on the command line."""
-    settings = resolve(g, os.environ, stdin=stdin)
+def _source(
+    g: CommandLine, log: Log, tuning: Tuning, stdin: BinaryIO | None, *, again: bool = False
+) -> TokenSource:
+    """Resolve settings (`again`: a reload); warns about a token typed on the command line."""
+    settings = resolve(g, os.environ, stdin=stdin, again=again)
     log.secret = settings.token.value
     if log.trace is not None:
         log.trace.secret(settings.token.value)

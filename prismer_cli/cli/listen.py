@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from prismer_cli import signals
 from prismer_cli.cli.options import (
     CONNECTION,
     EVENT_OUTPUT,
@@ -22,7 +22,7 @@ from prismer_cli.log import Log
 from prismer_cli.view import ViewFlags
 
 if TYPE_CHECKING:
-    from prismer_cli.listen.durable import DurableOptions
+    from prismer_cli.listen.durableoptions import DurableOptions
 
 
 def _durable_options(flags: ListenFlags) -> DurableOptions | None:
@@ -30,10 +30,11 @@ def _durable_options(flags: ListenFlags) -> DurableOptions | None:
     event log over requests) is imported only when one of them is given."""
     if flags.since == "now" and flags.cursor_file is None and not flags.no_follow:
         return None
-    from prismer_cli.listen.durable import DurableOptions, parse_since
+    from prismer_cli.listen.durableoptions import DurableOptions
 
-    parse_since(flags.since)
-    return DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
+    options = DurableOptions(flags.since, flags.cursor_file, flags.no_follow)
+    options.check()  # a bad --since or --cursor-file: exit 2 before connecting
+    return options
 
 
 def _listen(
@@ -53,21 +54,28 @@ def _listen(
         from prismer_cli.view.choice import choose_for, event_output
         from prismer_cli.view.names import RestNames, UserNames
 
-        durable_options = _durable_options(flags)  # a bad --since: exit 2 before connecting
+        durable_options = _durable_options(flags)  # a bad --since or --cursor-file: exit 2
+        deadline = Deadline(flags.timeout)  # --timeout counts from here, a token refresh included
         if handing.active or handing.forward_replies:  # the hand-off (and requests): only then
             from prismer_cli.cli.handoff import check, make_handoff
 
             check(handing)
         keeper, tuning = keeper_for(g, log, stdin_free=True)
+
+        def reload() -> None:  # SIGHUP, at any moment (from the signal watcher thread)
+            log.info("SIGHUP: the configuration is re-read before the next connection")
+            keeper.request_reload()
+
+        signals.listening(reload=reload)
         view = choose_for(output, g)
-        endpoint = keeper.fresh()
+        endpoint = keeper.fresh(deadline=deadline)
         out = event_output(view, UserNames(RestNames(endpoint, log)))
         hand = None
         if handing.active:
             hand = make_handoff(
                 handing,
                 g,
-                endpoint=endpoint.until(Deadline(flags.timeout)),
+                endpoint=endpoint.until(deadline),
                 keeper=keeper,
                 tuning=tuning,
                 log=log,
@@ -89,6 +97,7 @@ def _listen(
             policy=Policy(tuning.backoff, 0 if flags.no_reconnect else flags.max_retries),
             meta=flags.meta or view.mode == "pretty",  # the human view shows the lifecycle anyway
             hand=hand,
+            deadline=deadline,
         )
         durable = None
         if durable_options is not None:
@@ -106,11 +115,10 @@ def _listen(
             )
         try:
             if durable is not None and flags.no_follow:
-                return no_follow(durable, out, options.count, Deadline(flags.timeout))
+                return no_follow(durable, out, options.count, deadline)
             if durable is not None:  # the cursor's resume point, with the current token
                 keeper.open = durable.connect
             close_on_hangup()
-            signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
             # the keeper's connect: the current token, refreshed when due; SIGHUP re-reads
             return listen(endpoint, options, out, log, durable, connect=keeper.connect)
         finally:

@@ -10,12 +10,14 @@ from typing import NoReturn
 
 import typer
 
+from prismer_cli import signals
 from prismer_cli.config import CommandLine
 from prismer_cli.errors import ExitStatus, Interrupted, PrismerError
 from prismer_cli.log import Log
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM for the commands other than listen, as SIGINT's KeyboardInterrupt."""
     raise Interrupted(signum)
 
 
@@ -29,7 +31,8 @@ def execute(job: Callable[[Log], ExitStatus], g: CommandLine) -> NoReturn:
         from prismer_cli.transport.trace import Tracer
 
         log.trace = Tracer()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    if not signals.noting():  # listen notes signals as flags (prismer_cli/signals.py)
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         status = job(log)
     except OutputClosed:

@@ -62,7 +62,7 @@ def _run_commands(
     def job(log: Log) -> ExitStatus:
         from prismer_cli import send
         from prismer_cli.cli.endpoint import endpoint_for
-        from prismer_cli.protocol.commands import parse_batch, read_lines
+        from prismer_cli.protocol.commands import LINE_SLACK, parse_batch, read_lines
         from prismer_cli.retry import Policy
         from prismer_cli.tuning import SEND_RETRIES
         from prismer_cli.view.choice import choose_for, result_output
@@ -76,8 +76,10 @@ def _run_commands(
             batches: Any = [[single()]]
         else:
             batches = (
-                parse_batch(batch, default_action, message_type)
-                for batch in read_lines(sys.stdin.buffer, idle=0.1)
+                parse_batch(batch, default_action, message_type, tuning.max_message_bytes)
+                for batch in read_lines(
+                    sys.stdin.buffer, idle=0.1, limit=tuning.max_message_bytes + LINE_SLACK
+                )
             )
         policy = Policy(tuning.backoff, SEND_RETRIES, tuning.timeouts.send)
         options = send.SendOptions(wait, policy, tuning.max_message_bytes, retry_file)

@@ -31,6 +31,7 @@ def whoami(ctx: typer.Context, g: CommandLine) -> None:
         from prismer_cli.config import resolve
         from prismer_cli.errors import AuthError, CommandRejected, UsageError
         from prismer_cli.output import Output
+        from prismer_cli.redact import redact
         from prismer_cli.tuning import from_env
 
         settings = resolve(g, os.environ, stdin=sys.stdin.buffer)
@@ -71,7 +72,7 @@ def whoami(ctx: typer.Context, g: CommandLine) -> None:
             "expiresAt": iso(exp) if exp is not None else None,
             "expiresInSeconds": max(0, int(exp - now)) if exp is not None else None,
             "source": settings.token.source,
-            "url": url,
+            "url": redact(url),
         }
         out = Output()
         out.record(record)

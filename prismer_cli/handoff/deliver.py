@@ -14,11 +14,12 @@ from urllib.parse import urlsplit
 import orjson
 import requests
 
-from prismer_cli.errors import UsageError
+from prismer_cli.errors import ConnectError, UsageError
 from prismer_cli.retry import Deadline
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.trace import Tracer
 from prismer_cli.transport.tracehttp import traced
+from prismer_cli.transport.watchdog import Watch
 
 REPLY_PREVIEW = 120  # characters of the handler's answer shown on stderr
 
@@ -54,15 +55,18 @@ class Forwarder:
         if bundle:
             self._session.verify = bundle
         self._host = urlsplit(url).hostname or url
+        self._watch = Watch()
 
     def post(self, body: bytes, headers: dict[str, str], deadline: Deadline) -> Outcome:
         started = time.monotonic()
-        try:
-            answer = self._session.post(
-                self.url, data=body, headers=headers, timeout=deadline.cut(self.timeout)
-            )
+        wait = deadline.cut(self.timeout)
+        try:  # one step, answer included, by its deadline; cut at once by a stop (watchdog.py)
+            with self._watch.step(deadline.within(wait).at, f"POST to {self._host}"):
+                answer = self._session.post(self.url, data=body, headers=headers, timeout=wait)
         except requests.RequestException as exc:
             return Outcome(False, None, _ms_since(started), reason(exc, self._host))
+        except ConnectError as exc:  # the step's deadline: the handler answers too slowly
+            return Outcome(False, None, _ms_since(started), str(exc))
         ms = _ms_since(started)
         text = answer.text
         ok = 200 <= answer.status_code < 300

@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from prismer_cli import signals
 from prismer_cli.handoff.deliver import Outcome
 from prismer_cli.retry import Deadline
 
@@ -87,10 +88,9 @@ class Executor:
             return Outcome(False, None, _ms_since(started), f"cannot run sh: {exc.strerror}")
         limit = deadline.cut(self.timeout)
         try:
-            proc.communicate(line + b"\n", timeout=limit)
-        except subprocess.TimeoutExpired:
-            _end(proc)
-            return Outcome(False, None, _ms_since(started), f"timed out after {limit:g} s")
+            if not _wait(proc, line + b"\n", limit):
+                _end(proc)
+                return Outcome(False, None, _ms_since(started), f"timed out after {limit:g} s")
         finally:
             if proc.poll() is None:  # interrupted (Ctrl-C, SIGTERM): the command ends too
                 _end(proc)
@@ -99,6 +99,26 @@ class Executor:
         if code < 0:
             return Outcome(False, None, ms, f"killed by {_signal_name(-code)}")
         return Outcome(code == 0, code, ms, f"exit {code}")
+
+
+STOP_CHECK = 0.25  # how often a stop (SIGINT, SIGTERM in listen: signals.py) is looked for
+
+
+def _wait(proc: subprocess.Popen[bytes], data: bytes, limit: float) -> bool:
+    """Hand the command its line and wait for it, `limit` s at most (False when it is still
+    running); a stop is raised (signals.check) within STOP_CHECK of coming."""
+    end = time.monotonic() + limit
+    first = True
+    while True:
+        try:
+            proc.communicate(data if first else None, timeout=min(STOP_CHECK, limit))
+            return True
+        except subprocess.TimeoutExpired:
+            first = False
+            signals.check()
+            limit = end - time.monotonic()
+            if limit <= 0:
+                return False
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

@@ -7,7 +7,8 @@
 - dedupe.py: de-duplication with bounded memory; failures.py: connection failures on stderr;
 - hooks.py: the seam (`Stored`) through which the engine calls the durable mode, so that the
   dependency runs one way (durable.py implements it, engine.py takes one);
-- durable.py: `--since`, `--cursor-file`, `--no-follow`, over eventlog.py (the server's event
+- durable.py: `--since`, `--cursor-file`, `--no-follow` (options checked in durableoptions.py),
+  over eventlog.py (the server's event
   log, read in pages), catchup.py (the stored events after the cursor), placing.py (the server
   dialect's live events in the log), gaps.py (the docs dialect's skipped seqs), saver.py (when
   the cursor is saved) and cursorfile.py (the cursor file: lock, atomic save); cron.py runs
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from prismer_cli.listen.cron import no_follow
-    from prismer_cli.listen.durable import Durable, DurableOptions, parse_since
+    from prismer_cli.listen.durable import Durable
+    from prismer_cli.listen.durableoptions import DurableOptions, parse_since
     from prismer_cli.listen.engine import Listener, ListenOptions, listen
     from prismer_cli.listen.filters import Filters
     from prismer_cli.listen.matcher import Match
@@ -34,9 +36,9 @@ if TYPE_CHECKING:
 # --format takes matcher.py) does not load the engine.
 _HOMES = {
     "Durable": "durable",
-    "DurableOptions": "durable",
+    "DurableOptions": "durableoptions",
     "no_follow": "cron",
-    "parse_since": "durable",
+    "parse_since": "durableoptions",
     "Listener": "engine",
     "ListenOptions": "engine",
     "listen": "engine",

@@ -7,7 +7,11 @@ another URL or token refuses the file rather than skipping or repeating events.
 
 Saved atomically (a temporary file in the same folder, fsync, rename; mode 0600; parent folders
 created). `FILE.lock` is held with flock(2) for the whole run, so a second listen on the same file
-refuses at once (exit 2) and overlapping cron runs never print an event twice.
+refuses at once and overlapping cron runs never print an event twice.
+
+What a restart cannot fix is exit 2 (an empty name, a path that is not a regular file, a folder
+that cannot be written); what passes by itself is exit 75 (another listen holds the file, the
+disk is full): docs/cli.md "Exit statuses".
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -31,15 +36,36 @@ VERSION = 1
 TRANSIENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
+def check_path(name: str) -> None:
+    """Refuse, before anything connects, a --cursor-file that cannot be one: empty (an unset
+    variable in a crontab), or something other than a regular file (a directory, /dev/null)."""
+    if not name.strip():
+        raise UsageError(
+            "--cursor-file is empty (an unset variable?): give the file that keeps the cursor"
+        )
+    path = Path(name).expanduser()
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return  # made on the first save
+    except OSError as exc:
+        raise UsageError(f"cannot use the cursor file {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a device, a pipe...)"
+        raise UsageError(f"the cursor file {path} is {what}: give a file of its own")
+
+
 class CursorFile:
     def __init__(self, path: str) -> None:
+        check_path(path)
         self.path = Path(path).expanduser()
         self._lock_fd: int | None = None
         self.saved: int | None = None
         self.binding: dict[str, Any] = {}
 
     def lock(self) -> None:
-        """Take FILE.lock, or refuse at once when another listen holds it (exit 2)."""
+        """Take FILE.lock, or refuse at once when another listen holds it (exit 75)."""
+        check_path(str(self.path))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -49,7 +75,7 @@ class CursorFile:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
-            raise UsageError(
+            raise TemporaryFailure(
                 f"another listen holds {self.path} (its lock {self.path}.lock is taken); "
                 "a cursor file serves one listen at a time"
             ) from None

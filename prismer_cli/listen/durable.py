@@ -29,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from functools import partial
 
 import orjson
@@ -38,6 +37,7 @@ from prismer_cli.errors import ConnectError, PrismerError, TransportError, Usage
 from prismer_cli.listen.catchup import catch_up, remember_passed
 from prismer_cli.listen.cursorfile import CursorFile
 from prismer_cli.listen.dedupe import RecentKeys
+from prismer_cli.listen.durableoptions import DurableOptions, parse_since
 from prismer_cli.listen.eventlog import NoHistory, SyncReader, check_cursor, stored_key
 from prismer_cli.listen.filters import Filters, Predicate
 from prismer_cli.listen.gaps import Gaps, fill
@@ -52,28 +52,6 @@ from prismer_cli.transport import Connection, Endpoint, Resume, open_connection
 from prismer_cli.tuning import FINAL_GRACE
 
 CAUGHT_UP = "prismer-rt.caught-up"
-
-
-@dataclass(frozen=True)
-class DurableOptions:
-    since: str = "now"  # now | all | SEQ
-    cursor_file: str | None = None
-    no_follow: bool = False
-
-    @property
-    def active(self) -> bool:
-        return self.since != "now" or self.cursor_file is not None or self.no_follow
-
-
-def parse_since(text: str) -> int | None:
-    """`--since`: None for now, 0 for all, else the seq (a plain non-negative integer)."""
-    if text == "now":
-        return None
-    if text == "all":
-        return 0
-    if text.isascii() and text.isdigit():
-        return int(text)
-    raise UsageError(f"--since takes a seq (a whole number), all or now, not {text!r}")
 
 
 class Durable:
@@ -101,7 +79,7 @@ class Durable:
         self.meta = meta
         self.hand = hand
         self.reader = SyncReader(endpoint, log, token)  # token: the current one, if refreshed
-        self.file = CursorFile(options.cursor_file) if options.cursor_file else None
+        self.file = CursorFile(options.cursor_file) if options.cursor_file is not None else None
         self.user: str | None = None
         self.dialect: str | None = endpoint.dialect.name if endpoint.dialect else None
         self.cursor = 0  # every event up to here was flushed or filtered out (main thread)
@@ -391,19 +369,28 @@ class Durable:
         """At every exit: stop the thread, place the last live events, save, unlock.
 
         The last look-ups in the log get a grace of their own (FINAL_GRACE), not what is left
-        of --timeout, so that a run ended by --timeout still saves the exact cursor."""
+        of --timeout, so that a run ended by --timeout still saves the exact cursor. Every wait
+        is bounded: a saver still busy after the connect timeout (a page of the log that never
+        ends) is left behind, and the cursor of the last flush is saved without it."""
         if self._saver is not None:
-            self._saver.stop()
+            self._saver.stop(self.endpoint.timeouts.connect)
             self._saver = None
         try:
             if not self._started:
                 return
-            self.reader.until(Deadline(FINAL_GRACE))
-            try:  # with a hand, what the stream skipped is left to the next run
-                self._place_last(out if clean and self.hand is None else None)
-            except PrismerError as exc:
-                self.log.warning(f"could not read the event log to place live events: {exc}")
-            self._save(self.flushed)
+            if not self._lock.acquire(timeout=1.0):
+                self.log.warning("the cursor's saver is still busy: saving the last flushed one")
+                self._save(self.flushed)
+                return
+            try:
+                self.reader.until(Deadline(FINAL_GRACE))
+                try:  # with a hand, what the stream skipped is left to the next run
+                    self._place_last(out if clean and self.hand is None else None)
+                except PrismerError as exc:
+                    self.log.warning(f"could not read the event log to place live events: {exc}")
+                self._save(self.flushed)
+            finally:
+                self._lock.release()
         finally:
             if self.file is not None:
                 self.file.unlock()

@@ -48,6 +48,9 @@ class ListenOptions:
     policy: Policy = field(default_factory=Policy)
     meta: bool = False
     hand: Hand | None = None  # --forward-to, --exec: each printed event handed on (hooks.py)
+    # --timeout's clock when the caller started it before anything ran (a token refresh that
+    # was due counts inside it); else it starts with the Listener
+    deadline: Deadline | None = None
 
 
 class _Done(Exception):
@@ -110,7 +113,7 @@ class Listener:
         *,
         connect: Connect = open_connection,
     ) -> None:
-        self.deadline = Deadline(options.timeout)
+        self.deadline = options.deadline or Deadline(options.timeout)
         self.endpoint = endpoint.until(self.deadline)
         self.options = options
         self.out = out

@@ -31,6 +31,7 @@ from prismer_cli.transport.base import Endpoint, retry_after
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
+from prismer_cli.transport.watchdog import StepTimeout, Watch
 
 PAGE = 500  # the real server's largest page
 
@@ -57,6 +58,7 @@ class SyncReader:
         self._token = token or (lambda: endpoint.token)  # the current one, refreshed or not
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
         self._session = traced(_session(self._url), endpoint.trace)
+        self._watch = Watch()  # each page, answer included, ends by its deadline (watchdog.py)
 
     def until(self, deadline: Deadline) -> None:
         """End every request by this deadline (--timeout holds for the catch-up too)."""
@@ -69,15 +71,18 @@ class SyncReader:
             raise ConnectError("--timeout came while reading the event log")
         wait = deadline.cut(self._endpoint.timeouts.connect)
         try:
-            answer = self._session.get(
-                self._url,
-                params={"since": str(int(since)), "limit": str(int(limit))},
-                headers={"Authorization": f"Bearer {self._token()}"},  # a refreshed one too
-                timeout=(wait, wait),
-            )
+            with self._watch.step(deadline.within(wait).at, "a page of the event log"):
+                answer = self._session.get(
+                    self._url,
+                    params={"since": str(int(since)), "limit": str(int(limit))},
+                    headers={"Authorization": f"Bearer {self._token()}"},  # a refreshed one too
+                    timeout=(wait, wait),
+                )
         except requests.RequestException as exc:
             problem = redact(reason(exc, urlsplit(self._url).hostname), self._token())
             raise ConnectError(f"cannot read the event log: {problem}") from None
+        except StepTimeout as exc:
+            raise StepTimeout(f"cannot read the event log: {exc}") from None
         status = answer.status_code
         if status == 404:
             raise NoHistory(
@@ -96,9 +101,10 @@ class SyncReader:
             events, cursor = data["events"], data["cursor"]
             has_more = bool(data.get("hasMore"))
             if type(events) is not list or type(cursor) is not int:
-                raise TypeError
+                raise TypeError("no list of events and whole-number cursor")
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ConnectError(f"the event log answered something unexpected ({exc})") from None
+            what = str(exc) or type(exc).__name__
+            raise ConnectError(f"the event log answered something unexpected ({what})") from None
         return Page(events, cursor, has_more)
 
     def after(self, since: int) -> Iterator[list[JSON]]:

@@ -64,8 +64,10 @@ class Saver(threading.Thread):
                 return
             self._stopped.wait(SAVE_INTERVAL)
 
-    def stop(self) -> None:
+    def stop(self, wait: float) -> None:
+        """Ask the thread to end; wait for it `wait` s at most (its work is a save, or pages
+        of the log, each ending by its own deadline, and cut at once by a stop)."""
         self._stopping = True
         self._stopped.set()
         self._wanted.set()
-        self.join()
+        self.join(wait)

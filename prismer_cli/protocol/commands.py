@@ -50,6 +50,7 @@ def new_key() -> str:
 class InvalidLine:
     line: int
     reason: str
+    rejected: bool = False  # not invalid but too big to be sent: exit 5, as such a message
 
 
 def id_problem(value: str) -> str | None:
@@ -129,44 +130,94 @@ def command_from(
     return Command(SUBSCRIBE, conversation, line=line)
 
 
-def read_lines(stream: BinaryIO, idle: float | None = None) -> Iterator[list[tuple[int, bytes]]]:
+LINE_SLACK = 1 << 16  # a line may be this much longer than the message it holds (JSON framing)
+
+
+def too_big(max_bytes: int | None) -> str:
+    """The result of a line read_lines did not keep (parse_batch)."""
+    limit = f"the {max_bytes} bytes" if max_bytes is not None else "what"
+    return (
+        f"not sent: the line is more than {limit} the server accepts "
+        "(PRISMER_RT_MAX_MESSAGE_BYTES), by over 64 KiB, so it was not even read"
+    )
+
+
+def read_lines(
+    stream: BinaryIO, idle: float | None = None, limit: int | None = None
+) -> Iterator[list[tuple[int, bytes | None]]]:
     """Batches of (line number, line) as they arrive: a line is handled as soon as it is complete.
 
     `idle`: an empty batch after that many seconds without input, so that a connection lost
     while a slow producer thinks is replaced (and its unconfirmed commands sent again) at once.
+    `limit`: a line longer than this is not kept: its bytes are dropped up to its newline, and it
+    comes as (number, None) (parse_batch: too_big, refused as a message over the server's limit
+    is), so that a line with no end cannot take all the memory; the lines after it are read.
 
     os.read returns whatever the pipe holds, so a burst of lines is one batch (one write to the
-    socket) and a single line from a slow producer is sent at once, not when a buffer fills.
+    socket) and a single line from a slow producer is sent at once, not when a buffer fills. Each
+    chunk is split once and a line that spans chunks is joined once: linear in the input, however
+    long the lines.
     """
     try:
         fd = stream.fileno()
     except (OSError, AttributeError, io.UnsupportedOperation):
         fd = -1
     number = 0
-    carry = b""
+    pending: list[bytes] = []  # the line so far, from earlier chunks
+    size = 0  # its length
+    dropping = False  # it went over the limit: its bytes are dropped up to its newline
+    most = limit if limit is not None else -1
     while True:
         if fd >= 0 and idle is not None and not select.select((fd,), (), (), idle)[0]:
             yield []  # nothing for `idle` seconds: the caller may tend its connection
             continue
-        chunk = os.read(fd, 1 << 16) if fd >= 0 else stream.readline()
+        chunk = os.read(fd, 1 << 16) if fd >= 0 else stream.readline(1 << 16)
         if not chunk:
-            if carry:
-                yield [(number + 1, carry)]
+            if pending or dropping:
+                yield [(number + 1, None if dropping else b"".join(pending))]
             return
-        lines = (carry + chunk).split(b"\n")
-        carry = lines.pop()
-        batch = []
-        for raw in lines:
-            number += 1
-            batch.append((number, raw))
+        pieces = chunk.split(b"\n")
+        tail = pieces.pop()  # the start of the next line (or b"")
+        batch: list[tuple[int, bytes | None]] = []
+        if pieces:
+            first = pieces[0]
+            if dropping:
+                line: bytes | None = None
+            elif pending:
+                pending.append(first)
+                line = b"".join(pending) if most < 0 or size + len(first) <= most else None
+            else:
+                line = first if most < 0 or len(first) <= most else None
+            batch.append((number + 1, line))
+            if most < 0 or most >= 1 << 16:  # no whole line of a chunk can be over the limit
+                batch += enumerate(pieces[1:], number + 2)
+            else:
+                batch += (
+                    (n, piece if len(piece) <= most else None)
+                    for n, piece in enumerate(pieces[1:], number + 2)
+                )
+            number += len(pieces)
+            pending, size, dropping = [], 0, False
+        if tail and not dropping:
+            pending.append(tail)
+            size += len(tail)
+            if 0 <= most < size:
+                pending, size, dropping = [], 0, True
         if batch:
             yield batch
 
 
 def parse_batch(
-    batch: list[tuple[int, bytes]], default_action: str, default_type: str = "text"
+    batch: list[tuple[int, bytes | None]],
+    default_action: str,
+    default_type: str = "text",
+    max_bytes: int | None = None,
 ) -> Iterator[Command | InvalidLine]:
+    """The commands of a batch; `max_bytes`: the server's limit, for a line too big to read."""
     for number, raw in batch:
+        if raw is None:
+            yield InvalidLine(number, too_big(max_bytes), rejected=True)
+            continue
         if not raw.strip():
             continue
         try:

@@ -24,6 +24,7 @@ from prismer_cli.errors import AuthError, ConnectError, ExitStatus, Interrupted,
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.commands import Command, InvalidLine
+from prismer_cli.redact import redact
 from prismer_cli.retry import Deadline, Retries, retry_after_of, retryable
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
 from prismer_cli.send.ledger import Entry, Ledger
@@ -54,8 +55,8 @@ def run(
             for batch, bad in _runs(whole):
                 if bad is not None:  # its own result line, in input order (docs/cli.md)
                     log.error(f"stdin line {bad.line}: {bad.reason}; skipped")
-                    ledger.invalid(bad.line, bad.reason)
-                    invalid = True
+                    ledger.invalid(bad.line, bad.reason, rejected=bad.rejected)
+                    invalid = invalid or not bad.rejected
                     ledger.emit()
                     continue
                 commands = batch
@@ -246,7 +247,7 @@ def _deliver(
 def _named(error: ConnectError | AuthError, endpoint: Endpoint) -> ConnectError | AuthError:
     """The transport says what failed ("connection refused"); send says where, once."""
     if isinstance(error, ConnectError) and not str(error).startswith("cannot "):
-        error.args = (f"cannot connect to {endpoint.url}: {error}",)
+        error.args = (f"cannot connect to {redact(endpoint.url)}: {error}",)
     return error
 
 

@@ -65,13 +65,16 @@ class Ledger:
             entry.record, entry.status = record, status
             self._worsen(status)
 
-    def invalid(self, line: int, reason: str) -> None:
-        """The result of an invalid stdin line: {"ok": false, "line": N, "error": ...}."""
+    def invalid(self, line: int, reason: str, *, rejected: bool = False) -> None:
+        """The result of an invalid stdin line: {"ok": false, "line": N, "error": ...}; or of
+        one too big to be read (`rejected`), exit 5 as a message over the server's limit."""
         entry = Entry(Command("", "", line=line), "")
         entry.record = {"ok": False, "line": line, "error": reason}
-        entry.status = ExitStatus.INVALID_INPUT
+        entry.status = ExitStatus.REJECTED if rejected else ExitStatus.INVALID_INPUT
         with self._lock:
             self._entries.append(entry)
+            if rejected:
+                self._worsen(ExitStatus.REJECTED)
 
     def fail_all(self, commands: list[Command], error: str, status: ExitStatus) -> None:
         """A failed result for each command, none of them attempted."""

@@ -3,6 +3,8 @@ middleware that applies request-level faults and records REST calls."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -94,11 +96,29 @@ def _not_found(request: web.Request, exc: web.HTTPException) -> web.Response:
     return json_error(message, exc.status)
 
 
+TRICKLE_START = b"HTTP/1.1 200 OK\r\nX-Trickle: "
+
+
+async def _trickle(ctx: ServerContext, request: web.Request, interval: float) -> web.Response:
+    """The `trickle` fault: one byte every `interval` s of an answer that never ends, written
+    under aiohttp's feet, until the client goes away; then the connection is closed."""
+    ctx.log.add("trickle", method=request.method, path=logged_path(request))
+    transport = request.transport
+    data = itertools.chain(TRICKLE_START, itertools.repeat(ord("a")))
+    while transport is not None and not transport.is_closing():
+        transport.write(bytes((next(data),)))
+        await asyncio.sleep(interval)
+    return web.Response()  # to a closed connection: dropped
+
+
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = request.app[CONTEXT]
     if request.path.startswith("/_control/"):
         return await handler(request)
+    interval = ctx.faults.trickle
+    if interval is not None:
+        return await _trickle(ctx, request, interval)
     faulted = _fault_response(ctx, request)
     if faulted is not None:
         return faulted

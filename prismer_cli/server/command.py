@@ -21,7 +21,7 @@ EPILOG = "Example: prismer-rt serve --dialect server --token dev-token --fault d
 FAULTS_HELP = (
     "Inject a fault (repeatable): no-websocket, refuse=N[:S], rate-limit=N:S, "
     "drop-after=N, half-open-after=N, garbage, upgrade-status=CODE, no-history, "
-    "concurrent-handling, foreign-seqs=N."
+    "concurrent-handling, foreign-seqs=N, trickle=MS."
 )
 DEFAULTS = ServerOptions()
 

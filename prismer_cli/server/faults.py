@@ -33,6 +33,12 @@ Given with ``--fault SPEC`` (repeatable) or replaced at run time by ``POST /_con
     Before each row the event log writes, N rows of a user no client knows: as on a busy real
     server, whose seqs are global, most seqs a client's log skips are other users' events (the
     docs dialect's SSE ids jump by N + 1 or more).
+``trickle=MS``
+    Every request (WebSocket upgrades, SSE, REST, the event log; not ``/_control``) is answered
+    one byte every MS milliseconds, and the answer never ends: a status line, then a header
+    line that goes on for ever. A server or a proxy that keeps a connection busy without ever
+    answering, which defeats a client's per-read timeouts (only a deadline for the whole step
+    stops it).
 ``garbage``
     Right after the auth frame a WebSocket gets the text frames ``this is not json``,
     ``[1,2,3]``, ``"just a string"`` and one binary frame; an SSE stream gets ``data: not json``.
@@ -64,6 +70,7 @@ FAULT_KINDS = (
     "no-history",
     "concurrent-handling",
     "foreign-seqs",
+    "trickle",
 )
 FLAG_KINDS = ("no-websocket", "garbage", "no-history", "concurrent-handling")
 
@@ -112,10 +119,22 @@ def parse_fault(spec: str) -> Fault:
     retry_after = _non_negative(retry_text, "RETRY_AFTER", spec) if colon else None
     if kind == "rate-limit" and retry_after is None:
         raise FaultSpecError(f"fault {spec!r}: use rate-limit=N:RETRY_AFTER")
-    if kind in ("drop-after", "half-open-after", "upgrade-status", "foreign-seqs") and colon:
+    if (
+        kind
+        in (
+            "drop-after",
+            "half-open-after",
+            "upgrade-status",
+            "foreign-seqs",
+            "trickle",
+        )
+        and colon
+    ):
         raise FaultSpecError(f"fault {spec!r}: {kind} takes a single number")
     if kind == "upgrade-status" and not 400 <= count <= 599:
         raise FaultSpecError(f"fault {spec!r}: CODE must be an HTTP status from 400 to 599")
+    if kind == "trickle" and count == 0:
+        raise FaultSpecError(f"fault {spec!r}: MS must be at least 1")
     return Fault(kind, count, retry_after)
 
 
@@ -182,6 +201,12 @@ class FaultState:
     @property
     def upgrade_status(self) -> int | None:
         return self._value("upgrade-status")
+
+    @property
+    def trickle(self) -> float | None:
+        """Seconds between two bytes of every answer, or None."""
+        ms = self._value("trickle")
+        return None if ms is None else ms / 1000
 
     @property
     def drop_after(self) -> int | None:

@@ -35,6 +35,7 @@ from prismer_cli.transport.base import Endpoint, retry_after
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
+from prismer_cli.transport.watchdog import Watch
 from prismer_cli.tuning import SEND_RETRIES
 
 
@@ -46,6 +47,7 @@ class RestClient:
         self.not_after = endpoint.deadline  # no request's attempts go past it
         self._session = traced(requests.Session(), endpoint.trace)
         self._session.headers["Authorization"] = f"Bearer {endpoint.token}"
+        self._watch = Watch()  # each request ends by its deadline, however slow the answer
 
     def send_message(
         self,
@@ -65,13 +67,12 @@ class RestClient:
 
     def whoami(self) -> str | None:
         """The user id behind the token, from GET /api/im/me, or None if the server won't say."""
+        wait = self._endpoint.cut().timeouts.connect
         try:
-            answer = self._session.get(
-                endpoint_url(self._endpoint.url, ME_PATH),
-                timeout=self._endpoint.cut().timeouts.connect,
-            )
-            data = answer.json() if answer.ok else {}
-        except (requests.RequestException, ValueError):
+            with self._watch.step(self._endpoint.deadline.within(wait).at, "GET /api/im/me"):
+                answer = self._session.get(endpoint_url(self._endpoint.url, ME_PATH), timeout=wait)
+                data = answer.json() if answer.ok else {}
+        except (requests.RequestException, ValueError, ConnectError):
             return None
         return user_id_of(data) if isinstance(data, dict) else None
 
@@ -119,15 +120,12 @@ class RestClient:
     def _post_once(
         self, url: str, body: Any, headers: dict[str, str], deadline: Deadline
     ) -> dict[str, Any]:
+        wait = deadline.cut(self._endpoint.timeouts.connect)
+        host = urlsplit(self._endpoint.url).hostname
         try:
-            answer = self._session.post(
-                url,
-                json=body,
-                headers=headers,
-                timeout=deadline.cut(self._endpoint.timeouts.connect),
-            )
+            with self._watch.step(deadline.within(wait).at, f"POST to {host}"):
+                answer = self._session.post(url, json=body, headers=headers, timeout=wait)
         except requests.RequestException as exc:
-            host = urlsplit(self._endpoint.url).hostname
             words = reason(exc, host)
             words = words if words.startswith("cannot ") else f"cannot reach {host}: {words}"
             problem = redact(words, self._endpoint.token)

@@ -7,18 +7,16 @@ envelopes. Over the docs path, the last `id:` is sent back as `Last-Event-ID` on
 
 The stream is read with urllib3's read1(), which returns whatever has arrived, and parsed by
 sseparse.py rather than sseclient-py, whose per-event cost caps it below 70k events/s
-(README "Design notes"). A silent stream trips the read timeout (Timeouts.sse_silence); the
-caller's --timeout deadline, and the attempt's bound while the stream is opened, interrupt a
-blocking read with SIGALRM.
+(README "Design notes"). A silent stream trips the read timeout (Timeouts.sse_silence). Opening
+the stream is a step that ends by the attempt's deadline, and reading it ends at the caller's
+--timeout: at either, the watchdog shuts the socket down (watchdog.py), so that neither a
+silent server nor one that trickles bytes can hold a read past it.
 """
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 from collections.abc import Iterator
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,6 +24,7 @@ import orjson
 import requests
 import urllib3
 
+from prismer_cli import signals
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost
 from prismer_cli.protocol.dialects import SSE_PROBE_ORDER, Dialect, Hello, error_message
 from prismer_cli.redact import redact
@@ -35,39 +34,9 @@ from prismer_cli.transport.sseparse import SSEEvent, SSEParser
 from prismer_cli.transport.trace import Tracer
 from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
+from prismer_cli.transport.watchdog import STOP, Watch
 
 CHUNK = 65536
-
-
-class _DeadlineReached(Exception):
-    pass
-
-
-class _Alarm:
-    """Interrupt a blocking read at a deadline, and only a blocking read (never a write)."""
-
-    def __init__(self, deadline: float | None) -> None:
-        self.deadline = deadline
-        self.blocking = False
-        self.fired = False
-        self._armed = deadline is not None and threading.current_thread() is threading.main_thread()
-        self._previous: Any = None
-
-    def __enter__(self) -> _Alarm:
-        if self._armed and self.deadline is not None:
-            self._previous = signal.signal(signal.SIGALRM, self._on_alarm)
-            signal.setitimer(signal.ITIMER_REAL, max(0.001, self.deadline - time.monotonic()))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._armed:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self._previous)
-
-    def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
-        self.fired = True
-        if self.blocking:
-            raise _DeadlineReached
 
 
 class _Envelopes:
@@ -93,9 +62,11 @@ class SSEConnection:
         dialect: Dialect,
         resume: Resume,
         token: str,
+        watch: Watch,
         trace: Tracer | None = None,
     ) -> None:
         self._response = response
+        self._watch = watch  # holds the stream's socket: shut down at a deadline
         self._read = response.raw.read1
         self._parser = SSEParser()
         self._queue: list[SSEEvent] = []
@@ -108,37 +79,41 @@ class SSEConnection:
 
     @classmethod
     def open(cls, endpoint: Endpoint, resume: Resume) -> SSEConnection:
+        """Open the stream (and read its authentication event, server dialect), all of it by
+        the attempt's deadline (or within the connect timeout), however slowly bytes come."""
         forced = endpoint.dialect or resume.dialect
         probes = (forced,) if forced else SSE_PROBE_ORDER
+        at = endpoint.deadline.at
+        if at is None:
+            at = time.monotonic() + endpoint.timeouts.connect
         for dialect in probes:
-            with _Alarm(endpoint.deadline.at) as alarm:
-                alarm.blocking = True
-                try:
-                    response = _get(endpoint, dialect, resume)
-                except _DeadlineReached:
-                    raise ConnectError(
-                        f"no answer from the server within {endpoint.timeouts.connect:.1f} s"
-                        " (event stream)"
-                    ) from None
+            watch = Watch()
+            with watch.step(at, "opening the event stream"):
+                response = _get(endpoint, dialect, resume)
             if response.status_code == 404 and dialect is not probes[-1]:
                 response.close()
                 continue
             _check_status(response)
-            conn = cls(response, dialect, resume, endpoint.token, endpoint.trace)
+            conn = cls(response, dialect, resume, endpoint.token, watch, endpoint.trace)
             if dialect.sse_authenticates:
-                conn._authenticate(endpoint.deadline.at)
+                try:
+                    with watch.step(at, "the event stream's authentication event"):
+                        conn._authenticate()
+                except BaseException:
+                    conn.abort()
+                    raise
             return conn
         raise ConnectError("no SSE endpoint on this server (HTTP 404 on both paths)")
 
-    def _authenticate(self, deadline: float | None) -> None:
+    def _authenticate(self) -> None:
         """A stream that starts with an authentication envelope (the server dialect's)."""
         try:
-            self._first_envelope(deadline)
+            self._first_envelope()
         except ConnectionLost as exc:
             raise ConnectError(str(exc)) from None
 
-    def _first_envelope(self, deadline: float | None) -> None:
-        for data in self.messages(deadline):
+    def _first_envelope(self) -> None:
+        for data in self._events():
             try:
                 frame = orjson.loads(data)
             except orjson.JSONDecodeError:
@@ -154,39 +129,47 @@ class SSEConnection:
         raise ConnectError("the SSE stream did not start with an authentication event")
 
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
+        """Each event; ends quietly at the deadline, when the watchdog shuts the stream; at a
+        stop (SIGINT, SIGTERM: signals.py) raises the stop's exception."""
+        watch = self._watch
+        watch.arm(deadline)
+        try:
+            yield from self._events()
+        except ConnectionLost:
+            if watch.fired == STOP:
+                signals.check()
+            if watch.fired is None:
+                raise
+        finally:
+            watch.disarm()
+
+    def _events(self) -> Iterator[bytes]:
         resume = self._resume
         named = self.dialect.sse_named_events
         envelope = _Envelopes()
-        with _Alarm(deadline) as alarm:
-            while True:
-                queue, index = self._queue, self._index
-                while index < len(queue):
-                    event = queue[index]
-                    index += 1
-                    self._index = index
-                    if event.id is not None:
-                        resume.last_event_id = event.id
-                    yield envelope(event) if named else event.data
-                if alarm.fired:
-                    return
-                self._fill(alarm)
-                if alarm.fired:
-                    return
+        watch = self._watch
+        while True:
+            queue, index = self._queue, self._index
+            while index < len(queue):
+                event = queue[index]
+                index += 1
+                self._index = index
+                if event.id is not None:
+                    resume.last_event_id = event.id
+                yield envelope(event) if named else event.data
+            if watch.fired:
+                return
+            self._fill()
 
-    def _fill(self, alarm: _Alarm) -> None:
-        alarm.blocking = True
+    def _fill(self) -> None:
         try:
             chunk = self._read(CHUNK)
-        except _DeadlineReached:
-            return
         except (urllib3.exceptions.HTTPError, requests.RequestException, OSError) as exc:
             if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
                 raise ConnectionLost("the event stream went silent") from None
             raise ConnectionLost(
                 f"the event stream broke: {redact(reason(exc), self._token)}"
             ) from None
-        finally:
-            alarm.blocking = False
         if not chunk:
             raise ConnectionLost("the server ended the event stream")
         self._queue = self._parser.feed(chunk)
@@ -199,6 +182,11 @@ class SSEConnection:
 
     def pending(self) -> bool:
         return self._index < len(self._queue)
+
+    def wake(self) -> None:
+        """End a messages() under way now, as its deadline would, from another thread (chat's
+        input thread when the input ends); the stream is then over."""
+        self._watch.wake()
 
     def send(self, frame: dict[str, Any]) -> None:
         raise ConnectError("an SSE stream cannot carry commands")

@@ -16,11 +16,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 
 import orjson
 import websocket
 
-from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, NoWebSocket, PartialWrite
+from prismer_cli import signals
+from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, PartialWrite
 from prismer_cli.protocol.dialects import (
     Dialect,
     Hello,
@@ -29,9 +31,9 @@ from prismer_cli.protocol.dialects import (
     request_id,
 )
 from prismer_cli.protocol.endpoints import JSON
-from prismer_cli.transport.base import Endpoint, Resume, retry_after
+from prismer_cli.transport.base import Endpoint, Resume
 from prismer_cli.transport.reasons import reason
-from prismer_cli.transport.urls import ws_url
+from prismer_cli.transport.watchdog import Watch
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
     OP_CLOSE,
@@ -41,74 +43,15 @@ from prismer_cli.transport.wsframes import (
     ConnectionClosedError,
     FrameError,
     FrameReader,
+    Receiver,
     decode_close,
     encode_close,
     encode_frame,
 )
+from prismer_cli.transport.wssocket import BoundedReceiver, MaskKeys, open_socket
 
 # Close codes that, before any authentication frame, mean the token was refused.
 AUTH_CLOSE_CODES = frozenset({1008, 4001, 4003, 4401, 4403})
-
-
-def _open_socket(endpoint: Endpoint) -> websocket.WebSocket:
-    """The upgraded socket, with websocket-client's errors translated to the project's."""
-    url, trace = ws_url(endpoint.url, endpoint.token), endpoint.trace
-    try:
-        if trace is not None:
-            trace.request_line("GET", url)
-        ws = websocket.create_connection(
-            url,
-            timeout=endpoint.timeouts.connect,
-            skip_utf8_validation=True,
-            enable_multithread=True,
-        )
-        if trace is not None:
-            trace.status_line(ws.getstatus() or 101, ws.getheaders())
-        return ws
-    except websocket.WebSocketBadStatusException as exc:
-        status = exc.status_code
-        if trace is not None:
-            trace.status_line(status, exc.resp_headers)
-        if status in (401, 403):
-            raise AuthError(f"the server rejected the token (HTTP {status})") from None
-        if status == 429 or status >= 500:
-            raise NoWebSocket(
-                f"the server answered the WebSocket upgrade with HTTP {status}",
-                retry_after=retry_after(exc.resp_headers),
-                lasting=False,
-            ) from None
-        raise NoWebSocket(f"WebSocket upgrade refused (HTTP {status})") from None
-    except websocket.WebSocketTimeoutException:
-        raise NoWebSocket("WebSocket upgrade timed out") from None
-    except websocket.WebSocketProxyException as exc:
-        raise NoWebSocket(f"the proxy refused the WebSocket upgrade: {exc}") from None
-    except websocket.WebSocketAddressException:
-        raise ConnectError(f"cannot resolve {_host(endpoint.url)} (DNS)") from None
-    except (OSError, websocket.WebSocketException) as exc:
-        if trace is not None:
-            trace.note(f"upgrade: {reason(exc, _host(endpoint.url))}")
-        raise ConnectError(reason(exc, _host(endpoint.url))) from None
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).hostname or url
-
-
-class _MaskKeys:
-    """Masking keys from the OS 4 KiB at a time: one getrandom() per 1,024 frames, not per frame."""
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._at = 0
-
-    def __call__(self) -> bytes:
-        at = self._at
-        if at + 4 > len(self._pool):
-            self._pool, at = os.urandom(4096), 0
-        self._at = at + 4
-        return self._pool[at : at + 4]
 
 
 def _lost(exc: BaseException) -> ConnectionLost:
@@ -127,7 +70,9 @@ class WebSocketConnection:
         assert ws.sock is not None
         self._sock: socket.socket = ws.sock
         self._tls = isinstance(ws.sock, ssl.SSLSocket)
-        self._reader = FrameReader(self._sock)
+        self._receiver = BoundedReceiver(self._sock, self._tls)
+        receiver: Receiver = self._receiver
+        self._reader = FrameReader(receiver)
         if endpoint.trace is not None:  # --trace: every frame in and out
             from prismer_cli.transport.trace import TracedReader, TracedSocket
 
@@ -136,7 +81,7 @@ class WebSocketConnection:
         self._timeouts = endpoint.timeouts
         self._lock = threading.Lock()
         self._acks: list[bytes] = []
-        self._mask_key = _MaskKeys()
+        self._mask_key = MaskKeys()
         self._ping_id = 0
         self._last_rx = time.monotonic()
         self._last_ping = 0.0
@@ -150,9 +95,18 @@ class WebSocketConnection:
     # -- opening ---------------------------------------------------------------------------
     @classmethod
     def open(cls, endpoint: Endpoint, resume: Resume) -> WebSocketConnection:
-        conn = cls(_open_socket(endpoint), endpoint)
+        """Connect and authenticate, all of it by the attempt's deadline (or within the connect
+        timeout), however slowly the server's bytes come (watchdog.py)."""
+        at = endpoint.deadline.at
+        if at is None:
+            at = time.monotonic() + endpoint.timeouts.connect
+        watch = Watch()
+        with watch.step(at, "the WebSocket handshake (TCP, TLS, upgrade)"):
+            ws = open_socket(endpoint)
+        conn = cls(ws, endpoint)
         try:
-            conn._authenticate(endpoint.dialect or resume.dialect)
+            with watch.step(at, "the authentication frame"):
+                conn._authenticate(endpoint.dialect or resume.dialect)
         except BaseException:
             conn.abort()
             raise
@@ -219,18 +173,30 @@ class WebSocketConnection:
 
     # -- receiving -------------------------------------------------------------------------
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
-        read, buffered, readable = self._reader.read, self._reader.buffered, self._readable
+        """Each text frame, until the deadline; a stop (SIGINT, SIGTERM: signals.py) wakes the
+        wait for input and raises its exception here, between two frames."""
+        read, buffered = self._reader.read, self._reader.buffered
+        wake = signals.wake_fd()
+        readable = self._readable if wake is None else partial(self._readable_or_stop, wake)
+        receiver = self._receiver
+        receiver.until = deadline  # a frame that trickles in ends by the deadline too
         clock = time.monotonic
         while True:
-            if not buffered() and not readable(self._next_wakeup(clock(), deadline)):
-                if self._woken:  # wake(): as at the deadline
-                    self._woken = False
-                    return
-                if self._idle(deadline):
-                    return
-                continue
+            if not buffered():
+                if not readable(self._next_wakeup(clock(), deadline)):
+                    if self._woken:  # wake(): as at the deadline
+                        self._woken = False
+                        return
+                    if self._idle(deadline):
+                        return
+                    continue
+                receiver.ready = True
             try:
                 opcode, data = read()  # a frame stalled midway trips the socket's stall timeout
+            except TimeoutError as exc:
+                if deadline is not None and clock() >= deadline:
+                    return  # the frame's bytes are kept: a later call goes on with it
+                raise _lost(exc) from None
             except (ConnectionClosedError, FrameError, OSError) as exc:
                 raise _lost(exc) from None
             self._last_rx = clock()
@@ -286,6 +252,16 @@ class WebSocketConnection:
         if self._wake_pipe is not None:
             with contextlib.suppress(OSError):  # a byte is there already, or it is closed
                 os.write(self._wake_pipe[1], b"w")
+
+    def _readable_or_stop(self, wake: int, timeout: float) -> bool:
+        """_readable, also woken by a stop, which it raises (signals.check)."""
+        if self._tls and self._sock.pending():  # type: ignore[attr-defined]
+            return True
+        sock = self._sock.fileno()
+        ready = select.select((sock, wake), (), (), timeout)[0]
+        if ready and ready[-1] == wake:
+            signals.check()
+        return bool(ready) and ready[0] == sock
 
     def _next_wakeup(self, now: float, deadline: float | None) -> float:
         timeouts = self._timeouts
@@ -379,6 +355,7 @@ class WebSocketConnection:
 
     def _drain_until_close(self, linger: float, seen: list[bytes]) -> None:
         end = time.monotonic() + linger
+        self._receiver.until = end
         try:
             while (left := end - time.monotonic()) > 0:
                 self._sock.settimeout(left)

@@ -20,9 +20,8 @@ JSON parser, which rejects bad UTF-8 anyway.
 from __future__ import annotations
 
 import os
-import socket
-import ssl
 import struct
+from typing import Protocol
 
 __all__ = [
     "DEFAULT_BUFSIZE",
@@ -66,6 +65,12 @@ _SENDABLE_OPCODES = frozenset((OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG))
 _UNSENDABLE_CLOSE_CODES = frozenset((1004, 1005, 1006, 1015))
 
 
+class Receiver(Protocol):
+    """What the reader reads from: a socket, or anything with its recv_into."""
+
+    def recv_into(self, buffer: memoryview, /) -> int: ...
+
+
 class FrameError(Exception):
     """The server broke the WebSocket framing rules (RFC 6455, section 5)."""
 
@@ -99,7 +104,7 @@ class FrameReader:
 
     def __init__(
         self,
-        sock: socket.socket | ssl.SSLSocket,
+        sock: Receiver,
         *,
         bufsize: int = DEFAULT_BUFSIZE,
         max_size: int = DEFAULT_MAX_SIZE,

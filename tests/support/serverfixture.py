@@ -314,6 +314,10 @@ class BlackHole:
             except OSError:
                 return
             self._held.append(conn)
+            self._accepted(conn)
+
+    def _accepted(self, conn: socket.socket) -> None:
+        """What becomes of a connection: nothing at all, in a black hole."""
 
     def close(self) -> None:
         self._closed.set()
