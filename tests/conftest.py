@@ -8,28 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from prismer_cli import envnames
 from tests.support.cli import Background
 from tests.support.terminal import Terminal
 
 pytest_plugins = ["tests.support.serverfixture"]  # the server_factory fixture
 
-SCRUBBED = (
-    "PRISMER_URL",
-    "PRISMER_BASE_URL",
-    "PRISMER_TOKEN",
-    "AGENT_TOKEN",
-    "PRISMER_TOKEN_FILE",
-    "PRISMER_TRANSPORT",
-    "PRISMER_DIALECT",
-    "PRISMER_PROFILE",
-    "NO_COLOR",
-    "http_proxy",
-    "https_proxy",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "all_proxy",
-    "ALL_PROXY",
-)
+SCRUBBED = (*envnames.SETTINGS, *envnames.PROXIES, "NO_COLOR")
 
 
 @pytest.fixture(autouse=True)
