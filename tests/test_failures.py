@@ -18,6 +18,9 @@ TOKEN = "failures-token"
 
 
 def timed(*args: str, env: dict[str, str], input: str | None = None) -> tuple[float, object]:
+    """The run and its wall time. The bounds asserted on it leave 2 s past the deadline under
+    test for the process' own start and exit (a loaded machine, coverage, parallel tests), far
+    below the 10 s connect timeout, or the minutes of retrying, that each deadline cuts short."""
     start = time.monotonic()
     result = run(*args, env=env, input=input, timeout=60)
     return time.monotonic() - start, result
@@ -27,12 +30,13 @@ def timed(*args: str, env: dict[str, str], input: str | None = None) -> tuple[fl
 def test_listen_timeout_is_a_hard_deadline_and_never_connected_is_exit_4(
     black_hole: BlackHole, transport: str
 ) -> None:
-    """--timeout 2 against a black hole: exit 4 within 3 s, whichever transport (the SSE
-    fallback gets no time of its own), and the failure is on stderr without -v."""
+    """--timeout 2 against a black hole: exit 4 well before the 10 s connect timeout, whichever
+    transport (the SSE fallback gets no time of its own), and the failure is on stderr without
+    -v."""
     env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="10")
     elapsed, result = timed("listen", "--timeout", "2", "--transport", transport, env=env)
     assert result.code == 4, result.err  # type: ignore[attr-defined]
-    assert elapsed < 3.0
+    assert elapsed < 4.0
     err = result.err  # type: ignore[attr-defined]
     assert f"cannot connect to {black_hole.url}" in err
     assert f"no connection to {black_hole.url} within --timeout 2 s" in err
@@ -48,7 +52,7 @@ def test_the_catch_up_is_bounded_by_timeout_too(
     env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="10")
     elapsed, result = timed("listen", *durable, "--timeout", "2", env=env)
     assert result.code == 4, result.err  # type: ignore[attr-defined]
-    assert elapsed < 3.0
+    assert elapsed < 4.0
     err = result.err  # type: ignore[attr-defined]
     assert "cannot read the event log: timed out" in err
     assert "HTTPConnectionPool" not in err and "Traceback" not in err
@@ -59,19 +63,19 @@ def test_listen_timeout_with_count_never_connected_is_exit_4_not_124(
 ) -> None:
     elapsed, result = timed("listen", "--count", "1", "--timeout", "1", env=env_for(black_hole.url))
     assert result.code == 4  # type: ignore[attr-defined]
-    assert elapsed < 2.0
+    assert elapsed < 3.0
 
 
 def test_max_retries_bounds_attempts_and_each_attempt_by_the_connect_timeout(
     black_hole: BlackHole,
 ) -> None:
     """--max-retries 1: two attempts, each (WebSocket and its SSE fallback together) within
-    the 1 s connect timeout: well under 3 s, not the 161 s of issue 11."""
+    the 1 s connect timeout: a few seconds, not the 161 s of issue 11."""
     env = env_for(black_hole.url, TOKEN, PRISMER_RT_CONNECT_TIMEOUT="1")
     elapsed, result = timed("listen", "--max-retries", "1", env=env)
     assert result.code == 4  # type: ignore[attr-defined]
     assert "giving up after 1 retries" in result.err  # type: ignore[attr-defined]
-    assert elapsed < 3.5
+    assert elapsed < 4.5
     assert black_hole.accepted == 2  # one connection per attempt: no SSE on top
 
 
@@ -80,7 +84,7 @@ def test_send_has_an_overall_bound(black_hole: BlackHole) -> None:
     env = env_for(black_hole.url, TOKEN, PRISMER_RT_SEND_TIMEOUT="2")
     elapsed, result = timed("send", "c1", "hi", env=env)
     assert result.code == 4  # type: ignore[attr-defined]
-    assert elapsed < 3.0
+    assert elapsed < 4.0
     (line,) = result.lines  # type: ignore[attr-defined]
     assert line["ok"] is False and line["conversationId"] == "c1"
 
