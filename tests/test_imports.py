@@ -71,7 +71,8 @@ def test_a_one_shot_send_imports_no_rest_sse_store_or_server(server: ServerProce
     # a plain ws:// URL is upgraded by hand: no websocket-client, no TLS, no IDNA codec
     assert loaded(names, NOT_FOR_PLAIN_WS) == []
     # the other commands are not even built, and the listen engine is not loaded
-    assert loaded(names, ("prismer_cli.cli.listen", "prismer_cli.listen.engine")) == []
+    listen_only = ("prismer_cli.cli.listen", "prismer_cli.cli.listenoptions", "prismer_cli.listen")
+    assert loaded(names, listen_only) == []
 
 
 def test_a_plain_listen_imports_no_rest_sse_store_durable_or_server(
