@@ -20,11 +20,12 @@ from __future__ import annotations
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from prismer_cli.errors import UsageError
+from prismer_cli.records import Frozen, Record
 from prismer_cli.tokentext import (
     check_token_text,
     read_token_file,
@@ -88,22 +89,36 @@ class CommandLine:
         return replace(self, **given)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Frozen):
+    FIELDS = ("value", "source", "store")
     value: str | None
     source: str  # where it came from, for `config show` and error messages
-    store: TokenStore | None = None  # the token's file, where a refreshed one is written back
+    store: TokenStore | None  # the token's file, where a refreshed one is written back
+
+    def __init__(self, value: str | None, source: str, store: TokenStore | None = None) -> None:
+        self._set(value=value, source=source, store=store)
 
 
-@dataclass
-class Settings:
-    url: Setting
-    token: Setting
-    transport: Setting
-    dialect: Setting
-    profile: str | None
-    warnings: list[str] = field(default_factory=list)
-    no_refresh: bool = False  # --no-refresh, or `no_refresh = true` in the profile
+class Settings(Record):
+    FIELDS = ("url", "token", "transport", "dialect", "profile", "warnings", "no_refresh")
+
+    def __init__(
+        self,
+        url: Setting,
+        token: Setting,
+        transport: Setting,
+        dialect: Setting,
+        profile: str | None,
+        warnings: list[str] | None = None,
+        no_refresh: bool = False,  # --no-refresh, or `no_refresh = true` in the profile
+    ) -> None:
+        self.url = url
+        self.token = token
+        self.transport = transport
+        self.dialect = dialect
+        self.profile = profile
+        self.warnings: list[str] = [] if warnings is None else warnings
+        self.no_refresh = no_refresh
 
 
 def config_path(env: Mapping[str, str]) -> Path:

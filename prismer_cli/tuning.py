@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from prismer_cli.errors import UsageError
+from prismer_cli.records import Frozen
 
 SEND_RETRIES = 3  # send and mark-read: reconnections per batch, and REST retries per request
 # The largest WebSocket message the server reads: the real server keeps Node ws's default
@@ -31,29 +32,53 @@ class Timeouts:
     send: float = 30.0  # send, mark-read: a command's attempts (connect, retries) end by then
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(Frozen):
     """Delays between retries: `initial` doubling up to `cap` (see retry.py)."""
 
-    initial: float = 1.0
-    cap: float = 30.0
+    FIELDS = ("initial", "cap")
+    initial: float
+    cap: float
+
+    def __init__(self, initial: float = 1.0, cap: float = 30.0) -> None:
+        self._set(initial=initial, cap=cap)
 
 
-@dataclass(frozen=True)
-class Handing:
+class Handing(Frozen):
     """--forward-to and --exec: the server's webhook timers (services/webhook.service.ts)."""
 
-    forward_timeout: float = 10.0  # one POST to --forward-to
-    first_retry: float = 2.0  # after the first failed attempt
-    second_retry: float = 5.0  # after the second; then, with --cursor-file, the backoff
+    FIELDS = ("forward_timeout", "first_retry", "second_retry")
+    forward_timeout: float  # one POST to --forward-to
+    first_retry: float  # after the first failed attempt
+    second_retry: float  # after the second; then, with --cursor-file, the backoff
+
+    def __init__(
+        self, forward_timeout: float = 10.0, first_retry: float = 2.0, second_retry: float = 5.0
+    ) -> None:
+        self._set(
+            forward_timeout=forward_timeout, first_retry=first_retry, second_retry=second_retry
+        )
 
 
-@dataclass(frozen=True)
-class Tuning:
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    backoff: Backoff = field(default_factory=Backoff)
-    max_message_bytes: int = MAX_MESSAGE_BYTES  # PRISMER_RT_MAX_MESSAGE_BYTES
-    handing: Handing = field(default_factory=Handing)
+class Tuning(Frozen):
+    FIELDS = ("timeouts", "backoff", "max_message_bytes", "handing")
+    timeouts: Timeouts
+    backoff: Backoff
+    max_message_bytes: int  # PRISMER_RT_MAX_MESSAGE_BYTES
+    handing: Handing
+
+    def __init__(
+        self,
+        timeouts: Timeouts | None = None,
+        backoff: Backoff | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        handing: Handing | None = None,
+    ) -> None:
+        self._set(
+            timeouts=Timeouts() if timeouts is None else timeouts,
+            backoff=Backoff() if backoff is None else backoff,
+            max_message_bytes=max_message_bytes,
+            handing=Handing() if handing is None else handing,
+        )
 
 
 def from_env(env: Mapping[str, str]) -> Tuning:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from prismer_cli.log import Log
 from prismer_cli.protocol.dialects import Dialect, Hello
 from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.records import Record
 from prismer_cli.retry import Deadline
 from prismer_cli.tuning import Timeouts
 
@@ -58,16 +59,26 @@ class Endpoint:
         return self.until(self.deadline.within(self.timeouts.connect))
 
 
-@dataclass
-class Resume:
+class Resume(Record):
     """What carries over from one connection to the next (sticky choices, resume points)."""
 
-    transport: str | None = None  # "sse" once WebSocket was found unavailable
-    dialect: Dialect | None = None
-    last_event_id: str | None = None  # SSE Last-Event-ID
-    retry_ms: int | None = None  # SSE retry: field
-    last_event_time: int | None = None  # server dialect `timestamp` of the last event
-    user_id: str | None = None  # who the token is, for --ignore-self
+    FIELDS = ("transport", "dialect", "last_event_id", "retry_ms", "last_event_time", "user_id")
+
+    def __init__(
+        self,
+        transport: str | None = None,  # "sse" once WebSocket was found unavailable
+        dialect: Dialect | None = None,
+        last_event_id: str | None = None,  # SSE Last-Event-ID
+        retry_ms: int | None = None,  # SSE retry: field
+        last_event_time: int | None = None,  # server dialect `timestamp` of the last event
+        user_id: str | None = None,  # who the token is, for --ignore-self
+    ) -> None:
+        self.transport = transport
+        self.dialect = dialect
+        self.last_event_id = last_event_id
+        self.retry_ms = retry_ms
+        self.last_event_time = last_event_time
+        self.user_id = user_id
 
 
 class Connection(Protocol):

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from prismer_cli.records import Frozen
+
 if TYPE_CHECKING:
     from prismer_cli.view.template import Template
 
@@ -32,8 +34,13 @@ class ViewFlags:
     color: str = "auto"
 
 
-@dataclass(frozen=True)
-class View:
-    mode: str = "json"  # json | pretty | format
-    template: Template | None = None
-    color: bool = False
+class View(Frozen):
+    FIELDS = ("mode", "template", "color")
+    mode: str  # json | pretty | format
+    template: Template | None
+    color: bool
+
+    def __init__(
+        self, mode: str = "json", template: Template | None = None, color: bool = False
+    ) -> None:
+        self._set(mode=mode, template=template, color=color)
