@@ -70,6 +70,7 @@ def test_a_one_shot_send_imports_no_rest_sse_store_or_server(server: ServerProce
     assert loaded(names, NETWORK_EXTRAS + NOT_FOR_WEBSOCKET) == []
     # a plain ws:// URL is upgraded by hand: no websocket-client, no TLS, no IDNA codec
     assert loaded(names, NOT_FOR_PLAIN_WS) == []
+    assert loaded(names, ("tempfile",)) == []  # only --retry-file writes a temporary file
     # the other commands are not even built, and the listen engine is not loaded
     listen_only = ("prismer_cli.cli.listen", "prismer_cli.cli.listenoptions", "prismer_cli.listen")
     assert loaded(names, listen_only) == []
