@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import websocket
 
+from prismer_cli.transport.wsupgrade import Target, target
 from tests.support.cli import Result, env_for, run
 from tests.support.relay import FixedAnswer, Relay
 from tests.support.serverfixture import ServerProcess, running_server
@@ -101,3 +102,18 @@ def test_a_wrong_accept_key_is_refused_as_websocket_client_refuses_it() -> None:
         result = run("send", "conv_upgrade", "x", "--transport", "ws", env=env_for(wrong.url))
     assert result.code == 4, result.err
     assert "Invalid WebSocket Header" in result.err
+
+
+def test_only_the_plain_case_is_upgraded_by_hand(monkeypatch: pytest.MonkeyPatch) -> None:
+    """wss://, a proxy in the environment, a name the IDNA codec would change or refuse, a port
+    that does not parse: websocket-client's (transport/wssocket.py)."""
+    for name in ("http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    url = "ws://127.0.0.1:8/ws?token=t"
+    assert target(url) == Target(url, "127.0.0.1", 8, "/ws?token=t")
+    assert target("ws://Host.Example")[1:] == ("host.example", 80, "/")  # type: ignore[index]
+    assert target("ws://[::1]:9/ws")[1:3] == ("::1", 9)  # type: ignore[index]
+    for other in ("wss://h/ws", "ws://bücher.example/ws", "ws://a..b/ws", "ws://h:99999/ws"):
+        assert target(other) is None, other
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    assert target(url) is None

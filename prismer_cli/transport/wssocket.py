@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import select
 import socket
+import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,7 @@ def open_socket(endpoint: Endpoint) -> tuple[socket.socket, bool]:
         sock, status, headers = _by_hand(plain, endpoint)
     if trace is not None:
         trace.status_line(status or 101, headers)
-    return sock, plain is None and _is_tls(sock)
+    return sock, _is_tls(sock)
 
 
 def _by_hand(plain: wsupgrade.Target, endpoint: Endpoint) -> wsupgrade.Upgraded:
@@ -118,9 +119,9 @@ def _failed(exc: BaseException, endpoint: Endpoint) -> ConnectError:
 
 
 def _is_tls(sock: socket.socket) -> bool:
-    import ssl  # loaded already by websocket-client
-
-    return isinstance(sock, ssl.SSLSocket)
+    """A TLS socket (wss://, or a redirect to it); without the ssl module loaded, none is."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
 
 
 def host_of(url: str) -> str:
