@@ -20,12 +20,11 @@ from __future__ import annotations
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from prismer_cli.errors import UsageError
-from prismer_cli.records import Frozen, Record
+from prismer_cli.records import Frozen, Record, replace
 from prismer_cli.tokentext import (
     check_token_text,
     read_token_file,
@@ -68,20 +67,57 @@ _TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class CommandLine:
+class CommandLine(Frozen):
     """The connection options as the command line gave them, before or after the subcommand."""
 
-    url: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    transport: str | None = None
-    dialect: str | None = None
-    profile: str | None = None
-    verbose: bool = False
-    quiet: bool = False
-    no_refresh: bool = False
-    trace: bool = False  # --trace: the wire on stderr (prismer_cli/transport/trace.py)
+    FIELDS = (
+        "url",
+        "token",
+        "token_file",
+        "transport",
+        "dialect",
+        "profile",
+        "verbose",
+        "quiet",
+        "no_refresh",
+        "trace",
+    )
+    url: str | None
+    token: str | None
+    token_file: str | None
+    transport: str | None
+    dialect: str | None
+    profile: str | None
+    verbose: bool
+    quiet: bool
+    no_refresh: bool
+    trace: bool  # --trace: the wire on stderr (prismer_cli/transport/trace.py)
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        token_file: str | None = None,
+        transport: str | None = None,
+        dialect: str | None = None,
+        profile: str | None = None,
+        verbose: bool = False,
+        quiet: bool = False,
+        no_refresh: bool = False,
+        trace: bool = False,
+    ) -> None:
+        self._set(
+            url=url,
+            token=token,
+            token_file=token_file,
+            transport=transport,
+            dialect=dialect,
+            profile=profile,
+            verbose=verbose,
+            quiet=quiet,
+            no_refresh=no_refresh,
+            trace=trace,
+        )
 
     def merged(self, other: CommandLine) -> CommandLine:
         """`other` (a command's own options) over these (those given before the subcommand)."""

@@ -6,13 +6,13 @@ plain classes instead, with their own `__init__` and, from these bases, the meth
 would have added over the names in FIELDS (in the order of the `__init__` parameters): the same
 repr and equality; `Frozen` refuses assignment (dataclasses.FrozenInstanceError) and hashes as a
 frozen dataclass does, `Record` is mutable and unhashable. The records that dataclasses.replace
-or dataclasses.fields are used on stay dataclasses.
+fields are read from stay dataclasses; `replace` is dataclasses.replace for a record.
 """
 
 from __future__ import annotations
 
 from dataclasses import FrozenInstanceError  # loaded anyway: the option groups are dataclasses
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 
 class Record:
@@ -32,6 +32,16 @@ class Record:
         if other.__class__ is self.__class__:
             return self._values() == other._values()
         return NotImplemented
+
+
+R = TypeVar("R", bound=Record)
+
+
+def replace(record: R, **changes: Any) -> R:
+    """dataclasses.replace for a record: a new one, `changes` over its fields."""
+    values = {name: getattr(record, name) for name in record.FIELDS}
+    values.update(changes)
+    return type(record)(**values)
 
 
 class Frozen(Record):

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from prismer_cli.errors import UsageError
 from prismer_cli.records import Frozen
@@ -22,14 +21,32 @@ MAX_MESSAGE_BYTES = 100 * 2**20
 FINAL_GRACE = 2.0
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 10.0  # TCP + TLS + upgrade; also one REST request
-    auth: float = 10.0  # first frame after the upgrade
-    ping_interval: float = 15.0  # idle time before a keepalive ping
-    ping_timeout: float = 10.0  # no byte at all this long after a ping: the peer is gone
-    sse_silence: float = 75.0  # no data and no comment this long: the stream is dead
-    send: float = 30.0  # send, mark-read: a command's attempts (connect, retries) end by then
+class Timeouts(Frozen):
+    FIELDS = ("connect", "auth", "ping_interval", "ping_timeout", "sse_silence", "send")
+    connect: float  # TCP + TLS + upgrade; also one REST request
+    auth: float  # first frame after the upgrade
+    ping_interval: float  # idle time before a keepalive ping
+    ping_timeout: float  # no byte at all this long after a ping: the peer is gone
+    sse_silence: float  # no data and no comment this long: the stream is dead
+    send: float  # send, mark-read: a command's attempts (connect, retries) end by then
+
+    def __init__(
+        self,
+        connect: float = 10.0,
+        auth: float = 10.0,
+        ping_interval: float = 15.0,
+        ping_timeout: float = 10.0,
+        sse_silence: float = 75.0,
+        send: float = 30.0,
+    ) -> None:
+        self._set(
+            connect=connect,
+            auth=auth,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            sse_silence=sse_silence,
+            send=send,
+        )
 
 
 class Backoff(Frozen):

@@ -11,16 +11,20 @@ import pytest
 
 from prismer_cli.auth.claims import Claims
 from prismer_cli.auth.keeper import TokenSource
-from prismer_cli.config import Setting, Settings
+from prismer_cli.config import CommandLine, Setting, Settings
 from prismer_cli.protocol.commands import SEND, Command, InvalidLine
 from prismer_cli.protocol.dialects import DIALECTS, Hello
-from prismer_cli.records import Frozen, Record
-from prismer_cli.retry import Policy
+from prismer_cli.records import Frozen, Record, replace
+from prismer_cli.retry import Deadline, Policy
 from prismer_cli.transport.base import Endpoint, Resume
-from prismer_cli.tuning import Backoff, Handing, Tuning
-from prismer_cli.view import View
+from prismer_cli.tuning import Backoff, Handing, Timeouts, Tuning
+from prismer_cli.view import View, ViewFlags
 
 RECORDS = (
+    Timeouts,
+    Endpoint,
+    CommandLine,
+    ViewFlags,
     Backoff,
     Handing,
     Tuning,
@@ -51,6 +55,10 @@ def twin(record: type[Record]) -> type[Any]:
 
 SAMPLES: list[tuple[type[Record], tuple[Any, ...]]] = [
     (Backoff, (0.5, 8.0)),
+    (Timeouts, (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)),
+    (Endpoint, ("http://h", "t", "ws", None, Timeouts(), Deadline(), None)),
+    (CommandLine, ("http://h", None, "f", "ws", "docs", "p", True, False, True, False)),
+    (ViewFlags, (True, "{type}", False, "never")),
     (Handing, (1.0, 2.0, 3.0)),
     (Tuning, (None, Backoff(), 1024, Handing())),
     (Policy, (Backoff(), 3, 30.0)),
@@ -98,3 +106,14 @@ def test_defaults_are_the_dataclasses_defaults() -> None:
     unset = Setting(None, "")
     assert Settings(unset, unset, unset, unset, None).warnings == []
     assert Resume() == Resume(None, None, None, None, None, None)
+
+
+def test_replace_is_dataclasses_replace() -> None:
+    endpoint = Endpoint("http://h", "old", timeouts=Timeouts(connect=3.0))
+    changed = replace(endpoint, token="new")
+    assert changed.token == "new" and changed.url == "http://h" and changed.timeouts.connect == 3.0
+    assert endpoint.token == "old"
+    with pytest.raises(TypeError):
+        replace(endpoint, nonsense=1)
+    given = CommandLine(token="t", verbose=True)
+    assert CommandLine(url="http://u").merged(given) == CommandLine("http://u", "t", verbose=True)

@@ -18,14 +18,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from prismer_cli.auth import api  # cheap: it imports requests when it calls the server
 from prismer_cli.auth.claims import DAY, claims_of, expiry_note, expiry_warning
 from prismer_cli.errors import AuthError, ConnectError, PrismerError
 from prismer_cli.log import Log
-from prismer_cli.records import Frozen
+from prismer_cli.records import Frozen, replace
 from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
 

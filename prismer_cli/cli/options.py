@@ -3,12 +3,11 @@ no other command loads, are in listenoptions.py).
 
 Typer reads a command's options from its signature. An OptionGroup, used as a decorator,
 appends its options to the signature and hands the command their values as one instance of its
-dataclass, in the parameter annotated with that class.
+record (or dataclass), in the parameter annotated with that class.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import math
@@ -31,10 +30,10 @@ class OptionGroup:
         complete: Callable[[Any, Any], Any] = lambda value, ctx: value,
         **options: Any,
     ) -> None:
-        """`options`: an Annotated type with its typer.Option for each field of the dataclass
-        `cls` (whose defaults are the options' defaults); `complete(instance, ctx)` finishes
-        the instance."""
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        """`options`: an Annotated type with its typer.Option for each parameter of the record
+        or dataclass `cls` (whose defaults are the options' defaults); `complete(instance,
+        ctx)` finishes the instance."""
+        defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items()}
         self.cls = cls
         self.complete = complete
         self.parameters = [

@@ -13,7 +13,6 @@ exclude one another (exit 2); without any of them `PRISMER_RT_OUTPUT`, then the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from prismer_cli.records import Frozen
@@ -24,14 +23,23 @@ if TYPE_CHECKING:
 OUTPUTS = ("json", "pretty")  # the values of PRISMER_RT_OUTPUT and of the config key `output`
 
 
-@dataclass(frozen=True)
-class ViewFlags:
+class ViewFlags(Frozen):
     """The output options as the command line gave them."""
 
-    pretty: bool = False
-    format: str | None = None
-    json: bool = False
-    color: str = "auto"
+    FIELDS = ("pretty", "format", "json", "color")
+    pretty: bool
+    format: str | None
+    json: bool
+    color: str
+
+    def __init__(
+        self,
+        pretty: bool = False,
+        format: str | None = None,
+        json: bool = False,
+        color: str = "auto",
+    ) -> None:
+        self._set(pretty=pretty, format=format, json=json, color=color)
 
 
 class View(Frozen):
