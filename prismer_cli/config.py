@@ -70,18 +70,6 @@ _TYPE_NAMES = {
 class CommandLine(Frozen):
     """The connection options as the command line gave them, before or after the subcommand."""
 
-    FIELDS = (
-        "url",
-        "token",
-        "token_file",
-        "transport",
-        "dialect",
-        "profile",
-        "verbose",
-        "quiet",
-        "no_refresh",
-        "trace",
-    )
     url: str | None
     token: str | None
     token_file: str | None
@@ -106,18 +94,7 @@ class CommandLine(Frozen):
         no_refresh: bool = False,
         trace: bool = False,
     ) -> None:
-        self._set(
-            url=url,
-            token=token,
-            token_file=token_file,
-            transport=transport,
-            dialect=dialect,
-            profile=profile,
-            verbose=verbose,
-            quiet=quiet,
-            no_refresh=no_refresh,
-            trace=trace,
-        )
+        self._init(locals())
 
     def merged(self, other: CommandLine) -> CommandLine:
         """`other` (a command's own options) over these (those given before the subcommand)."""
@@ -126,17 +103,22 @@ class CommandLine(Frozen):
 
 
 class Setting(Frozen):
-    FIELDS = ("value", "source", "store")
     value: str | None
     source: str  # where it came from, for `config show` and error messages
     store: TokenStore | None  # the token's file, where a refreshed one is written back
 
     def __init__(self, value: str | None, source: str, store: TokenStore | None = None) -> None:
-        self._set(value=value, source=source, store=store)
+        self._init(locals())
 
 
 class Settings(Record):
-    FIELDS = ("url", "token", "transport", "dialect", "profile", "warnings", "no_refresh")
+    url: Setting
+    token: Setting
+    transport: Setting
+    dialect: Setting
+    profile: str | None
+    warnings: list[str]
+    no_refresh: bool
 
     def __init__(
         self,
@@ -148,13 +130,8 @@ class Settings(Record):
         warnings: list[str] | None = None,
         no_refresh: bool = False,  # --no-refresh, or `no_refresh = true` in the profile
     ) -> None:
-        self.url = url
-        self.token = token
-        self.transport = transport
-        self.dialect = dialect
-        self.profile = profile
-        self.warnings: list[str] = [] if warnings is None else warnings
-        self.no_refresh = no_refresh
+        warnings = [] if warnings is None else warnings
+        self._init(locals())
 
 
 def config_path(env: Mapping[str, str]) -> Path:

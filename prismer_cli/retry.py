@@ -57,7 +57,6 @@ def retry_after_of(exc: BaseException) -> float | None:
 class Policy(Frozen):
     """How a loop retries: the backoff, and how many consecutive retries it may make."""
 
-    FIELDS = ("backoff", "max_retries", "give_up_after")
     backoff: Backoff
     max_retries: int | None  # None: retry for ever; 0: never
     give_up_after: float | None  # seconds from an operation's first attempt; None: never
@@ -69,7 +68,7 @@ class Policy(Frozen):
         give_up_after: float | None = None,
     ) -> None:
         backoff = Backoff() if backoff is None else backoff
-        self._set(backoff=backoff, max_retries=max_retries, give_up_after=give_up_after)
+        self._init(locals())
 
     def allows(self, retry: int) -> bool:
         return self.max_retries is None or retry <= self.max_retries

@@ -22,7 +22,6 @@ FINAL_GRACE = 2.0
 
 
 class Timeouts(Frozen):
-    FIELDS = ("connect", "auth", "ping_interval", "ping_timeout", "sse_silence", "send")
     connect: float  # TCP + TLS + upgrade; also one REST request
     auth: float  # first frame after the upgrade
     ping_interval: float  # idle time before a keepalive ping
@@ -39,31 +38,22 @@ class Timeouts(Frozen):
         sse_silence: float = 75.0,
         send: float = 30.0,
     ) -> None:
-        self._set(
-            connect=connect,
-            auth=auth,
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            sse_silence=sse_silence,
-            send=send,
-        )
+        self._init(locals())
 
 
 class Backoff(Frozen):
     """Delays between retries: `initial` doubling up to `cap` (see retry.py)."""
 
-    FIELDS = ("initial", "cap")
     initial: float
     cap: float
 
     def __init__(self, initial: float = 1.0, cap: float = 30.0) -> None:
-        self._set(initial=initial, cap=cap)
+        self._init(locals())
 
 
 class Handing(Frozen):
     """--forward-to and --exec: the server's webhook timers (services/webhook.service.ts)."""
 
-    FIELDS = ("forward_timeout", "first_retry", "second_retry")
     forward_timeout: float  # one POST to --forward-to
     first_retry: float  # after the first failed attempt
     second_retry: float  # after the second; then, with --cursor-file, the backoff
@@ -71,13 +61,10 @@ class Handing(Frozen):
     def __init__(
         self, forward_timeout: float = 10.0, first_retry: float = 2.0, second_retry: float = 5.0
     ) -> None:
-        self._set(
-            forward_timeout=forward_timeout, first_retry=first_retry, second_retry=second_retry
-        )
+        self._init(locals())
 
 
 class Tuning(Frozen):
-    FIELDS = ("timeouts", "backoff", "max_message_bytes", "handing")
     timeouts: Timeouts
     backoff: Backoff
     max_message_bytes: int  # PRISMER_RT_MAX_MESSAGE_BYTES
@@ -90,12 +77,10 @@ class Tuning(Frozen):
         max_message_bytes: int = MAX_MESSAGE_BYTES,
         handing: Handing | None = None,
     ) -> None:
-        self._set(
-            timeouts=Timeouts() if timeouts is None else timeouts,
-            backoff=Backoff() if backoff is None else backoff,
-            max_message_bytes=max_message_bytes,
-            handing=Handing() if handing is None else handing,
-        )
+        timeouts = Timeouts() if timeouts is None else timeouts
+        backoff = Backoff() if backoff is None else backoff
+        handing = Handing() if handing is None else handing
+        self._init(locals())
 
 
 def from_env(env: Mapping[str, str]) -> Tuning:

@@ -24,7 +24,6 @@ DAY = 86400.0
 
 
 class Claims(Frozen):
-    FIELDS = ("sub", "username", "iat", "exp")
     sub: str | None
     username: str | None
     iat: float | None
@@ -33,7 +32,7 @@ class Claims(Frozen):
     def __init__(
         self, sub: str | None, username: str | None, iat: float | None, exp: float | None
     ) -> None:
-        self._set(sub=sub, username=username, iat=iat, exp=exp)
+        self._init(locals())
 
     @property
     def lifetime(self) -> float | None:

@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # a token from the environment has no store: stores.py is not
 class TokenSource(Frozen):
     """A resolved connection: the endpoint, where its token is kept, whether to refresh it."""
 
-    FIELDS = ("endpoint", "store", "origin", "refresh")
     endpoint: Endpoint
     store: TokenStore | None
     origin: str  # where the token came from, as `config show` says it
@@ -44,7 +43,7 @@ class TokenSource(Frozen):
     def __init__(
         self, endpoint: Endpoint, store: TokenStore | None, origin: str, refresh: bool = True
     ) -> None:
-        self._set(endpoint=endpoint, store=store, origin=origin, refresh=refresh)
+        self._init(locals())
 
 
 def what_to_do(origin: str) -> str:

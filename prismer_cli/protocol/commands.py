@@ -26,17 +26,6 @@ ACTIONS = (SEND, MARK_READ, SUBSCRIBE)
 
 
 class Command(Frozen):
-    FIELDS = (
-        "action",
-        "conversation_id",
-        "content",
-        "message_type",
-        "up_to",
-        "extra",
-        "line",
-        "key",
-        "key_given",
-    )
     action: str
     conversation_id: str
     content: str | None
@@ -59,7 +48,7 @@ class Command(Frozen):
         key: str = "",
         key_given: bool = False,
     ) -> None:
-        setter = object.__setattr__
+        setter = object.__setattr__  # field by field: a Command is made per message
         setter(self, "action", action)
         setter(self, "conversation_id", conversation_id)
         setter(self, "content", content)
@@ -81,13 +70,12 @@ def new_key() -> str:
 
 
 class InvalidLine(Frozen):
-    FIELDS = ("line", "reason", "rejected")
     line: int
     reason: str
     rejected: bool  # not invalid but too big to be sent: exit 5, as such a message
 
     def __init__(self, line: int, reason: str, rejected: bool = False) -> None:
-        self._set(line=line, reason=reason, rejected=rejected)
+        self._init(locals())
 
 
 def id_problem(value: str) -> str | None:

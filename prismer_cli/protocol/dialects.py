@@ -36,7 +36,6 @@ def request_id(tag: str) -> str:
 class Hello(Frozen):
     """What the server said when it accepted the token."""
 
-    FIELDS = ("dialect", "user_id", "name")
     dialect: Dialect
     user_id: str | None
     name: str | None
@@ -44,7 +43,7 @@ class Hello(Frozen):
     def __init__(
         self, dialect: Dialect, user_id: str | None = None, name: str | None = None
     ) -> None:
-        self._set(dialect=dialect, user_id=user_id, name=name)
+        self._init(locals())
 
 
 # What a sent message and its echo share: the idempotency key (server dialect), or else

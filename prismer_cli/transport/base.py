@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 class Endpoint(Frozen):
     """Where to connect and how: everything a transport needs, nothing it must look up."""
 
-    FIELDS = ("url", "token", "transport", "dialect", "timeouts", "deadline", "trace")
     url: str
     token: str
     transport: str  # auto | ws | sse
@@ -43,15 +42,9 @@ class Endpoint(Frozen):
         deadline: Deadline | None = None,
         trace: Tracer | None = None,
     ) -> None:
-        self._set(
-            url=url,
-            token=token,
-            transport=transport,
-            dialect=dialect,
-            timeouts=Timeouts() if timeouts is None else timeouts,
-            deadline=Deadline() if deadline is None else deadline,
-            trace=trace,
-        )
+        timeouts = Timeouts() if timeouts is None else timeouts
+        deadline = Deadline() if deadline is None else deadline
+        self._init(locals())
 
     def until(self, deadline: Deadline) -> Endpoint:
         """This endpoint with its deadline set and its waits (connect, authentication) cut to
@@ -81,7 +74,12 @@ class Endpoint(Frozen):
 class Resume(Record):
     """What carries over from one connection to the next (sticky choices, resume points)."""
 
-    FIELDS = ("transport", "dialect", "last_event_id", "retry_ms", "last_event_time", "user_id")
+    transport: str | None
+    dialect: Dialect | None
+    last_event_id: str | None
+    retry_ms: int | None
+    last_event_time: int | None
+    user_id: str | None
 
     def __init__(
         self,
@@ -92,12 +90,7 @@ class Resume(Record):
         last_event_time: int | None = None,  # server dialect `timestamp` of the last event
         user_id: str | None = None,  # who the token is, for --ignore-self
     ) -> None:
-        self.transport = transport
-        self.dialect = dialect
-        self.last_event_id = last_event_id
-        self.retry_ms = retry_ms
-        self.last_event_time = last_event_time
-        self.user_id = user_id
+        self._init(locals())
 
 
 class Connection(Protocol):

@@ -26,7 +26,6 @@ OUTPUTS = ("json", "pretty")  # the values of PRISMER_RT_OUTPUT and of the confi
 class ViewFlags(Frozen):
     """The output options as the command line gave them."""
 
-    FIELDS = ("pretty", "format", "json", "color")
     pretty: bool
     format: str | None
     json: bool
@@ -39,11 +38,10 @@ class ViewFlags(Frozen):
         json: bool = False,
         color: str = "auto",
     ) -> None:
-        self._set(pretty=pretty, format=format, json=json, color=color)
+        self._init(locals())
 
 
 class View(Frozen):
-    FIELDS = ("mode", "template", "color")
     mode: str  # json | pretty | format
     template: Template | None
     color: bool
@@ -51,4 +49,4 @@ class View(Frozen):
     def __init__(
         self, mode: str = "json", template: Template | None = None, color: bool = False
     ) -> None:
-        self._set(mode=mode, template=template, color=color)
+        self._init(locals())

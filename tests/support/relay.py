@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from types import TracebackType
 
 from tests.support.serverfixture import BlackHole
 
@@ -29,14 +28,6 @@ class Relay(BlackHole):
         self._answer = answer
         self.requests: list[bytes] = []  # what each client sent up to the end of its headers
         super().__init__()
-
-    def __enter__(self) -> Relay:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _accepted(self, conn: socket.socket) -> None:
         upstream = socket.create_connection(("127.0.0.1", self._upstream), timeout=10)
@@ -95,14 +86,6 @@ class FixedAnswer(BlackHole):
     def __init__(self, answer: bytes) -> None:
         self._answer = answer
         super().__init__()
-
-    def __enter__(self) -> FixedAnswer:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _accepted(self, conn: socket.socket) -> None:
         with contextlib.suppress(OSError):
