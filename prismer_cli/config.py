@@ -20,11 +20,11 @@ from __future__ import annotations
 import stat
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from prismer_cli.errors import UsageError
+from prismer_cli.records import Frozen, Record, replace
 from prismer_cli.tokentext import (
     check_token_text,
     read_token_file,
@@ -67,20 +67,34 @@ _TYPE_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class CommandLine:
+class CommandLine(Frozen):
     """The connection options as the command line gave them, before or after the subcommand."""
 
-    url: str | None = None
-    token: str | None = None
-    token_file: str | None = None
-    transport: str | None = None
-    dialect: str | None = None
-    profile: str | None = None
-    verbose: bool = False
-    quiet: bool = False
-    no_refresh: bool = False
-    trace: bool = False  # --trace: the wire on stderr (prismer_cli/transport/trace.py)
+    url: str | None
+    token: str | None
+    token_file: str | None
+    transport: str | None
+    dialect: str | None
+    profile: str | None
+    verbose: bool
+    quiet: bool
+    no_refresh: bool
+    trace: bool  # --trace: the wire on stderr (prismer_cli/transport/trace.py)
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        token_file: str | None = None,
+        transport: str | None = None,
+        dialect: str | None = None,
+        profile: str | None = None,
+        verbose: bool = False,
+        quiet: bool = False,
+        no_refresh: bool = False,
+        trace: bool = False,
+    ) -> None:
+        self._init(locals())
 
     def merged(self, other: CommandLine) -> CommandLine:
         """`other` (a command's own options) over these (those given before the subcommand)."""
@@ -88,22 +102,36 @@ class CommandLine:
         return replace(self, **given)
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(Frozen):
     value: str | None
     source: str  # where it came from, for `config show` and error messages
-    store: TokenStore | None = None  # the token's file, where a refreshed one is written back
+    store: TokenStore | None  # the token's file, where a refreshed one is written back
+
+    def __init__(self, value: str | None, source: str, store: TokenStore | None = None) -> None:
+        self._init(locals())
 
 
-@dataclass
-class Settings:
+class Settings(Record):
     url: Setting
     token: Setting
     transport: Setting
     dialect: Setting
     profile: str | None
-    warnings: list[str] = field(default_factory=list)
-    no_refresh: bool = False  # --no-refresh, or `no_refresh = true` in the profile
+    warnings: list[str]
+    no_refresh: bool
+
+    def __init__(
+        self,
+        url: Setting,
+        token: Setting,
+        transport: Setting,
+        dialect: Setting,
+        profile: str | None,
+        warnings: list[str] | None = None,
+        no_refresh: bool = False,  # --no-refresh, or `no_refresh = true` in the profile
+    ) -> None:
+        warnings = [] if warnings is None else warnings
+        self._init(locals())
 
 
 def config_path(env: Mapping[str, str]) -> Path:

@@ -22,7 +22,8 @@ SETTINGS = (
     "PRISMER_RT_OUTPUT",
     "PRISMER_RT_DEBUG",
 )
-# Read by requests: a loopback test or benchmark must never go through one.
+# Read by requests and websocket-client (transport/wsupgrade.py reads http_proxy to leave a
+# proxied upgrade to websocket-client): a loopback test or benchmark must never go through one.
 PROXIES = (
     "http_proxy",
     "https_proxy",

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from prismer_cli import signals
 from prismer_cli.errors import ConnectError, TransportError
+from prismer_cli.records import Frozen
 from prismer_cli.tuning import Backoff
 
 MAX_RETRY_AFTER = 300.0  # a longer Retry-After is not waited for in full
@@ -54,13 +54,21 @@ def retry_after_of(exc: BaseException) -> float | None:
     return exc.retry_after if isinstance(exc, ConnectError) else None
 
 
-@dataclass(frozen=True)
-class Policy:
+class Policy(Frozen):
     """How a loop retries: the backoff, and how many consecutive retries it may make."""
 
-    backoff: Backoff = field(default_factory=Backoff)
-    max_retries: int | None = None  # None: retry for ever; 0: never
-    give_up_after: float | None = None  # seconds from an operation's first attempt; None: never
+    backoff: Backoff
+    max_retries: int | None  # None: retry for ever; 0: never
+    give_up_after: float | None  # seconds from an operation's first attempt; None: never
+
+    def __init__(
+        self,
+        backoff: Backoff | None = None,
+        max_retries: int | None = None,
+        give_up_after: float | None = None,
+    ) -> None:
+        backoff = Backoff() if backoff is None else backoff
+        self._init(locals())
 
     def allows(self, retry: int) -> bool:
         return self.max_retries is None or retry <= self.max_retries

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from prismer_cli.errors import UsageError
+from prismer_cli.records import Frozen
 
 SEND_RETRIES = 3  # send and mark-read: reconnections per batch, and REST retries per request
 # The largest WebSocket message the server reads: the real server keeps Node ws's default
@@ -21,39 +21,66 @@ MAX_MESSAGE_BYTES = 100 * 2**20
 FINAL_GRACE = 2.0
 
 
-@dataclass(frozen=True)
-class Timeouts:
-    connect: float = 10.0  # TCP + TLS + upgrade; also one REST request
-    auth: float = 10.0  # first frame after the upgrade
-    ping_interval: float = 15.0  # idle time before a keepalive ping
-    ping_timeout: float = 10.0  # no byte at all this long after a ping: the peer is gone
-    sse_silence: float = 75.0  # no data and no comment this long: the stream is dead
-    send: float = 30.0  # send, mark-read: a command's attempts (connect, retries) end by then
+class Timeouts(Frozen):
+    connect: float  # TCP + TLS + upgrade; also one REST request
+    auth: float  # first frame after the upgrade
+    ping_interval: float  # idle time before a keepalive ping
+    ping_timeout: float  # no byte at all this long after a ping: the peer is gone
+    sse_silence: float  # no data and no comment this long: the stream is dead
+    send: float  # send, mark-read: a command's attempts (connect, retries) end by then
+
+    def __init__(
+        self,
+        connect: float = 10.0,
+        auth: float = 10.0,
+        ping_interval: float = 15.0,
+        ping_timeout: float = 10.0,
+        sse_silence: float = 75.0,
+        send: float = 30.0,
+    ) -> None:
+        self._init(locals())
 
 
-@dataclass(frozen=True)
-class Backoff:
+class Backoff(Frozen):
     """Delays between retries: `initial` doubling up to `cap` (see retry.py)."""
 
-    initial: float = 1.0
-    cap: float = 30.0
+    initial: float
+    cap: float
+
+    def __init__(self, initial: float = 1.0, cap: float = 30.0) -> None:
+        self._init(locals())
 
 
-@dataclass(frozen=True)
-class Handing:
+class Handing(Frozen):
     """--forward-to and --exec: the server's webhook timers (services/webhook.service.ts)."""
 
-    forward_timeout: float = 10.0  # one POST to --forward-to
-    first_retry: float = 2.0  # after the first failed attempt
-    second_retry: float = 5.0  # after the second; then, with --cursor-file, the backoff
+    forward_timeout: float  # one POST to --forward-to
+    first_retry: float  # after the first failed attempt
+    second_retry: float  # after the second; then, with --cursor-file, the backoff
+
+    def __init__(
+        self, forward_timeout: float = 10.0, first_retry: float = 2.0, second_retry: float = 5.0
+    ) -> None:
+        self._init(locals())
 
 
-@dataclass(frozen=True)
-class Tuning:
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    backoff: Backoff = field(default_factory=Backoff)
-    max_message_bytes: int = MAX_MESSAGE_BYTES  # PRISMER_RT_MAX_MESSAGE_BYTES
-    handing: Handing = field(default_factory=Handing)
+class Tuning(Frozen):
+    timeouts: Timeouts
+    backoff: Backoff
+    max_message_bytes: int  # PRISMER_RT_MAX_MESSAGE_BYTES
+    handing: Handing
+
+    def __init__(
+        self,
+        timeouts: Timeouts | None = None,
+        backoff: Backoff | None = None,
+        max_message_bytes: int = MAX_MESSAGE_BYTES,
+        handing: Handing | None = None,
+    ) -> None:
+        timeouts = Timeouts() if timeouts is None else timeouts
+        backoff = Backoff() if backoff is None else backoff
+        handing = Handing() if handing is None else handing
+        self._init(locals())
 
 
 def from_env(env: Mapping[str, str]) -> Tuning:

@@ -36,6 +36,8 @@ NOT_FOR_WEBSOCKET = (
     "prismer_cli.listen.cursorfile",
 )
 CLI_FRAMEWORK = ("typer", "click", "rich")
+# What a plain ws:// URL without a proxy does not need (transport/wsupgrade.py, ~15 ms).
+NOT_FOR_PLAIN_WS = ("websocket", "ssl", "_ssl", "hashlib", "logging", "encodings.idna")
 
 
 def imported(result: Result) -> set[str]:
@@ -64,10 +66,14 @@ def test_a_one_shot_send_imports_no_rest_sse_store_or_server(server: ServerProce
     assert result.code == 0, result.err[-2000:]
     assert result.lines[0]["ok"] is True
     names = imported(result)
-    assert "websocket" in names  # it did go over a WebSocket
+    assert "prismer_cli.transport.wsupgrade" in names  # it did go over a WebSocket
     assert loaded(names, NETWORK_EXTRAS + NOT_FOR_WEBSOCKET) == []
+    # a plain ws:// URL is upgraded by hand: no websocket-client, no TLS, no IDNA codec
+    assert loaded(names, NOT_FOR_PLAIN_WS) == []
+    assert loaded(names, ("tempfile",)) == []  # only --retry-file writes a temporary file
     # the other commands are not even built, and the listen engine is not loaded
-    assert loaded(names, ("prismer_cli.cli.listen", "prismer_cli.listen.engine")) == []
+    listen_only = ("prismer_cli.cli.listen", "prismer_cli.cli.listenoptions", "prismer_cli.listen")
+    assert loaded(names, listen_only) == []
 
 
 def test_a_plain_listen_imports_no_rest_sse_store_durable_or_server(
@@ -81,7 +87,7 @@ def test_a_plain_listen_imports_no_rest_sse_store_durable_or_server(
     assert result.code == 0, result.err[-2000:]
     assert result.lines[0]["payload"]["taskId"] == "t-imports"
     names = imported(result)
-    assert loaded(names, NETWORK_EXTRAS + NOT_FOR_WEBSOCKET) == []
+    assert loaded(names, NETWORK_EXTRAS + NOT_FOR_WEBSOCKET + NOT_FOR_PLAIN_WS) == []
 
 
 def test_help_opens_no_connection_and_loads_no_network_module() -> None:

@@ -14,20 +14,25 @@ from __future__ import annotations
 import base64
 import binascii
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import orjson
 
+from prismer_cli.records import Frozen
+
 DAY = 86400.0
 
 
-@dataclass(frozen=True)
-class Claims:
+class Claims(Frozen):
     sub: str | None
     username: str | None
     iat: float | None
     exp: float | None
+
+    def __init__(
+        self, sub: str | None, username: str | None, iat: float | None, exp: float | None
+    ) -> None:
+        self._init(locals())
 
     @property
     def lifetime(self) -> float | None:

@@ -18,13 +18,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from prismer_cli.auth import api  # cheap: it imports requests when it calls the server
 from prismer_cli.auth.claims import DAY, claims_of, expiry_note, expiry_warning
 from prismer_cli.errors import AuthError, ConnectError, PrismerError
 from prismer_cli.log import Log
+from prismer_cli.records import Frozen, replace
 from prismer_cli.retry import Deadline
 from prismer_cli.transport import Connect, Connection, Endpoint, Resume, open_connection
 
@@ -32,14 +32,18 @@ if TYPE_CHECKING:  # a token from the environment has no store: stores.py is not
     from prismer_cli.auth.stores import TokenStore
 
 
-@dataclass(frozen=True)
-class TokenSource:
+class TokenSource(Frozen):
     """A resolved connection: the endpoint, where its token is kept, whether to refresh it."""
 
     endpoint: Endpoint
     store: TokenStore | None
     origin: str  # where the token came from, as `config show` says it
-    refresh: bool = True
+    refresh: bool
+
+    def __init__(
+        self, endpoint: Endpoint, store: TokenStore | None, origin: str, refresh: bool = True
+    ) -> None:
+        self._init(locals())
 
 
 def what_to_do(origin: str) -> str:

@@ -1,7 +1,8 @@
 """The `prismer-rt` command line (docs/cli.md): thin commands over the engines.
 
 - app.py: the Typer app, its global options and the registration of every command;
-- options.py: the option groups (connection options, listen's filters), each declared once;
+- options.py: the option groups (connection options, output options), each declared once;
+  listenoptions.py, those of listen and subscribe alone (filters, durable mode, handoff);
 - listen.py, send.py, config.py, register.py, whoami.py: one module per command group (`serve`
   is declared by the stand-in server itself, prismer_cli/server/command.py);
 - endpoint.py: the connection options resolved into an Endpoint and the timers;

@@ -1,12 +1,12 @@
 """The Handoff that listen's --forward-to and --exec make (prismer_cli/handoff/); their options
-are declared in options.py (HANDOFF). Imported when a command runs, never for --help."""
+are declared in listenoptions.py (HANDOFF). Imported when a command runs, never for --help."""
 
 from __future__ import annotations
 
 import os
 
 from prismer_cli.auth.keeper import TokenKeeper
-from prismer_cli.cli.options import HandoffFlags
+from prismer_cli.cli.listenoptions import HandoffFlags
 from prismer_cli.config import CommandLine, webhook_secret_setting
 from prismer_cli.errors import UsageError
 from prismer_cli.handoff import Context, Handoff, HandoffOptions, check_url

@@ -7,14 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from prismer_cli import signals
-from prismer_cli.cli.options import (
-    CONNECTION,
-    EVENT_OUTPUT,
-    HANDOFF,
-    LISTEN,
-    HandoffFlags,
-    ListenFlags,
-)
+from prismer_cli.cli.listenoptions import HANDOFF, LISTEN, HandoffFlags, ListenFlags
+from prismer_cli.cli.options import CONNECTION, EVENT_OUTPUT
 from prismer_cli.cli.run import execute
 from prismer_cli.config import CommandLine
 from prismer_cli.errors import ExitStatus

@@ -1,18 +1,17 @@
-"""Option groups: options that several commands share, each declared once.
+"""Option groups: options that several commands share, each declared once (listen's own, which
+no other command loads, are in listenoptions.py).
 
 Typer reads a command's options from its signature. An OptionGroup, used as a decorator,
 appends its options to the signature and hands the command their values as one instance of its
-dataclass, in the parameter annotated with that class.
+record (or dataclass), in the parameter annotated with that class.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 import typer
@@ -31,10 +30,10 @@ class OptionGroup:
         complete: Callable[[Any, Any], Any] = lambda value, ctx: value,
         **options: Any,
     ) -> None:
-        """`options`: an Annotated type with its typer.Option for each field of the dataclass
-        `cls` (whose defaults are the options' defaults); `complete(instance, ctx)` finishes
-        the instance."""
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        """`options`: an Annotated type with its typer.Option for each parameter of the record
+        or dataclass `cls` (whose defaults are the options' defaults); `complete(instance,
+        ctx)` finishes the instance."""
+        defaults = {name: p.default for name, p in inspect.signature(cls).parameters.items()}
         self.cls = cls
         self.complete = complete
         self.parameters = [
@@ -149,90 +148,6 @@ CONNECTION = OptionGroup(
 )
 
 
-@dataclass(frozen=True)
-class ListenFlags:
-    type_: list[str] | None = None
-    conversation: list[str] | None = None
-    match: list[str] | None = None
-    stop_after: int | None = None  # --count
-    timeout: float | None = None
-    no_reconnect: bool = False
-    max_retries: int | None = None
-    meta: bool = False
-    ignore_self: bool = False
-    since: str = "now"
-    cursor_file: str | None = None
-    no_follow: bool = False
-
-
-# The options of listen and subscribe.
-LISTEN = OptionGroup(
-    ListenFlags,
-    type_=_repeatable(
-        "--type", "-t", metavar="TYPE", text="Keep only events of this type (repeatable)."
-    ),
-    conversation=_repeatable(
-        "--conversation",
-        "-c",
-        metavar="ID",
-        text="Keep only events of this conversation, or about it (repeatable).",
-    ),
-    match=_repeatable(
-        "--match",
-        "-m",
-        metavar="PATH=VALUE",
-        text=(
-            "Keep only events whose field PATH (dotted into the envelope, e.g. "
-            "payload.taskId) equals VALUE, as JSON when it parses, else as a string "
-            "(repeatable: all must hold)."
-        ),
-    ),
-    stop_after=_number(
-        "--count", "-n", metavar="N", text="Exit 0 after N printed events.", at_least=1
-    ),
-    timeout=_number(
-        "--timeout",
-        metavar="SECONDS",
-        text="Stop after SECONDS; exit 124 if --count was not reached.",
-        at_least=0.0,
-    ),
-    no_reconnect=_switch("--no-reconnect", text="Exit 4 when the connection is lost."),
-    max_retries=_number(
-        "--max-retries",
-        metavar="N",
-        text="Give up (exit 4) after N consecutive failed retries; unlimited by default.",
-        at_least=0,
-    ),
-    meta=_switch(
-        "--meta",
-        text="Also print lifecycle records (prismer-rt.connected, .reconnecting, .disconnected).",
-    ),
-    ignore_self=_switch("--ignore-self", text="Drop events sent by the authenticated user itself."),
-    since=Annotated[
-        str,
-        typer.Option(
-            "--since",
-            metavar="SEQ|all|now",
-            help="First print the stored events after SEQ (all: from the start) from the "
-            "server's event log, then the live ones.",
-        ),
-    ],
-    cursor_file=_value(
-        "--cursor-file",
-        metavar="FILE",
-        text="Start after the cursor saved in FILE (else as --since says); save the cursor "
-        "of each event written there. One listen per FILE at a time.",
-    ),
-    no_follow=_switch(
-        "--no-follow",
-        text=(
-            "Print the stored events and exit 0 without going live (the cron mode); 124 "
-            "when --count is given and not reached."
-        ),
-    ),
-)
-
-
 OUTPUT_PANEL = "Output options"
 _PRETTY = _switch(
     "--pretty",
@@ -276,50 +191,3 @@ EVENT_OUTPUT = OptionGroup(
 )
 # ... and of send and mark-read, whose results have no template.
 RESULT_OUTPUT = OptionGroup(ViewFlags, _check_color, pretty=_PRETTY, json=_JSON, color=_COLOR)
-
-
-@dataclass(frozen=True)
-class HandoffFlags:
-    forward_to: str | None = None
-    webhook_secret: str | None = None
-    forward_replies: bool = False
-    exec_: str | None = None
-    exec_timeout: float | None = None  # None: 60 s
-
-    @property
-    def active(self) -> bool:
-        return self.forward_to is not None or self.exec_ is not None
-
-
-# The options of listen and subscribe that hand each event to a handler (cli/handoff.py).
-HANDOFF = OptionGroup(
-    HandoffFlags,
-    forward_to=_value(
-        "--forward-to",
-        metavar="URL",
-        text="POST each message.new (not the user's own) to URL as Prismer Cloud's webhooks "
-        "do, signed; a 2xx accepts it.",
-    ),
-    webhook_secret=_value(
-        "--webhook-secret",
-        metavar="SECRET",
-        text="Sign with SECRET; env PRISMER_WEBHOOK_SECRET, config webhook_secret, else the "
-        "server's default dev-webhook-secret.",
-    ),
-    forward_replies=_switch(
-        "--forward-replies",
-        text='Send a handler\'s {"content"} answer to the conversation, once per message.',
-    ),
-    exec_=_value(
-        "--exec",
-        metavar="CMD",
-        text="Run `sh -c CMD` for each event, its line on stdin and in PRISMER_EVENT; exit 0 "
-        "accepts it.",
-    ),
-    exec_timeout=_number(
-        "--exec-timeout",
-        metavar="SECONDS",
-        text="End a command running longer (a failure). [default: 60]",
-        at_least=0.001,
-    ),
-)

@@ -49,7 +49,6 @@ def register_user(
     """
 
     def job(log: Log) -> ExitStatus:
-        from dataclasses import replace
         from pathlib import Path
 
         from prismer_cli.auth import api
@@ -57,6 +56,7 @@ def register_user(
         from prismer_cli.config import default_token_path, profile_value, resolve
         from prismer_cli.errors import CommandRejected, PrismerError, UsageError
         from prismer_cli.output import Output
+        from prismer_cli.records import replace
         from prismer_cli.tuning import from_env
 
         if not USERNAME.fullmatch(username):

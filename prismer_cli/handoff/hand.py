@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -33,6 +33,7 @@ from prismer_cli.handoff.lookups import Lookups
 from prismer_cli.handoff.report import Report
 from prismer_cli.log import Log
 from prismer_cli.output import Output
+from prismer_cli.records import replace
 from prismer_cli.retry import Deadline, delays
 from prismer_cli.transport import Endpoint
 from prismer_cli.tuning import Backoff, Handing

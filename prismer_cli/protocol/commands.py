@@ -15,26 +15,49 @@ import itertools
 import os
 import select
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import orjson
+
+from prismer_cli.records import Frozen
 
 SEND, MARK_READ, SUBSCRIBE = "send_message", "mark_read", "subscribe"
 ACTIONS = (SEND, MARK_READ, SUBSCRIBE)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(Frozen):
     action: str
     conversation_id: str
-    content: str | None = None
-    message_type: str = "text"
-    up_to: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # metadata, parentId
-    line: int | None = None  # stdin line number, for the result
-    key: str = ""  # a message's idempotency key: the same on every re-send (docs/cli.md)
-    key_given: bool = False  # the user's own key: it must hold across runs too
+    content: str | None
+    message_type: str
+    up_to: str | None
+    extra: dict[str, Any]  # metadata, parentId
+    line: int | None  # stdin line number, for the result
+    key: str  # a message's idempotency key: the same on every re-send (docs/cli.md)
+    key_given: bool  # the user's own key: it must hold across runs too
+
+    def __init__(
+        self,
+        action: str,
+        conversation_id: str,
+        content: str | None = None,
+        message_type: str = "text",
+        up_to: str | None = None,
+        extra: dict[str, Any] | None = None,
+        line: int | None = None,
+        key: str = "",
+        key_given: bool = False,
+    ) -> None:
+        setter = object.__setattr__  # field by field: a Command is made per message
+        setter(self, "action", action)
+        setter(self, "conversation_id", conversation_id)
+        setter(self, "content", content)
+        setter(self, "message_type", message_type)
+        setter(self, "up_to", up_to)
+        setter(self, "extra", {} if extra is None else extra)
+        setter(self, "line", line)
+        setter(self, "key", key)
+        setter(self, "key_given", key_given)
 
 
 _KEY_PREFIX = os.urandom(12).hex()  # 96 random bits per process ...
@@ -46,11 +69,13 @@ def new_key() -> str:
     return f"{_KEY_PREFIX}-{next(_key_numbers)}"
 
 
-@dataclass(frozen=True)
-class InvalidLine:
+class InvalidLine(Frozen):
     line: int
     reason: str
-    rejected: bool = False  # not invalid but too big to be sent: exit 5, as such a message
+    rejected: bool  # not invalid but too big to be sent: exit 5, as such a message
+
+    def __init__(self, line: int, reason: str, rejected: bool = False) -> None:
+        self._init(locals())
 
 
 def id_problem(value: str) -> str | None:

@@ -12,12 +12,12 @@ engine never branches on the dialect itself: it asks the Dialect object.
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
 
 import orjson
 
 from prismer_cli.protocol.commands import MARK_READ, SEND, SUBSCRIBE, Command
 from prismer_cli.protocol.endpoints import JSON, SSE_DOCS_PATH, SSE_SERVER_PATH
+from prismer_cli.records import Frozen
 
 # Every requestId the CLI sends starts with this, so answers to its own traffic are known.
 REQUEST_PREFIX = "prt-"
@@ -33,13 +33,17 @@ def request_id(tag: str) -> str:
     return REQUEST_PREFIX + tag
 
 
-@dataclass(frozen=True)
-class Hello:
+class Hello(Frozen):
     """What the server said when it accepted the token."""
 
     dialect: Dialect
-    user_id: str | None = None
-    name: str | None = None
+    user_id: str | None
+    name: str | None
+
+    def __init__(
+        self, dialect: Dialect, user_id: str | None = None, name: str | None = None
+    ) -> None:
+        self._init(locals())
 
 
 # What a sent message and its echo share: the idempotency key (server dialect), or else

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from typing import Any, BinaryIO
 
 import orjson
@@ -53,6 +52,8 @@ class RetryFile:
         if os.path.isdir(path):
             raise UsageError(f"--retry-file {path}: is a directory")
         try:
+            import tempfile  # ~1 ms (random, ...): only with --retry-file
+
             fd, self._temp = tempfile.mkstemp(
                 dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".partial"
             )

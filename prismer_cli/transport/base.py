@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Protocol
 
 from prismer_cli.log import Log
 from prismer_cli.protocol.dialects import Dialect, Hello
 from prismer_cli.protocol.endpoints import JSON
+from prismer_cli.records import Frozen, Record, replace
 from prismer_cli.retry import Deadline
 from prismer_cli.tuning import Timeouts
 
@@ -21,17 +21,30 @@ if TYPE_CHECKING:
     from prismer_cli.transport.trace import Tracer
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Frozen):
     """Where to connect and how: everything a transport needs, nothing it must look up."""
 
     url: str
     token: str
-    transport: str = "auto"  # auto | ws | sse
-    dialect: Dialect | None = None  # None: detect
-    timeouts: Timeouts = field(default_factory=Timeouts)
-    deadline: Deadline = field(default_factory=Deadline)  # none by default
-    trace: Tracer | None = None  # --trace: every transport traces the wire through it
+    transport: str  # auto | ws | sse
+    dialect: Dialect | None  # None: detect
+    timeouts: Timeouts
+    deadline: Deadline  # none by default
+    trace: Tracer | None  # --trace: every transport traces the wire through it
+
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        transport: str = "auto",
+        dialect: Dialect | None = None,
+        timeouts: Timeouts | None = None,
+        deadline: Deadline | None = None,
+        trace: Tracer | None = None,
+    ) -> None:
+        timeouts = Timeouts() if timeouts is None else timeouts
+        deadline = Deadline() if deadline is None else deadline
+        self._init(locals())
 
     def until(self, deadline: Deadline) -> Endpoint:
         """This endpoint with its deadline set and its waits (connect, authentication) cut to
@@ -58,16 +71,26 @@ class Endpoint:
         return self.until(self.deadline.within(self.timeouts.connect))
 
 
-@dataclass
-class Resume:
+class Resume(Record):
     """What carries over from one connection to the next (sticky choices, resume points)."""
 
-    transport: str | None = None  # "sse" once WebSocket was found unavailable
-    dialect: Dialect | None = None
-    last_event_id: str | None = None  # SSE Last-Event-ID
-    retry_ms: int | None = None  # SSE retry: field
-    last_event_time: int | None = None  # server dialect `timestamp` of the last event
-    user_id: str | None = None  # who the token is, for --ignore-self
+    transport: str | None
+    dialect: Dialect | None
+    last_event_id: str | None
+    retry_ms: int | None
+    last_event_time: int | None
+    user_id: str | None
+
+    def __init__(
+        self,
+        transport: str | None = None,  # "sse" once WebSocket was found unavailable
+        dialect: Dialect | None = None,
+        last_event_id: str | None = None,  # SSE Last-Event-ID
+        retry_ms: int | None = None,  # SSE retry: field
+        last_event_time: int | None = None,  # server dialect `timestamp` of the last event
+        user_id: str | None = None,  # who the token is, for --ignore-self
+    ) -> None:
+        self._init(locals())
 
 
 class Connection(Protocol):

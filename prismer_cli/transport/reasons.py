@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import errno
 import socket
-import ssl
+import sys
 
 _ERRNO_WORDS = {
     errno.ECONNREFUSED: "connection refused",
@@ -47,12 +47,13 @@ def reason(exc: BaseException, host: str | None = None) -> str:
     """A few plain words for a network failure (module docstring)."""
     chain = _chain(exc)
     names = " ".join(type(e).__name__ for e in chain)
+    ssl = sys.modules.get("ssl")  # not loaded: no TLS was attempted (transport/wsupgrade.py)
     for e in chain:
         if isinstance(e, socket.gaierror) or "NameResolution" in type(e).__name__:
             return f"cannot resolve {host or 'the server name'} (DNS)"
-        if isinstance(e, ssl.SSLCertVerificationError):
+        if ssl is not None and isinstance(e, ssl.SSLCertVerificationError):
             return f"TLS error: {e.verify_message or 'certificate verify failed'}"
-        if isinstance(e, ssl.SSLError):
+        if ssl is not None and isinstance(e, ssl.SSLError):
             return f"TLS error: {e.reason or type(e).__name__}"
     for e in chain:
         if isinstance(e, (TimeoutError, socket.timeout)) or "Timeout" in type(e).__name__:

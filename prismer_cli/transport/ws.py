@@ -1,9 +1,10 @@
-"""WebSocket transport: websocket-client opens the connection, wsframes reads it.
+"""WebSocket transport: wssocket.py opens the connection, wsframes reads it.
 
-websocket-client does the handshake (TLS, proxies from the environment, redirects of the
-upgrade); after that the frames are read by wsframes.py, because websocket-client's
-own reader tops out near 40k frames/s (README "Design notes"). Sends go through one lock, so a
-reader thread may answer pings while the main thread writes commands.
+wssocket.py does the handshake (by hand for a plain ws:// URL, else with websocket-client: TLS,
+proxies from the environment, redirects of the upgrade); after that the frames are read by
+wsframes.py, because websocket-client's own reader tops out near 40k frames/s (README "Design
+notes"). Sends go through one lock, so a reader thread may answer pings while the main thread
+writes commands.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ import contextlib
 import os
 import select
 import socket
-import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
 
 import orjson
-import websocket
 
 from prismer_cli import signals
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, PartialWrite
@@ -65,11 +64,9 @@ def _lost(exc: BaseException) -> ConnectionLost:
 class WebSocketConnection:
     kind = "ws"
 
-    def __init__(self, ws: websocket.WebSocket, endpoint: Endpoint) -> None:
-        self._ws = ws
-        assert ws.sock is not None
-        self._sock: socket.socket = ws.sock
-        self._tls = isinstance(ws.sock, ssl.SSLSocket)
+    def __init__(self, sock: socket.socket, tls: bool, endpoint: Endpoint) -> None:
+        self._sock = sock
+        self._tls = tls
         self._receiver = BoundedReceiver(self._sock, self._tls)
         receiver: Receiver = self._receiver
         self._reader = FrameReader(receiver)
@@ -102,8 +99,8 @@ class WebSocketConnection:
             at = time.monotonic() + endpoint.timeouts.connect
         watch = Watch()
         with watch.step(at, "the WebSocket handshake (TCP, TLS, upgrade)"):
-            ws = open_socket(endpoint)
-        conn = cls(ws, endpoint)
+            sock, tls = open_socket(endpoint)
+        conn = cls(sock, tls, endpoint)
         try:
             with watch.step(at, "the authentication frame"):
                 conn._authenticate(endpoint.dialect or resume.dialect)

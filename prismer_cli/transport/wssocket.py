@@ -1,50 +1,81 @@
-"""The WebSocket's socket: opened and upgraded by websocket-client, its errors in the project's
-words (ws.py reads the frames); masking keys in bulk, and the receive that a deadline bounds
-even when a frame's bytes trickle in."""
+"""The WebSocket's socket, opened and upgraded (ws.py reads the frames), its errors in the
+project's words; masking keys in bulk, and the receive that a deadline bounds even when a
+frame's bytes trickle in.
+
+A plain ws:// URL without a proxy is upgraded by wsupgrade.py, exactly as websocket-client would
+do it, without loading websocket-client and ssl (~15 ms of a one-shot `send`); every other case
+(TLS, a proxy, a redirect of the upgrade) by websocket-client itself."""
 
 from __future__ import annotations
 
 import os
 import select
 import socket
+import sys
 import time
+from typing import TYPE_CHECKING, Any
 
-import websocket
-
-from prismer_cli.errors import AuthError, ConnectError, NoWebSocket
+from prismer_cli.errors import AuthError, ConnectError, NoWebSocket, PrismerError
+from prismer_cli.transport import wsupgrade
 from prismer_cli.transport.base import Endpoint, retry_after
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.urls import ws_url
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
-def open_socket(endpoint: Endpoint) -> websocket.WebSocket:
-    """The upgraded socket, with websocket-client's errors translated to the project's."""
+
+def open_socket(endpoint: Endpoint) -> tuple[socket.socket, bool]:
+    """The upgraded socket, and whether it is a TLS one."""
     url, trace = ws_url(endpoint.url, endpoint.token), endpoint.trace
+    if trace is not None:
+        trace.request_line("GET", url)
+    plain = wsupgrade.target(url)
+    if plain is None:
+        sock, status, headers = _by_websocket_client(url, endpoint)
+    else:
+        sock, status, headers = _by_hand(plain, endpoint)
+    if trace is not None:
+        trace.status_line(status or 101, headers)
+    return sock, _is_tls(sock)
+
+
+def _by_hand(plain: wsupgrade.Target, endpoint: Endpoint) -> wsupgrade.Upgraded:
+    """wsupgrade's exceptions made the errors that websocket-client's make (below)."""
     try:
-        if trace is not None:
-            trace.request_line("GET", url)
+        return wsupgrade.upgrade(plain, endpoint.timeouts.connect)
+    except wsupgrade.Redirect as moved:
+        location = moved.location  # followed below, outside this handler
+    except wsupgrade.BadStatus as exc:
+        raise _refused(exc.status, exc.headers, endpoint) from None
+    except wsupgrade.HandshakeTimeout:
+        raise NoWebSocket("WebSocket upgrade timed out") from None
+    except wsupgrade.AddressError:
+        raise ConnectError(f"cannot resolve {host_of(endpoint.url)} (DNS)") from None
+    except (OSError, wsupgrade.UpgradeFailed) as exc:
+        raise _failed(exc, endpoint) from None
+    return _by_websocket_client(location, endpoint, followed=1)
+
+
+def _by_websocket_client(url: str, endpoint: Endpoint, *, followed: int = 0) -> wsupgrade.Upgraded:
+    """websocket-client's upgrade, its errors translated; `followed`: redirects already
+    followed to get to `url` (wsupgrade.py hands them over)."""
+    import websocket
+
+    try:
+        if followed:
+            _check_redirect(url)
         ws = websocket.create_connection(
             url,
             timeout=endpoint.timeouts.connect,
             skip_utf8_validation=True,
             enable_multithread=True,
+            redirect_limit=3 - followed,
         )
-        if trace is not None:
-            trace.status_line(ws.getstatus() or 101, ws.getheaders())
-        return ws
+        assert ws.sock is not None
+        return wsupgrade.Upgraded(ws.sock, ws.getstatus(), ws.getheaders())
     except websocket.WebSocketBadStatusException as exc:
-        status = exc.status_code
-        if trace is not None:
-            trace.status_line(status, exc.resp_headers)
-        if status in (401, 403):
-            raise AuthError(f"the server rejected the token (HTTP {status})") from None
-        if status == 429 or status >= 500:
-            raise NoWebSocket(
-                f"the server answered the WebSocket upgrade with HTTP {status}",
-                retry_after=retry_after(exc.resp_headers),
-                lasting=False,
-            ) from None
-        raise NoWebSocket(f"WebSocket upgrade refused (HTTP {status})") from None
+        raise _refused(exc.status_code, exc.resp_headers, endpoint) from None
     except websocket.WebSocketTimeoutException:
         raise NoWebSocket("WebSocket upgrade timed out") from None
     except websocket.WebSocketProxyException as exc:
@@ -52,9 +83,45 @@ def open_socket(endpoint: Endpoint) -> websocket.WebSocket:
     except websocket.WebSocketAddressException:
         raise ConnectError(f"cannot resolve {host_of(endpoint.url)} (DNS)") from None
     except (OSError, websocket.WebSocketException) as exc:
-        if trace is not None:
-            trace.note(f"upgrade: {reason(exc, host_of(endpoint.url))}")
-        raise ConnectError(reason(exc, host_of(endpoint.url))) from None
+        raise _failed(exc, endpoint) from None
+
+
+def _check_redirect(url: str) -> None:
+    """A redirect's target that websocket-client cannot parse, said as it says it when it
+    follows the redirect itself."""
+    from websocket import WebSocketException
+    from websocket._url import parse_url
+
+    try:
+        parse_url(url)
+    except ValueError as exc:
+        raise WebSocketException(f"Invalid redirect target {url!r}: {exc}") from exc
+
+
+def _refused(status: Any, headers: Mapping[str, str] | None, endpoint: Endpoint) -> PrismerError:
+    if endpoint.trace is not None:
+        endpoint.trace.status_line(status, headers)
+    if status in (401, 403):
+        return AuthError(f"the server rejected the token (HTTP {status})")
+    if status == 429 or status >= 500:
+        return NoWebSocket(
+            f"the server answered the WebSocket upgrade with HTTP {status}",
+            retry_after=retry_after(headers),
+            lasting=False,
+        )
+    return NoWebSocket(f"WebSocket upgrade refused (HTTP {status})")
+
+
+def _failed(exc: BaseException, endpoint: Endpoint) -> ConnectError:
+    if endpoint.trace is not None:
+        endpoint.trace.note(f"upgrade: {reason(exc, host_of(endpoint.url))}")
+    return ConnectError(reason(exc, host_of(endpoint.url)))
+
+
+def _is_tls(sock: socket.socket) -> bool:
+    """A TLS socket (wss://, or a redirect to it); without the ssl module loaded, none is."""
+    ssl = sys.modules.get("ssl")
+    return ssl is not None and isinstance(sock, ssl.SSLSocket)
 
 
 def host_of(url: str) -> str:

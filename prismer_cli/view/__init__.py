@@ -13,8 +13,9 @@ exclude one another (exit 2); without any of them `PRISMER_RT_OUTPUT`, then the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from prismer_cli.records import Frozen
 
 if TYPE_CHECKING:
     from prismer_cli.view.template import Template
@@ -22,18 +23,30 @@ if TYPE_CHECKING:
 OUTPUTS = ("json", "pretty")  # the values of PRISMER_RT_OUTPUT and of the config key `output`
 
 
-@dataclass(frozen=True)
-class ViewFlags:
+class ViewFlags(Frozen):
     """The output options as the command line gave them."""
 
-    pretty: bool = False
-    format: str | None = None
-    json: bool = False
-    color: str = "auto"
+    pretty: bool
+    format: str | None
+    json: bool
+    color: str
+
+    def __init__(
+        self,
+        pretty: bool = False,
+        format: str | None = None,
+        json: bool = False,
+        color: str = "auto",
+    ) -> None:
+        self._init(locals())
 
 
-@dataclass(frozen=True)
-class View:
-    mode: str = "json"  # json | pretty | format
-    template: Template | None = None
-    color: bool = False
+class View(Frozen):
+    mode: str  # json | pretty | format
+    template: Template | None
+    color: bool
+
+    def __init__(
+        self, mode: str = "json", template: Template | None = None, color: bool = False
+    ) -> None:
+        self._init(locals())

@@ -37,7 +37,8 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, Any, TypeVar
 
 import pytest
 import requests
@@ -285,9 +286,13 @@ def dialect_server(
         yield srv
 
 
+Hole = TypeVar("Hole", bound="BlackHole")
+
+
 class BlackHole:
     """A loopback listener that accepts TCP connections and never reads or answers: no HTTP
-    response, no WebSocket upgrade, no SSE stream, ever, until :meth:`close`."""
+    response, no WebSocket upgrade, no SSE stream, ever, until :meth:`close` (or the end of its
+    `with` block)."""
 
     def __init__(self) -> None:
         self._listener = socket.create_server(("127.0.0.1", 0))
@@ -318,6 +323,14 @@ class BlackHole:
 
     def _accepted(self, conn: socket.socket) -> None:
         """What becomes of a connection: nothing at all, in a black hole."""
+
+    def __enter__(self: Hole) -> Hole:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def close(self) -> None:
         self._closed.set()

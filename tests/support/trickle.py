@@ -14,7 +14,6 @@ import hashlib
 import socket
 import threading
 import time
-from types import TracebackType
 
 import orjson
 
@@ -42,14 +41,6 @@ class TrickleServer(BlackHole):
         self.trickled = 0  # bytes of the endless frame sent so far, over all connections
         self._threads: list[threading.Thread] = []
         super().__init__()
-
-    def __enter__(self) -> TrickleServer:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def _accepted(self, conn: socket.socket) -> None:
         thread = threading.Thread(target=self._serve, args=(conn,), daemon=True)
