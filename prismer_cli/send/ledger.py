@@ -66,8 +66,7 @@ class Ledger:
         record = _result(entry.command, True)
         record["requestId"] = entry.request_id
         record["message"] = message
-        with self._lock:
-            entry.record, entry.status = record, ExitStatus.OK
+        entry.record = record  # one store, which emit() sees whole; the status is OK already
 
     def invalid(self, line: int, reason: str, *, rejected: bool = False) -> None:
         """The result of an invalid stdin line: {"ok": false, "line": N, "error": ...}; or of
