@@ -90,11 +90,14 @@ class InvalidLine(Frozen):
         self._init(locals())
 
 
+_NOT_IDS = ("", ".", "..")  # and any id holding a "/"
+
+
 def id_problem(value: str) -> str | None:
     """Why `value` cannot be a conversation or message id, or None: ids go into REST paths
     (/api/im/conversations/{id}/read), where "", "." and ".." would name another endpoint and
     "/" another path; they are refused before any request."""
-    if value in ("", ".", ".."):
+    if value in _NOT_IDS:
         return f"{value!r} is not an id"
     if "/" in value:
         return f"{value!r} is not an id: it contains '/'"
@@ -129,7 +132,9 @@ def command_from(
     action = obj.get("action", default_action)
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
-    conversation = _id(obj, "conversationId", required=True)
+    conversation = obj.get("conversationId")
+    if type(conversation) is not str or conversation in _NOT_IDS or "/" in conversation:
+        conversation = _id(obj, "conversationId", required=True)  # raises, saying why
     assert conversation is not None
     if action == SEND:
         content = obj.get("content")
