@@ -65,8 +65,8 @@ _set = object.__setattr__
 
 
 def _new_command(fields: dict[str, Any]) -> Command:
-    """A Command from all its fields at once: what Command(...) makes, without the nine calls
-    of a frozen dataclass's __init__ (a third of the cost of a stdin line at 100k lines/s)."""
+    """A Command from all its fields at once (in FIELDS order): what Command(...) makes,
+    without the nine object.__setattr__ calls of its __init__ (1 us of a stdin line's 3)."""
     command: Command = _new(Command)
     _set(command, "__dict__", fields)
     return command
