@@ -205,6 +205,32 @@ def test_stdin_lines_valid_and_invalid() -> None:
     assert commands[3].message_type == "markdown" and commands[3].extra == {"metadata": {"k": "v"}}
 
 
+def test_a_stdin_message_is_the_command_its_constructor_makes() -> None:
+    """A message read from stdin (built field by field, without Command's __init__) has
+    every field of Command, each as Command(...) would set it."""
+    items = _parse(
+        b'{"conversationId":"c1","content":"hi"}\n'
+        b'{"conversationId":"c2","content":"x","type":"markdown","parentId":"m0",'
+        b'"metadata":{"k":1},"idempotencyKey":"key-1"}'
+    )
+    first, second = items
+    assert isinstance(first, Command) and isinstance(second, Command)
+    assert list(vars(first)) == list(Command.FIELDS)
+    assert first == Command(SEND, "c1", "hi", line=1, key=first.key)
+    assert first.key and not first.key_given
+    expected = Command(
+        SEND,
+        "c2",
+        "x",
+        "markdown",
+        extra={"metadata": {"k": 1}, "parentId": "m0"},
+        line=2,
+        key="key-1",
+        key_given=True,
+    )
+    assert second == expected and list(vars(second)) == list(vars(expected))
+
+
 def test_last_line_without_newline_is_read() -> None:
     """A final line with no newline still counts."""
     items = _parse(b'{"conversationId":"a","content":"x"}\n{"conversationId":"b","content":"y"}')

@@ -23,6 +23,8 @@ from prismer_cli.transport.wsframes import (
     decode_close,
     encode_close,
     encode_frame,
+    encode_text_frames,
+    frame_size,
 )
 
 Message = tuple[int, bytes]
@@ -633,6 +635,22 @@ def test_mask_matches_reference_for_many_lengths_and_keys() -> None:
         data = encode_frame(OP_BINARY, payload, mask_key=key)
         assert data[len(data) - length :] == naive_mask(key, payload)
         assert parse_client_frame(data)[3] == payload
+
+
+def test_text_frames_in_one_go_equal_each_encoded_alone() -> None:
+    """encode_text_frames (one XOR over a batch) gives each frame's bytes with its own key,
+    in every length class, and frame_size says where each ends."""
+    rng = random.Random(7)
+    sizes = [0, 1, 3, 4, 5, 125, 126, 127, 236, 65535, 65536, 70_001, *range(0, 300, 7)]
+    payloads = [rng.randbytes(n) for n in sizes]
+    keys = rng.randbytes(4 * len(payloads))
+    data = encode_text_frames(payloads, keys)
+    alone = [
+        encode_frame(OP_TEXT, p, mask_key=keys[4 * i : 4 * i + 4]) for i, p in enumerate(payloads)
+    ]
+    assert data == b"".join(alone)
+    assert [frame_size(len(p)) for p in payloads] == [len(f) for f in alone]
+    assert encode_text_frames([], b"") == b""
 
 
 @pytest.mark.parametrize("key", [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x00\x00\x00\x01"])

@@ -146,17 +146,24 @@ class Dialect:
 
     def own_echo(self, frame: JSON, me: str | None) -> tuple[EchoKey, JSON] | None:
         """A new message sent by `me`, as its echo key and payload; None for any other frame."""
+        payload = self._own_message(frame, me)
+        return None if payload is None else (self._content_key(payload), payload)
+
+    def _own_message(self, frame: JSON, me: str | None) -> JSON | None:
+        """The payload of a new message sent by `me`, else None."""
         if frame.get("type") != "message.new":
             return None
         payload = frame.get("payload")
         if not isinstance(payload, dict) or payload.get(self.sender_field) != me:
             return None
-        key = (
+        return payload
+
+    def _content_key(self, payload: JSON) -> EchoKey:
+        return (
             payload.get(self.conversation_field),
             payload.get("content"),
             payload.get("type", "text"),
         )
-        return key, payload
 
     @staticmethod  # a plain function: it is called once per event in listen's hot loop
     def dedupe_key(kind: str, payload: JSON, frame: JSON) -> Hashable:
@@ -231,12 +238,14 @@ class ServerDialect(Dialect):
             "content": command.content,
             "type": command.message_type,
         }
-        extra = command.extra
-        if extra.get("parentId") is not None:
-            payload["parentId"] = extra["parentId"]
-        metadata = extra.get("metadata")
+        extra, metadata = command.extra, None
+        if extra:
+            if extra.get("parentId") is not None:
+                payload["parentId"] = extra["parentId"]
+            metadata = extra.get("metadata")
         if command.key:  # the real server's de-duplication (message.service.ts)
-            metadata = {**(metadata or {}), IDEMPOTENCY_FIELD: command.key}
+            key = {IDEMPOTENCY_FIELD: command.key}
+            metadata = {**metadata, **key} if metadata else key
         if metadata is not None:
             payload["metadata"] = metadata
         return {"type": "message.send", "payload": payload, "requestId": request_id}
@@ -246,12 +255,12 @@ class ServerDialect(Dialect):
         return command.key or super().echo_key(command)
 
     def own_echo(self, frame: JSON, me: str | None) -> tuple[EchoKey, JSON] | None:
-        echo = super().own_echo(frame, me)
-        if echo is None:
+        payload = self._own_message(frame, me)
+        if payload is None:
             return None
-        metadata = echo[1].get("metadata")
+        metadata = payload.get("metadata")
         key = metadata.get(IDEMPOTENCY_FIELD) if isinstance(metadata, dict) else None
-        return (key, echo[1]) if isinstance(key, str) else echo
+        return (key if isinstance(key, str) else self._content_key(payload)), payload
 
     def subscribe(self, conversation_id: str, request_id: str) -> JSON:
         return {

@@ -38,6 +38,7 @@ class Awaiting:
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)  # notified as messages settle
         self._dialect = dialect
+        self._echo_key = dialect.echo_key
         self.pings_confirm = pings_confirm  # docs dialect: WebSocket pongs confirm batches
         self._ledger = ledger
         self._wait = wait
@@ -57,8 +58,12 @@ class Awaiting:
         """Wait for the server's echo of this message."""
         entry.sent_at = now
         self.by_request[entry.request_id] = entry
-        key = self._dialect.echo_key(entry.command)
-        self._by_content.setdefault(key, deque()).append(entry)
+        key = self._echo_key(entry.command)
+        queue = self._by_content.get(key)
+        if queue is None:
+            self._by_content[key] = deque((entry,))
+        else:
+            queue.append(entry)
 
     def take_turn(self, entry: Entry, now: float) -> bool:
         """A message to write now (True, and its echo awaited), or once the one before it in
@@ -70,6 +75,19 @@ class Awaiting:
 
     def forget(self, entry: Entry) -> None:
         """Drop an entry from the lookup tables; the next of its conversation gets its turn."""
+        self._release(entry)
+        key = self._echo_key(entry.command)
+        queue = self._by_content.get(key)
+        if queue is not None:
+            try:
+                queue.remove(entry)
+            except ValueError:
+                return
+            if not queue:
+                del self._by_content[key]
+
+    def _release(self, entry: Entry) -> None:
+        """No longer awaited by request id; the next of its conversation gets its turn."""
         self.by_request.pop(entry.request_id, None)
         following = self.turns.done(entry)
         if following is not None:
@@ -79,15 +97,6 @@ class Awaiting:
                 self.room.notify_all()
         elif not self.by_request:
             self.room.notify_all()
-        key = self._dialect.echo_key(entry.command)
-        queue = self._by_content.get(key)
-        if queue is not None:
-            try:
-                queue.remove(entry)
-            except ValueError:
-                return
-            if not queue:
-                del self._by_content[key]
 
     def take_ready(self) -> list[Entry]:
         """The messages whose turn came, to write now (the reader thread)."""
@@ -111,9 +120,11 @@ class Awaiting:
             queue = self._by_content.get(key)
             if not queue:
                 return
-            entry = queue[0]
-            self.forget(entry)
-            self._ledger.settle(entry, True, requestId=entry.request_id, message=payload)
+            entry = queue.popleft()  # forget(entry), knowing where it is
+            if not queue:
+                del self._by_content[key]
+            self._release(entry)
+            self._ledger.confirm(entry, payload)
             self.confirmed += 1
 
     def on_error(self, frame: JSON) -> bool:

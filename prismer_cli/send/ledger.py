@@ -17,7 +17,7 @@ from prismer_cli.send.retryfile import MENDABLE, RetryFile
 _GRAVITY = {ExitStatus.REJECTED: 1, ExitStatus.CONNECTION: 2, ExitStatus.AUTH: 3}
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """A command in the ledger, and its result once it has one."""
 
@@ -54,16 +54,19 @@ class Ledger:
     def settle(
         self, entry: Entry, ok: bool, status: ExitStatus = ExitStatus.OK, **fields: Any
     ) -> None:
-        record: JSON = {"ok": ok, "action": entry.command.action}
-        record["conversationId"] = entry.command.conversation_id
-        if entry.command.line is not None:
-            record["line"] = entry.command.line
-        if entry.command.action == SEND:  # to send it again, same key (--retry-file)
-            record["idempotencyKey"] = entry.command.key
+        record = _result(entry.command, ok)
         record.update(fields)
         with self._lock:
             entry.record, entry.status = record, status
             self._worsen(status)
+
+    def confirm(self, entry: Entry, message: JSON) -> None:
+        """settle(entry, True, requestId=..., message=message): a message the server echoed
+        (the hot path of the server dialect, without settle's keyword arguments)."""
+        record = _result(entry.command, True)
+        record["requestId"] = entry.request_id
+        record["message"] = message
+        entry.record = record  # one store, which emit() sees whole; the status is OK already
 
     def invalid(self, line: int, reason: str, *, rejected: bool = False) -> None:
         """The result of an invalid stdin line: {"ok": false, "line": N, "error": ...}; or of
@@ -118,3 +121,13 @@ class Ledger:
             for entry in entries:
                 if entry.record is None:
                     self._entries.remove(entry)
+
+
+def _result(command: Command, ok: bool) -> JSON:
+    """The fields every result of a command starts with."""
+    record: JSON = {"ok": ok, "action": command.action, "conversationId": command.conversation_id}
+    if command.line is not None:
+        record["line"] = command.line
+    if command.action == SEND:  # to send it again, same key (--retry-file)
+        record["idempotencyKey"] = command.key
+    return record

@@ -22,7 +22,7 @@ from prismer_cli.send.ledger import Ledger
 from prismer_cli.transport import Connection
 
 TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
-BURST = 16  # messages whose turn came, written before the rest of a burst of echoes is read
+BURST = 128  # messages whose turn came, written before the rest of a burst of echoes is read
 
 
 class Reader:
@@ -126,16 +126,16 @@ class Reader:
         ack_id = frame.get(dialect.ack_field)
         if ack_id is not None:
             self._conn.ack(ack_id)
-        if dialect.is_pong(frame) or (
+        if frame.get("type") == "message.new":  # an echo is the only frame own_echo takes
+            echo = dialect.own_echo(frame, self._me)
+            if echo is not None:
+                self._awaiting.on_echo(*echo)
+        elif dialect.is_pong(frame) or (
             dialect.is_error(frame) and dialect.request_id_of(frame) in self._pongs
         ):
             self._on_pong(frame)
         elif dialect.is_error(frame):
             self._on_error(frame)
-        else:
-            echo = dialect.own_echo(frame, self._me)
-            if echo is not None:
-                self._awaiting.on_echo(*echo)
 
     def _on_pong(self, frame: JSON) -> None:
         with self._awaiting.lock:

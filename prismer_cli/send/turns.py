@@ -34,7 +34,11 @@ class Turns:
         if conversation not in self._current:
             self._current[conversation] = entry
             return True
-        self._waiting.setdefault(conversation, deque()).append(entry)
+        queue = self._waiting.get(conversation)
+        if queue is None:
+            self._waiting[conversation] = deque((entry,))
+        else:
+            queue.append(entry)
         self.waiting += 1
         return False
 

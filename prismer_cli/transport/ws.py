@@ -46,6 +46,8 @@ from prismer_cli.transport.wsframes import (
     decode_close,
     encode_close,
     encode_frame,
+    encode_text_frames,
+    frame_size,
 )
 from prismer_cli.transport.wssocket import BoundedReceiver, MaskKeys, open_socket
 
@@ -287,22 +289,25 @@ class WebSocketConnection:
     def send_many(self, frames: list[JSON], ping: bytes | None = None) -> None:
         """Write the frames (and a ping after them) at once; a write that fails part way
         raises PartialWrite saying how many frames had started to go out."""
-        mask = self._mask_key
-        encoded = [encode_frame(OP_TEXT, orjson.dumps(f), mask_key=mask()) for f in frames]
+        self.send_texts([orjson.dumps(frame) for frame in frames], ping)
+
+    def send_texts(self, payloads: list[bytes], ping: bytes | None = None) -> None:
+        """send_many, of frames already serialised."""
+        data = encode_text_frames(payloads, self._mask_key.many(len(payloads)))
         if ping is not None:
-            encoded.append(encode_frame(OP_PING, ping, mask_key=mask()))
-        data = memoryview(b"".join(encoded))
+            data += encode_frame(OP_PING, ping, mask_key=self._mask_key())
+        view = memoryview(data)
         sent = 0
         try:
             with self._lock:
-                while sent < len(data):
-                    sent += self._sock.send(data[sent:])
+                while sent < len(view):
+                    sent += self._sock.send(view[sent:])
         except OSError as exc:
             started, offset = 0, 0  # frames whose first byte went out
-            for frame in encoded[: len(frames)]:
+            for payload in payloads:
                 if offset >= sent:
                     break
-                started, offset = started + 1, offset + len(frame)
+                started, offset = started + 1, offset + frame_size(len(payload))
             raise PartialWrite(f"{reason(exc)} while sending", started) from None
 
     def ping(self, payload: bytes) -> None:

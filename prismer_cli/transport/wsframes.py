@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from typing import Protocol
 
 __all__ = [
@@ -38,6 +39,8 @@ __all__ = [
     "decode_close",
     "encode_close",
     "encode_frame",
+    "encode_text_frames",
+    "frame_size",
 ]
 
 OP_CONTINUATION = 0
@@ -59,6 +62,8 @@ _unpack_u64 = struct.Struct("!Q").unpack_from
 _EXTENDED_LENGTH = {126: (4, _unpack_u16), 127: (10, _unpack_u64)}
 _pack_header16 = struct.Struct("!BBH").pack
 _pack_header64 = struct.Struct("!BBQ").pack
+# A masked frame's header (and key) is XORed with these in encode_text_frames: left as it is.
+_ZEROS_6, _ZEROS_8, _ZEROS_14 = bytes(6), bytes(8), bytes(14)
 
 _SENDABLE_OPCODES = frozenset((OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG))
 # Close codes an endpoint must never put in a close frame (RFC 6455, 7.4.1).
@@ -355,6 +360,45 @@ def encode_frame(opcode: int, payload: bytes, *, mask_key: bytes | None = None) 
     else:
         header = _pack_header64(b0, 0x80 | 127, n)
     return b"".join((header, mask_key, _mask(mask_key, payload)))
+
+
+def encode_text_frames(payloads: Sequence[bytes], keys: bytes) -> bytes:
+    """Client text frames for every payload, back to back, each masked with its own key (the
+    i-th 4 bytes of ``keys``): what joining ``encode_frame(OP_TEXT, p, mask_key=k)`` gives.
+
+    The masking is one XOR over all the frames (each header XORed with zeros), not one per
+    frame: on the send hot path that is a third of a frame's cost less.
+    """
+    parts: list[bytes] = []
+    stream: list[bytes] = []
+    add, add_key = parts.append, stream.append
+    at = 0
+    for payload in payloads:
+        n = len(payload)
+        key = keys[at : at + 4]
+        at += 4
+        if n < 126:
+            add(bytes((0x81, 0x80 | n)) + key)
+            add_key(_ZEROS_6)
+        elif n < 0x10000:
+            add(_pack_header16(0x81, 0xFE, n) + key)
+            add_key(_ZEROS_8)
+        else:
+            add(_pack_header64(0x81, 0xFF, n) + key)
+            add_key(_ZEROS_14)
+        add(payload)
+        add_key((key * ((n >> 2) + 1))[:n])
+    data = b"".join(parts)
+    size = len(data)
+    mask = int.from_bytes(b"".join(stream), "little")
+    return (int.from_bytes(data, "little") ^ mask).to_bytes(size, "little")
+
+
+def frame_size(payload_size: int) -> int:
+    """The size of a masked client frame carrying that many bytes."""
+    if payload_size < 126:
+        return 6 + payload_size
+    return (8 if payload_size < 0x10000 else 14) + payload_size
 
 
 def encode_close(code: int = 1000, reason: str = "") -> bytes:

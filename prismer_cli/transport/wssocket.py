@@ -144,6 +144,14 @@ class MaskKeys:
         self._at = at + 4
         return self._pool[at : at + 4]
 
+    def many(self, count: int) -> bytes:
+        """`count` keys at once, 4 bytes each."""
+        at, size = self._at, 4 * count
+        if at + size > len(self._pool):
+            self._pool, at = os.urandom(max(4096, size)), 0
+        self._at = at + size
+        return self._pool[at : at + size]
+
 
 class BoundedReceiver:
     """The frame reader's recv_into, bounded by `until` (monotonic; None: only the socket's
