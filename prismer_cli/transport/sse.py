@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -37,6 +37,7 @@ from prismer_cli.transport.urls import endpoint as endpoint_url
 from prismer_cli.transport.watchdog import STOP, Watch
 
 CHUNK = 65536
+_T = TypeVar("_T")
 
 
 class _Envelopes:
@@ -131,10 +132,17 @@ class SSEConnection:
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
         """Each event; ends quietly at the deadline, when the watchdog shuts the stream; at a
         stop (SIGINT, SIGTERM: signals.py) raises the stop's exception."""
+        return self._watched(deadline, self._events())
+
+    def batches(self, deadline: float | None = None) -> Iterator[list[bytes]]:
+        """As messages(), a list at a time: the events of one read of the stream."""
+        return self._watched(deadline, self._batches())
+
+    def _watched(self, deadline: float | None, events: Iterator[_T]) -> Iterator[_T]:
         watch = self._watch
         watch.arm(deadline)
         try:
-            yield from self._events()
+            yield from events
         except ConnectionLost:
             if watch.fired == STOP:
                 signals.check()
@@ -157,6 +165,24 @@ class SSEConnection:
                 if event.id is not None:
                     resume.last_event_id = event.id
                 yield envelope(event) if named else event.data
+            if watch.fired:
+                return
+            self._fill()
+
+    def _batches(self) -> Iterator[list[bytes]]:
+        resume = self._resume
+        named = self.dialect.sse_named_events
+        envelope = _Envelopes()
+        watch = self._watch
+        while True:
+            queue, index = self._queue, self._index
+            if index < len(queue):
+                events = queue[index:] if index else queue
+                self._index = len(queue)
+                last_id = events[-1].id  # an id, once set, stays set: the last one is in force
+                if last_id is not None:
+                    resume.last_event_id = last_id
+                yield [envelope(e) for e in events] if named else [e.data for e in events]
             if watch.fired:
                 return
             self._fill()
