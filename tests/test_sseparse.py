@@ -447,6 +447,17 @@ def reference_parse(
     return events, (last_id, retry, comments, last_comment)
 
 
+def matches_reference(stream: bytes, rng: random.Random, cuts: int) -> None:
+    """The stream, cut in up to `cuts` random places, parses as the reference parses it."""
+    at = sorted(rng.randrange(len(stream) + 1) for _ in range(rng.randrange(cuts)))
+    chunks = [stream[a:b] for a, b in zip([0, *at], [*at, len(stream)], strict=True)]
+    parser = SSEParser()
+    got = parse(*chunks, parser=parser)
+    expected, expected_state = reference_parse(stream)
+    assert got == expected, stream
+    assert state(parser) == expected_state, stream
+
+
 def test_random_streams_match_reference() -> None:
     """Random streams, randomly chunked, parse exactly as the step-by-step reference does."""
     rng = random.Random(2024)
@@ -477,14 +488,7 @@ def test_random_streams_match_reference() -> None:
         parts = [b"\xef\xbb\xbf"] if rng.random() < 0.2 else []
         for _ in range(rng.randrange(30)):
             parts += [rng.choice(lines), rng.choice(endings)]
-        stream = b"".join(parts)
-        cuts = sorted(rng.randrange(len(stream) + 1) for _ in range(rng.randrange(6)))
-        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
-        parser = SSEParser()
-        got = parse(*chunks, parser=parser)
-        expected, expected_state = reference_parse(stream)
-        assert got == expected, stream
-        assert state(parser) == expected_state, stream
+        matches_reference(b"".join(parts), rng, cuts=6)
 
 
 def test_long_line_across_many_chunks() -> None:
@@ -522,11 +526,4 @@ def test_runs_of_like_events_match_reference() -> None:
             if rng.random() < 0.05:
                 rng.shuffle(fields)
             parts.append(b"".join(fields) + b"\n")
-        stream = b"".join(parts)
-        cuts = sorted(rng.randrange(len(stream) + 1) for _ in range(rng.randrange(4)))
-        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
-        parser = SSEParser()
-        got = parse(*chunks, parser=parser)
-        expected, expected_state = reference_parse(stream)
-        assert got == expected, stream
-        assert state(parser) == expected_state, stream
+        matches_reference(b"".join(parts), rng, cuts=4)

@@ -166,34 +166,34 @@ class SSEConnection:
         resume = self._resume
         named = self.dialect.sse_named_events
         envelope = _Envelopes()
-        watch = self._watch
-        while True:
-            queue, index = self._queue, self._index
-            while index < len(queue):
-                event = queue[index]
+        for events in self._reads():
+            index = self._index
+            for event in events:
                 index += 1
                 self._index = index
                 if event.id is not None:
                     resume.last_event_id = event.id
                 yield envelope(event) if named else event.data
-            if watch.fired:
-                return
-            self._fill()
 
     def _batches(self) -> Iterator[list[bytes]]:
         resume = self._resume
         named = self.dialect.sse_named_events
         envelope = _Envelopes()
+        for events in self._reads():
+            self._index = len(self._queue)
+            last_id = events[-1].id  # an id, once set, stays set: the last one is in force
+            if last_id is not None:
+                resume.last_event_id = last_id
+            yield envelope.many(events) if named else list(map(itemgetter(1), events))
+
+    def _reads(self) -> Iterator[list[SSEEvent]]:
+        """The events of each read of the stream not taken yet (the caller counts in _index
+        those it takes), reading again once they all are."""
         watch = self._watch
         while True:
             queue, index = self._queue, self._index
             if index < len(queue):
-                events = queue[index:] if index else queue
-                self._index = len(queue)
-                last_id = events[-1].id  # an id, once set, stays set: the last one is in force
-                if last_id is not None:
-                    resume.last_event_id = last_id
-                yield envelope.many(events) if named else list(map(itemgetter(1), events))
+                yield queue[index:] if index else queue
             if watch.fired:
                 return
             self._fill()
