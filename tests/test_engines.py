@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import orjson
+
 from prismer_cli.errors import ExitStatus
 from prismer_cli.listen import Filters, Listener, ListenOptions
 from prismer_cli.log import Log
@@ -119,3 +121,47 @@ def test_ledger_prints_results_in_command_order() -> None:
     assert [line.count(b'"line":') for line in lines] == [1, 1]
     assert b'"line":1' in lines[0] and b'"line":2' in lines[1]
     assert ledger.status == ExitStatus.REJECTED
+
+
+class ShowsErrors(Output):
+    """An Output that, as a human view does, shows an error frame as a line of its own."""
+
+    def server_error(self, frame: dict[str, Any]) -> bool:
+        self.line(b'{"shown":"error"}')
+        return True
+
+
+def test_listen_batch_keeps_the_order_of_lines_and_shown_errors() -> None:
+    """Frames that come together (one batch): an error frame shown on stdout comes after the
+    events before it, a frame on several lines is printed on one, the others as they came."""
+    frames = [
+        orjson.dumps(event("message.new", id="m1")),
+        b'{"type": "message.new",\n "payload": {"id": "m2"}}',
+        b'{"type":"error"}',
+        b'{"type":"message.new","payload":{"id":"m3"}}',
+    ]
+    stream = RecordingStream([])
+    listener = Listener(
+        ENDPOINT,
+        ListenOptions(policy=Policy(Backoff(0.001, 0.001), max_retries=0)),
+        ShowsErrors(stream),
+        Log(stream=io.StringIO()),
+        connect=FakeConnector(FakeConnection(frames)),
+    )
+    assert listener.run() == ExitStatus.OK
+    assert stream.getvalue().splitlines() == [
+        frames[0],
+        b'{"type":"message.new","payload":{"id":"m2"}}',
+        b'{"shown":"error"}',
+        frames[3],
+    ]
+
+
+def test_listen_reads_no_frame_after_count() -> None:
+    """--count reached in the middle of a batch: the frames after it are not acknowledged."""
+    frames = [{**event("message.new", id=f"m{i}"), "ackId": f"a{i}"} for i in range(1, 5)]
+    conn = FakeConnection([*frames[:1], frames[0], *frames[1:]], dialect=SERVER)
+    status, out, _ = run_listen(conn, count=2)
+    assert status == ExitStatus.OK
+    assert [line["payload"]["id"] for line in out.lines()] == ["m1", "m2"]
+    assert conn.acked == ["a1", "a1", "a2"]

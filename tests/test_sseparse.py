@@ -447,6 +447,17 @@ def reference_parse(
     return events, (last_id, retry, comments, last_comment)
 
 
+def matches_reference(stream: bytes, rng: random.Random, cuts: int) -> None:
+    """The stream, cut in up to `cuts` random places, parses as the reference parses it."""
+    at = sorted(rng.randrange(len(stream) + 1) for _ in range(rng.randrange(cuts)))
+    chunks = [stream[a:b] for a, b in zip([0, *at], [*at, len(stream)], strict=True)]
+    parser = SSEParser()
+    got = parse(*chunks, parser=parser)
+    expected, expected_state = reference_parse(stream)
+    assert got == expected, stream
+    assert state(parser) == expected_state, stream
+
+
 def test_random_streams_match_reference() -> None:
     """Random streams, randomly chunked, parse exactly as the step-by-step reference does."""
     rng = random.Random(2024)
@@ -477,14 +488,7 @@ def test_random_streams_match_reference() -> None:
         parts = [b"\xef\xbb\xbf"] if rng.random() < 0.2 else []
         for _ in range(rng.randrange(30)):
             parts += [rng.choice(lines), rng.choice(endings)]
-        stream = b"".join(parts)
-        cuts = sorted(rng.randrange(len(stream) + 1) for _ in range(rng.randrange(6)))
-        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
-        parser = SSEParser()
-        got = parse(*chunks, parser=parser)
-        expected, expected_state = reference_parse(stream)
-        assert got == expected, stream
-        assert state(parser) == expected_state, stream
+        matches_reference(b"".join(parts), rng, cuts=6)
 
 
 def test_long_line_across_many_chunks() -> None:
@@ -493,3 +497,33 @@ def test_long_line_across_many_chunks() -> None:
     stream = b"data: " + payload + b"\r\n\r\n"
     chunks = [stream[i : i + 1000] for i in range(0, len(stream), 1000)]
     assert parse(*chunks) == [ev(payload)]
+
+
+def test_runs_of_like_events_match_reference() -> None:
+    """Runs of events of one shape (read a chunk at a time: id/event/data fields, each once,
+    `data` last) parse as the reference does, whatever breaks the run and wherever the chunks
+    are cut: a field out of order or repeated, a comment, a retry, an id with NUL, a name that is
+    not UTF-8."""
+    rng = random.Random(21)
+    shapes = [(b"data: ",), (b"event: ",), (b"event: ", b"data: "), (b"id: ", b"event: ")]
+    shapes += [(b"id: ", b"data: "), (b"id: ", b"event: ", b"data: ")]
+    values = {
+        b"id: ": [b"7", b"", b"\xc3\xa9", b"8", b"a\x00"],
+        b"event: ": [b"a", b"", b"\xff", b"b.c"],
+    }
+    odd = [b": hb\n", b"retry: 5\n", b"id: x\x00\n", b"data: 2\n", b"event: z\n", b"\n"]
+    for _ in range(300):
+        shape = rng.choice(shapes)
+        if shape[-1] != b"data: " and rng.random() < 0.8:  # else events that dispatch nothing
+            shape = (*shape, b"data: ")
+        parts = []
+        for n in range(rng.randrange(2, 40)):
+            if rng.random() < 0.1:
+                parts.append(rng.choice(odd))
+            fields = [f + rng.choice(values.get(f, [b"{}"])) + b"\n" for f in shape]
+            if shape[-1] == b"data: ":
+                fields[-1] = b'data: {"n":%d}\n' % n
+            if rng.random() < 0.05:
+                rng.shuffle(fields)
+            parts.append(b"".join(fields) + b"\n")
+        matches_reference(b"".join(parts), rng, cuts=4)

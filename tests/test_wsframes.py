@@ -758,3 +758,76 @@ def test_decode_close_one_byte() -> None:
     """A 1-byte close payload is a protocol violation."""
     with pytest.raises(FrameError):
         decode_close(b"\x03")
+
+
+# -- read_batch --------------------------------------------------------------------------
+
+
+def read_script_batches(pieces: list[object], **kwargs: int) -> list[list[Message]]:
+    """Every batch read_batch returns from a ScriptedSocket, as (opcode, payload) lists: a data
+    opcode stands for every data payload of its batch (text and binary alike)."""
+    reader = FrameReader(ScriptedSocket(pieces), **kwargs)
+    out: list[list[Message]] = []
+    while True:
+        try:
+            opcode, payloads = reader.read_batch()
+        except TimeoutError:
+            continue
+        except ConnectionClosedError:
+            return out
+        out.append([(opcode, payload) for payload in payloads])
+
+
+def data_kind(message: Message) -> tuple[str, bytes]:
+    return ("data" if message[0] < OP_CLOSE else str(message[0])), message[1]
+
+
+def test_read_batch_reads_what_read_reads() -> None:
+    """Random streams in random pieces: the batches hold the messages read() returns, in
+    order; a control frame comes alone; a receive's whole frames come in one batch."""
+    rng = random.Random(21)
+    for _ in range(200):
+        blob = bytearray()
+        for _ in range(rng.randrange(1, 30)):
+            kind = rng.random()
+            if kind < 0.1:
+                blob += frame(OP_PING, rng.randbytes(rng.randrange(126)))
+            elif kind < 0.15:
+                blob += frame(OP_TEXT, b"ab", fin=False) + frame(OP_CONTINUATION, b"cd")
+            else:
+                size = rng.choice([0, 5, 125, 126, 250, 1000, 70000]) + rng.randrange(3)
+                blob += frame(rng.choice([OP_TEXT, OP_BINARY]), rng.randbytes(size))
+        pieces: list[object] = []
+        pos = 0
+        while pos < len(blob):
+            step = rng.choice([1, 3, 100, 5000, 100000])
+            pieces += [bytes(blob[pos : pos + step]), *([TIMEOUT] if rng.random() < 0.3 else [])]
+            pos += step
+        bufsize = rng.choice([20, 512, 262144])
+        expected = read_script(list(pieces), bufsize=bufsize)
+        batches = read_script_batches(pieces, bufsize=bufsize)
+        assert [data_kind(m) for b in batches for m in b] == [data_kind(m) for m in expected]
+        assert all(len(b) == 1 for b in batches if b[0][0] >= OP_CLOSE)
+
+
+def test_read_batch_takes_every_whole_data_frame_buffered() -> None:
+    """One receive of several frames: one batch, up to what read() must handle itself (a
+    control frame, a fragment, a 64-bit length, a frame over max_size, an incomplete frame)."""
+    frames = [frame(OP_TEXT, b"%d" % i) for i in range(5)] + [frame(OP_BINARY, b"b" * 140)]
+    payloads = [b"0", b"1", b"2", b"3", b"4", b"b" * 140]
+    for stop, then in [
+        (frame(OP_PING, b"p"), (OP_PING, [b"p"])),
+        (frame(OP_TEXT, b"x", fin=False) + frame(OP_CONTINUATION, b"y"), (OP_TEXT, [b"xy"])),
+        (frame(OP_TEXT, b"l", length_bits=64), (OP_TEXT, [b"l"])),
+        (frame(OP_TEXT, b"m" * 151), None),  # over max_size: read() refuses it
+    ]:
+        reader = FrameReader(ScriptedSocket([b"".join(frames) + stop]), max_size=150)
+        assert reader.read_batch() == (OP_TEXT, payloads)
+        if then is None:
+            with pytest.raises(FrameError):
+                reader.read_batch()
+        else:
+            assert reader.read_batch() == then
+    reader = FrameReader(ScriptedSocket([b"".join(frames[:3]), b"".join(frames[3:])[:-1]]))
+    assert reader.read_batch() == (OP_TEXT, payloads[:3])
+    assert reader.read_batch() == (OP_TEXT, payloads[3:5])  # the last frame is incomplete

@@ -33,7 +33,10 @@ class RecentKeys:
         order = self._order
         order.append(key)
         if len(order) > self.size:
-            self._forget()
+            if self._held is None and len(order) == self.size + 1:  # the usual case, in line
+                del keys[order.popleft()]
+            else:
+                self._forget()
         return False
 
     def _forget(self) -> None:

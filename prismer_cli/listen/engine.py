@@ -7,10 +7,9 @@ flushed.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import orjson
 
 from prismer_cli.errors import (
     ConnectError,
@@ -24,6 +23,7 @@ from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.failures import FailureReport
 from prismer_cli.listen.filters import Filters
 from prismer_cli.listen.hooks import DONE, SKIP, Hand, Stored
+from prismer_cli.listen.printer import batch_printer
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.dialects import (
@@ -285,80 +285,51 @@ class Listener:
         """Print every new event that passes the filters; raises _Done at --count.
 
         Whatever became of a frame (printed, filtered, consumed, skipped), once the transport has
-        nothing more buffered the output is flushed, and only then are the acks sent.
+        nothing more buffered the output is flushed, and only then are the acks sent. The frames
+        come a batch at a time (all those one receive brought: printer.py); with a hook
+        (--forward-to, --exec) or a cursor (durable.py), which follow each event, one at a time.
         """
-        loads, decode_error = orjson.loads, orjson.JSONDecodeError
-        log, resume = self.log, self.resume
-        dialect = conn.hello.dialect
-        consumed, error_type = dialect.consumed, dialect.error_type
-        dedupe_key = dialect.dedupe_key
-        ack_field, time_field = dialect.ack_field, dialect.time_field
-        retry_field = dialect.retry_field
-        passes = self.options.filters.predicate(resume.user_id)  # filters.py: one for all paths
-        ack, is_seen = conn.ack, self.seen.seen
-        stored = self.stored
-        stale_retries = stored is not None and stored.drops_retried_messages
-
-        def line_for(data: bytes) -> bytes | None:
-            """The line to print for one frame, or None; acknowledges and de-duplicates."""
-            try:
-                frame = loads(data)
-            except decode_error:
-                frame = None
-            if type(frame) is not dict:
-                log.warning(f"skipped a frame that is not a JSON object: {_preview(data)}")
-                return None
-            kind, payload = frame.get("type"), frame.get("payload")
-            bare = type(payload) is not dict  # no payload: not an event (the eviction frame)
-            if type(kind) is not str or type(payload) is not dict:
-                frame, payload, data = _normalise(frame, log)
-                if frame is None:
-                    return None
-                kind = frame["type"]
-            if kind in consumed:
-                return None
-            if kind == error_type and (bare or answers_us(frame) or eviction(error_message(frame))):
-                self._on_error(frame)  # about a command of ours or the connection: stderr
-                return None
-            ack_id = frame.get(ack_field)
-            if ack_id is not None:
-                ack(ack_id)
-                if stale_retries and kind == "message.new" and frame.get(retry_field) is True:
-                    return None  # the log gave this message already (durable.py)
-            if is_seen(dedupe_key(kind, payload, frame)):
-                return None
-            stamp = frame.get(time_field)
-            if stamp is not None:
-                resume.last_event_time = stamp
-            if passes is not None and not passes(kind, payload, frame):
-                return None
-            return data if b"\n" not in data else orjson.dumps(frame)
-
-        write, flush, pending, flush_acks = (
-            self.out.line,
-            self.out.flush,
-            conn.pending,
-            conn.flush_acks,
-        )
-        if self.stored is not None:  # the cursor follows each flush
-            write_out, after_flush = self.out.flush, self.stored.after_flush
+        stored, hand = self.stored, self.options.hand
+        write_out, pending, flush_acks = self.out.flush, conn.pending, conn.flush_acks
+        flush = write_out
+        if stored is not None:  # the cursor follows each flush
+            after_flush = stored.after_flush
 
             def flush() -> None:
                 write_out()
                 after_flush()
 
-        hand, show = self.options.hand, self.out.flush
         count = self.options.count
+        print_batch = batch_printer(
+            conn.hello.dialect,
+            log=self.log,
+            resume=self.resume,
+            passes=self.options.filters.predicate(self.resume.user_id),  # filters.py
+            seen=self.seen,
+            ack=conn.ack,
+            stale_retries=stored is not None and stored.drops_retried_messages,
+            write=self.out.line,
+            hand=hand,
+            show=write_out,
+            flush=flush,
+            on_error=self._on_error,
+            count=count,
+        )
         printed = self.printed
         ids = stored is not None and stored.live_ids
         live_id = stored.live_id if stored is not None and ids else None
+        one_by_one = hand is not None or stored is not None
         deadline = self.deadline.at
         try:
             while True:
                 # docs dialect: wake when skipped events are due to be read, even if none come
                 wake = stored.wake_at() if stored is not None and ids else None
                 until = _sooner(deadline, wake)
-                for data in conn.messages(until):
+                if one_by_one:
+                    batches: Iterator[list[bytes]] = ([d] for d in conn.messages(until))
+                else:
+                    batches = conn.batches(until)
+                for batch in batches:
                     if live_id is not None:  # docs dialect: print what the stream skipped first
                         printed, verdict = live_id(printed, count)
                         if verdict == DONE:
@@ -369,18 +340,11 @@ class Listener:
                             if not pending():
                                 flush()
                             continue
-                    line = line_for(data)
-                    if line is not None:
-                        write(line)
-                        if hand is not None:  # on stdout, handed on, and once it was accepted
-                            show()  # the flush that lets the cursor pass it
-                            hand(line)
-                            flush()
-                        printed += 1
-                        if count is not None and printed >= count:
-                            flush()
-                            flush_acks()
-                            raise _Done
+                    printed = print_batch(batch, printed)
+                    if count is not None and printed >= count:
+                        flush()
+                        flush_acks()
+                        raise _Done
                     if not pending():
                         flush()
                         flush_acks()
@@ -407,19 +371,3 @@ def _give_up(retry: int, reason: str) -> str:
     if retry == 1:
         return f"{reason} (reconnecting is off)"
     return f"giving up after {retry - 1} retries: {reason}"
-
-
-def _normalise(frame: dict[str, Any], log: Log) -> tuple[Any, Any, bytes]:
-    """Give a frame the contract's keys: `type` must be a string, `payload` is added if absent."""
-    if type(frame.get("type")) is not str:
-        log.warning(f"skipped a frame without a string 'type': {_preview(orjson.dumps(frame))}")
-        return None, None, b""
-    if "payload" not in frame:
-        frame["payload"] = {}
-    payload = frame["payload"]
-    return frame, payload if type(payload) is dict else {}, orjson.dumps(frame)
-
-
-def _preview(data: bytes, limit: int = 80) -> str:
-    text = data[:limit].decode("utf-8", "replace")
-    return repr(text + ("…" if len(data) > limit else ""))

@@ -101,6 +101,10 @@ class Connection(Protocol):
         """Each text frame; ends quietly at the monotonic deadline; raises ConnectionLost."""
         ...
 
+    def batches(self, deadline: float | None = None) -> Iterator[list[bytes]]:
+        """As messages(), a list at a time: each frame with those already buffered after it."""
+        ...
+
     def pending(self) -> bool:
         """True when the next message is already buffered (no need to flush output yet)."""
         ...

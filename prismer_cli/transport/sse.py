@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
+from itertools import repeat
+from operator import itemgetter
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -37,6 +39,7 @@ from prismer_cli.transport.urls import endpoint as endpoint_url
 from prismer_cli.transport.watchdog import STOP, Watch
 
 CHUNK = 65536
+_T = TypeVar("_T")
 
 
 class _Envelopes:
@@ -51,6 +54,15 @@ class _Envelopes:
             prefix = b'{"type":' + orjson.dumps(event.event) + b',"payload":'
             self._prefixes[event.event] = prefix
         return prefix + event.data + b"}"
+
+    def many(self, events: list[SSEEvent]) -> list[bytes]:
+        """The envelopes of several events, built without running Python code per event."""
+        names = list(map(itemgetter(0), events))
+        prefixes = self._prefixes
+        for name in set(names).difference(prefixes):
+            prefixes[name] = b'{"type":' + orjson.dumps(name) + b',"payload":'
+        parts = zip(map(prefixes.__getitem__, names), map(itemgetter(1), events), repeat(b"}"))
+        return list(map(b"".join, parts))
 
 
 class SSEConnection:
@@ -131,10 +143,17 @@ class SSEConnection:
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
         """Each event; ends quietly at the deadline, when the watchdog shuts the stream; at a
         stop (SIGINT, SIGTERM: signals.py) raises the stop's exception."""
+        return self._watched(deadline, self._events())
+
+    def batches(self, deadline: float | None = None) -> Iterator[list[bytes]]:
+        """As messages(), a list at a time: the events of one read of the stream."""
+        return self._watched(deadline, self._batches())
+
+    def _watched(self, deadline: float | None, events: Iterator[_T]) -> Iterator[_T]:
         watch = self._watch
         watch.arm(deadline)
         try:
-            yield from self._events()
+            yield from events
         except ConnectionLost:
             if watch.fired == STOP:
                 signals.check()
@@ -147,16 +166,34 @@ class SSEConnection:
         resume = self._resume
         named = self.dialect.sse_named_events
         envelope = _Envelopes()
-        watch = self._watch
-        while True:
-            queue, index = self._queue, self._index
-            while index < len(queue):
-                event = queue[index]
+        for events in self._reads():
+            index = self._index
+            for event in events:
                 index += 1
                 self._index = index
                 if event.id is not None:
                     resume.last_event_id = event.id
                 yield envelope(event) if named else event.data
+
+    def _batches(self) -> Iterator[list[bytes]]:
+        resume = self._resume
+        named = self.dialect.sse_named_events
+        envelope = _Envelopes()
+        for events in self._reads():
+            self._index = len(self._queue)
+            last_id = events[-1].id  # an id, once set, stays set: the last one is in force
+            if last_id is not None:
+                resume.last_event_id = last_id
+            yield envelope.many(events) if named else list(map(itemgetter(1), events))
+
+    def _reads(self) -> Iterator[list[SSEEvent]]:
+        """The events of each read of the stream not taken yet (the caller counts in _index
+        those it takes), reading again once they all are."""
+        watch = self._watch
+        while True:
+            queue, index = self._queue, self._index
+            if index < len(queue):
+                yield queue[index:] if index else queue
             if watch.fired:
                 return
             self._fill()

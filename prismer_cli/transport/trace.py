@@ -224,3 +224,8 @@ class TracedReader:
         opcode, data = self._reader.read()
         self._tracer.frame("<", opcode, data)
         return opcode, data
+
+    def read_batch(self) -> tuple[int, list[bytes]]:
+        """One frame at a time: each traced line comes as the frame is handled."""
+        opcode, data = self.read()
+        return opcode, [data]

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
+from typing import TypeVar
 
 import orjson
 
@@ -50,6 +51,8 @@ from prismer_cli.transport.wsframes import (
     frame_size,
 )
 from prismer_cli.transport.wssocket import BoundedReceiver, MaskKeys, open_socket
+
+_Frames = TypeVar("_Frames", bytes, list[bytes])  # one frame's payload, or a batch of them
 
 # Close codes that, before any authentication frame, mean the token was refused.
 AUTH_CLOSE_CODES = frozenset({1008, 4001, 4003, 4401, 4403})
@@ -157,6 +160,9 @@ class WebSocketConnection:
         except (ConnectionClosedError, FrameError, OSError) as exc:
             raise _lost(exc) from None
 
+    def _control_batch(self, opcode: int, data: list[bytes]) -> None:
+        self._control(opcode, data[0])
+
     def _control(self, opcode: int, data: bytes) -> None:
         if opcode == OP_PING:
             self._write(encode_frame(OP_PONG, data))
@@ -174,7 +180,20 @@ class WebSocketConnection:
     def messages(self, deadline: float | None = None) -> Iterator[bytes]:
         """Each text frame, until the deadline; a stop (SIGINT, SIGTERM: signals.py) wakes the
         wait for input and raises its exception here, between two frames."""
-        read, buffered = self._reader.read, self._reader.buffered
+        return self._receive(deadline, self._reader.read, self._control)
+
+    def batches(self, deadline: float | None = None) -> Iterator[list[bytes]]:
+        """As messages(), a list at a time: each text frame, with those already buffered
+        after it (FrameReader.read_batch); listen's hot path makes no call per frame."""
+        return self._receive(deadline, self._reader.read_batch, self._control_batch)
+
+    def _receive(
+        self,
+        deadline: float | None,
+        read: Callable[[], tuple[int, _Frames]],
+        control: Callable[[int, _Frames], None],
+    ) -> Iterator[_Frames]:
+        buffered = self._reader.buffered
         wake = signals.wake_fd()
         readable = self._readable if wake is None else partial(self._readable_or_stop, wake)
         receiver = self._receiver
@@ -204,7 +223,7 @@ class WebSocketConnection:
             elif opcode == OP_BINARY:
                 yield data  # the caller reports a frame that is not a JSON object
             else:
-                self._control(opcode, data)
+                control(opcode, data)
 
     def _idle(self, deadline: float | None) -> bool:
         """Keepalive on a quiet line: ping, or give up on a peer that stopped answering.

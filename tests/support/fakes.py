@@ -49,6 +49,14 @@ class FakeConnection:
         if self.lost is not None:
             raise ConnectionLost(self.lost)
 
+    def batches(self, deadline: float | None = None) -> Iterator[list[bytes]]:
+        """Every frame at once, as if one receive had brought them all."""
+        if self._at < len(self.frames):
+            batch, self._at = self.frames[self._at :], len(self.frames)
+            yield batch
+        if self.lost is not None:
+            raise ConnectionLost(self.lost)
+
     def pending(self) -> bool:
         return self._at < len(self.frames)
 
