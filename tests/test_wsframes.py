@@ -10,6 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from prismer_cli.transport.wsencode import (
+    encode_close,
+    encode_frame,
+    encode_text_frames,
+    frame_size,
+)
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
     OP_CLOSE,
@@ -21,10 +27,6 @@ from prismer_cli.transport.wsframes import (
     FrameError,
     FrameReader,
     decode_close,
-    encode_close,
-    encode_frame,
-    encode_text_frames,
-    frame_size,
 )
 
 Message = tuple[int, bytes]

@@ -34,6 +34,12 @@ from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.transport.base import Endpoint, Resume
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.watchdog import Watch
+from prismer_cli.transport.wsencode import (
+    encode_close,
+    encode_frame,
+    encode_text_frames,
+    frame_size,
+)
 from prismer_cli.transport.wsframes import (
     OP_BINARY,
     OP_CLOSE,
@@ -45,10 +51,6 @@ from prismer_cli.transport.wsframes import (
     FrameReader,
     Receiver,
     decode_close,
-    encode_close,
-    encode_frame,
-    encode_text_frames,
-    frame_size,
 )
 from prismer_cli.transport.wssocket import BoundedReceiver, MaskKeys, open_socket
 
