@@ -8,6 +8,7 @@ write, then flushed, then the cursor follows (`page_done`).
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from collections.abc import Callable
 from itertools import compress, repeat
@@ -48,6 +49,8 @@ def catch_up(
     returns, whatever ends it."""
     write, limit = out.line, -1 if count is None else count
     pages = Ahead(reader, cursor, log or Log(), reader.step_limit)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(max(thresholds[0], COLLECT_EVERY), *thresholds[1:])
     try:
         for events in pages:
             if mark is not None and _last_seq(events) > mark:
@@ -69,7 +72,13 @@ def catch_up(
                 return True
         return False
     finally:
+        gc.set_threshold(*thresholds)
         pages.close()
+
+
+COLLECT_EVERY = 20_000  # container allocations between two young collections, in a catch-up
+# (the interpreter's 700 means several collections a page, each walking the page's thousands of
+# young objects; what a page allocates has no cycles and is freed as it goes: memory is the same)
 
 
 def _plain_page(events: list[JSON], seen: RecentKeys, cursor: int) -> tuple[bytes, int, int]:
