@@ -15,6 +15,7 @@ anyone else, waiting at most `join_limit` seconds.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -97,6 +98,8 @@ class Ahead:
     def close(self) -> None:
         """End the thread: no more pages are read, and the one under way is cut."""
         self._stop = True
+        with contextlib.suppress(queue.Empty):  # a page waiting to be handed over goes now
+            self._handed.get_nowait()
         thread, limit = self._thread, time.monotonic() + self._join_limit
         while thread.is_alive() and time.monotonic() < limit:
             self._reader.wake()  # a page under way ends now (a no-op between pages)
