@@ -39,6 +39,21 @@ class RecentKeys:
                 self._forget()
         return False
 
+    def news(self, keys: list[Hashable]) -> list[bool] | None:
+        """`not seen(key)` for each key in turn: which are new (and now remembered). None when
+        all are: the common case (a page of the event log), done in one go, with the same
+        outcome as one key at a time (none is remembered now nor repeated in `keys`)."""
+        known = self._keys
+        if len(set(keys)) != len(keys) or not known.keys().isdisjoint(keys):
+            return [not self.seen(key) for key in keys]
+        first = self.added
+        known.update(zip(keys, range(first, first + len(keys)), strict=True))
+        self._order.extend(keys)
+        self.added = first + len(keys)
+        if len(self._order) > self.size:
+            self._forget()
+        return None
+
     def _forget(self) -> None:
         order, keys, held = self._order, self._keys, self._held
         while len(order) > self.size and (held is None or keys[order[0]] < held):

@@ -306,7 +306,7 @@ class Durable:
         self.seen, self._out, self._printed, self._pace = seen, out, printed, Pace()
         return catch_up(
             self.reader, self.cursor, out, seen, self.passes, printed, count, mark,
-            self._page_done, self._one(out),
+            self._page_done, self._one(out), self.log,
         )  # fmt: skip
 
     def _page_done(self, cursor: int, printed: int) -> None:

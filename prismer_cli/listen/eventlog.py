@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import requests
+import urllib3
 
 from prismer_cli.errors import AuthError, ConnectError, UsageError
 from prismer_cli.log import Log
@@ -59,6 +60,12 @@ class SyncReader:
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
         self._session = traced(_session(self._url), endpoint.trace)
         self._watch = Watch()  # each page, answer included, ends by its deadline (watchdog.py)
+        self._template: requests.PreparedRequest | None = None  # None: traced, Session.get
+        if endpoint.trace is None:
+            self._template = self._session.prepare_request(requests.Request("GET", self._url))
+        self._joint = (
+            "&" if self._template is not None and "?" in (self._template.url or "") else "?"
+        )
 
     def until(self, deadline: Deadline) -> None:
         """End every request by this deadline (--timeout holds for the catch-up too)."""
@@ -72,12 +79,7 @@ class SyncReader:
         wait = deadline.cut(self._endpoint.timeouts.connect)
         try:
             with self._watch.step(deadline.within(wait).at, "a page of the event log"):
-                answer = self._session.get(
-                    self._url,
-                    params={"since": str(int(since)), "limit": str(int(limit))},
-                    headers={"Authorization": f"Bearer {self._token()}"},  # a refreshed one too
-                    timeout=(wait, wait),
-                )
+                answer, content = self._get(since, limit, wait)
         except requests.RequestException as exc:
             problem = redact(reason(exc, urlsplit(self._url).hostname), self._token())
             raise ConnectError(f"cannot read the event log: {problem}") from None
@@ -96,7 +98,7 @@ class SyncReader:
                 f"the event log answered HTTP {status}", retry_after=retry_after(answer.headers)
             )
         try:
-            body = orjson.loads(answer.content)
+            body = orjson.loads(content)
             data = body["data"]
             events, cursor = data["events"], data["cursor"]
             has_more = bool(data.get("hasMore"))
@@ -107,11 +109,29 @@ class SyncReader:
             raise ConnectError(f"the event log answered something unexpected ({what})") from None
         return Page(events, cursor, has_more)
 
+    def _get(self, since: int, limit: int, wait: float) -> tuple[requests.Response, bytes]:
+        """One GET of the log: the answer and its body, read whole.
+
+        Without --trace, the request is prepared once (`_template`, as Session.get would
+        prepare it) and each page only sets its query and token; the body is read from the
+        stream in one call, not in requests' 10 KiB chunks. With --trace, Session.get, whose
+        adapter traces the body too."""
+        query = f"since={int(since)}&limit={int(limit)}"
+        token = f"Bearer {self._token()}"  # a refreshed one too
+        if self._template is None:
+            answer = self._session.get(
+                self._url, params=query, headers={"Authorization": token}, timeout=(wait, wait)
+            )
+            return answer, answer.content
+        request = self._template.copy()
+        request.url = f"{request.url}{self._joint}{query}"
+        request.headers["Authorization"] = token
+        answer = self._session.send(request, stream=True, timeout=(wait, wait))
+        return answer, _body(answer)
+
     def after(self, since: int) -> Iterator[list[JSON]]:
         """Every page after `since`; stops at a page with no events, whatever hasMore says.
-
-        (Reading the next page in a thread while this one prints was measured slower: the two
-        threads contend for the interpreter, bench/README.md "Catch-up".)"""
+        (The catch-up reads them one page ahead, in a thread: prefetch.py.)"""
         while True:
             page = self.page(since)
             if page.events:
@@ -121,6 +141,15 @@ class SyncReader:
             if page.cursor <= since:
                 raise ConnectError(f"the event log's cursor went backwards ({page.cursor})")
             since = page.cursor
+
+    @property
+    def step_limit(self) -> float:
+        """The longest one page may take (the connect timeout)."""
+        return self._endpoint.timeouts.connect
+
+    def wake(self) -> None:
+        """Cut the page under way, in whatever thread (prefetch.py); a no-op between pages."""
+        self._watch.wake()
 
     def anything_after(self, since: int) -> bool:
         return bool(self.page(since, 1).events)
@@ -162,6 +191,23 @@ def _session(url: str) -> requests.Session:
         session.verify = bundle
     session.trust_env = False
     return session
+
+
+def _body(answer: requests.Response) -> bytes:
+    """The whole body of a streamed answer, its failures as requests' own (the ones
+    Response.content raises for the same urllib3 errors)."""
+    try:
+        return bytes(answer.raw.read(decode_content=True))
+    except urllib3.exceptions.ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except urllib3.exceptions.DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except urllib3.exceptions.SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
 
 
 def check_cursor(reader: SyncReader, cursor: int, where: str) -> None:
