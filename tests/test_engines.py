@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 import orjson
+import pytest
 
 from prismer_cli.errors import ExitStatus
 from prismer_cli.listen import Filters, Listener, ListenOptions
@@ -155,6 +156,17 @@ def test_listen_batch_keeps_the_order_of_lines_and_shown_errors() -> None:
         b'{"shown":"error"}',
         frames[3],
     ]
+
+
+@pytest.mark.parametrize("count", [4, 5])
+def test_count_is_exact_across_an_error_frame_in_a_batch(count: int) -> None:
+    """An error frame in the middle of a batch (its lines before it written first) does not
+    change what --count counts: exactly N events, the first N, none lost after the error."""
+    frames = [event("message.new", id=f"m{i}") for i in range(1, 8)]
+    conn = FakeConnection([*frames[:2], {"type": "error"}, *frames[2:]])
+    status, out, _ = run_listen(conn, count=count)
+    assert status == ExitStatus.OK
+    assert [line["payload"]["id"] for line in out.lines()] == [f"m{i}" for i in range(1, count + 1)]
 
 
 def test_listen_reads_no_frame_after_count() -> None:

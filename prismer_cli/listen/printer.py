@@ -89,7 +89,7 @@ def batch_printer(
                 continue
             if kind == error_type and (bare or answers_us(frame) or eviction(error_message(frame))):
                 if lines:  # the lines before it first: a human view shows it on stdout
-                    printed, room = emit(lines, printed), room - len(lines)
+                    printed = emit(lines, printed)  # `room` counted them as appended
                     lines = []
                     append = lines.append
                 on_error(frame)
