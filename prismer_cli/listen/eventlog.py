@@ -127,6 +127,8 @@ class SyncReader:
         request.url = f"{request.url}{self._joint}{query}"
         request.headers["Authorization"] = token
         answer = self._session.send(request, stream=True, timeout=(wait, wait))
+        if answer.cookies:  # one the log sets (a balancer's) goes with the next pages, as with get
+            self._template = self._session.prepare_request(requests.Request("GET", self._url))
         return answer, _body(answer)
 
     def after(self, since: int) -> Iterator[list[JSON]]:

@@ -88,12 +88,12 @@ def run(
         interrupted = True
         raise
     finally:
+        gc.set_threshold(*paced)  # first: whatever the clean-up below raises
         if link.channel is not None:
             _finish(link.channel, abandon=interrupted)
         ledger.emit()
         if retry is not None:
             retry.close()
-        gc.set_threshold(*paced)
     if ledger.uncertain:
         log.error(
             f"{ledger.uncertain} command(s) not confirmed by the server: they may or may not "

@@ -138,19 +138,18 @@ class MaskKeys:
         self._at = 0
 
     def __call__(self) -> bytes:
-        at = self._at
-        if at + 4 > len(self._pool):
-            self._pool, at = os.urandom(4096), 0
-        self._at = at + 4
-        return self._pool[at : at + 4]
+        return self.many(1)
 
     def many(self, count: int) -> bytes:
-        """`count` keys at once, 4 bytes each."""
-        at, size = self._at, 4 * count
-        if at + size > len(self._pool):
-            self._pool, at = os.urandom(max(4096, size)), 0
+        """`count` keys at once, 4 bytes each. `send`'s two threads both take keys, unlocked: the
+        slice comes from the pool this call checked (a local), so it is never short, whatever
+        the other thread put in `_pool` meanwhile (os.urandom lets it run)."""
+        pool, at, size = self._pool, self._at, 4 * count
+        if at + size > len(pool):
+            pool, at = os.urandom(max(4096, size)), 0
+            self._pool = pool
         self._at = at + size
-        return self._pool[at : at + size]
+        return pool[at : at + size]
 
 
 class BoundedReceiver:
