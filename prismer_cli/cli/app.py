@@ -175,9 +175,9 @@ def main_callback(
 ) -> None:
     ctx.obj = g  # connection options before the subcommand: the fallback for its own
     start_collecting()  # the command is parsed: the garbage collector is on for its work
-    # listen and subscribe keep signals as flags from the program's first moment; every other
-    # command gets the usual handlers back (prismer_cli/signals.py)
-    signals.settle(ctx.invoked_subcommand in ("listen", "subscribe"))
+    # listen, subscribe and chat keep signals as flags from the program's first moment; every
+    # other command gets the usual handlers back (prismer_cli/signals.py)
+    signals.settle(ctx.invoked_subcommand in ("listen", "subscribe", "chat"))
 
 
 def main() -> None:

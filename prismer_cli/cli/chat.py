@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import signal
 from typing import Annotated
 
 import typer
 
+from prismer_cli import signals
 from prismer_cli.cli.options import CONNECTION, EVENT_OUTPUT
 from prismer_cli.cli.run import execute
 from prismer_cli.config import CommandLine
@@ -63,7 +63,9 @@ def chat(
         endpoint = keeper.fresh()
         names = UserNames(RestNames(endpoint, log))
         options = ChatOptions(conversation_id, history, policy=Policy(tuning.backoff))
-        signal.signal(signal.SIGHUP, lambda signum, frame: keeper.request_reload())
+        # Ctrl-C, SIGTERM, SIGHUP as flags, as in listen: a KeyboardInterrupt raised from a
+        # handler was lost when it landed in an import's clean-up, or held the editor's lock
+        signals.listening(reload=keeper.request_reload)
         try:
             if interactive:
                 return terminal(
