@@ -202,14 +202,16 @@ def test_a_token_from_the_environment_is_refreshed_in_memory_only(
 
 
 def test_no_refresh_lets_the_token_expire(server_factory: Any, tmp_path: Path) -> None:
-    server = server_factory(token_ttl=2, faults=["drop-after=1"])
+    # 5 s: time for listen to start and connect before its token expires, coverage included
+    server = server_factory(token_ttl=5, faults=["drop-after=1"])
     token_file = write(tmp_path / "token", registered(server, "no-refresher") + "\n")
+    expires = time.monotonic() + 5
     before = token_file.read_text()
     env = env_for(server.url, token=None)
     args = ("listen", "--no-refresh", "--token-file", str(token_file))
     listen = Background(*args, env=env)
     wait_for_connections(server, 1)
-    time.sleep(2.2)  # the token has expired; the next connection is refused
+    time.sleep(max(0.0, expires + 0.2 - time.monotonic()))  # expired: the next one is refused
     server.emit("task.updated", {"i": 0})
     result = finish(listen)
     assert result.code == 3, result.err
