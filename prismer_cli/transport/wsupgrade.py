@@ -25,13 +25,8 @@ from typing import NamedTuple
 from urllib.parse import urlparse
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
-REDIRECTS = (
-    301,
-    302,
-    303,
-    307,
-    308,
-)  # websocket-client follows these (SUPPORTED_REDIRECT_STATUSES)
+# The upgrade answers websocket-client follows (its SUPPORTED_REDIRECT_STATUSES).
+REDIRECTS = (301, 302, 303, 307, 308)
 
 # websocket-client's DEFAULT_SOCKET_OPTION: no Nagle delay, and TCP keep-alive probes.
 SOCKET_OPTIONS = [(socket.SOL_TCP, socket.TCP_NODELAY, 1)]
