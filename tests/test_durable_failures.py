@@ -133,6 +133,26 @@ def test_the_log_failing_during_a_reconnect_is_retried(
     assert [e["payload"]["taskId"] for e in result.lines] == ["t-missed"]
 
 
+def test_the_log_refusing_at_the_start_is_tried_again(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """A durable listen whose first look-ups meet 429s (the soak saw exit 4 there): said on
+    stderr and tried again, honouring Retry-After, as a failed connection is; then the stored
+    event prints and the run ends as asked."""
+    server = server_factory(dialect="server", tokens=["alice", "bob"])
+    server.emit("task.notification", {"taskId": "t-stored"}, to=BOB)
+    server.set_faults(["rate-limit=3:1"])
+    cursor = str(tmp_path / "bob.cursor")
+    result = run(
+        "listen", "--cursor-file", cursor, "--since", "all", "--count", "1", "--timeout", "20",
+        env=env_for(server.url, "bob"),
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert [e["payload"]["taskId"] for e in result.lines] == ["t-stored"]
+    assert "the event log answered HTTP 429; trying again in" in result.err
+    assert "Traceback" not in result.err
+
+
 def test_docs_gap_look_ups_are_one_a_second_on_a_busy_server(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:

@@ -64,7 +64,10 @@ class CursorFile:
         self.binding: dict[str, Any] = {}
 
     def lock(self) -> None:
-        """Take FILE.lock, or refuse at once when another listen holds it (exit 75)."""
+        """Take FILE.lock, or refuse at once when another listen holds it (exit 75); a no-op
+        when this one holds it already (a start that is tried again: engine.py)."""
+        if self._lock_fd is not None:
+            return
         check_path(str(self.path))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

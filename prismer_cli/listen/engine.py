@@ -74,7 +74,7 @@ def listen(
         return Listener(endpoint, options, out, log, connect=connect).run()
     listener = Listener(endpoint, options, out, log, connect=connect)
     listener.stored = stored
-    stored.start(listener.deadline)  # one --timeout for the catch-up and what follows
+    _start(stored, listener)  # one --timeout for the catch-up and what follows
     clean = False  # whether stored events the live stream skipped may still be printed
     try:
         status = listener.run()
@@ -85,6 +85,24 @@ def listen(
         raise
     finally:
         stored.finish(out, clean)
+
+
+def _start(stored: Stored, listener: Listener) -> None:
+    """The durable mode's first look-ups (the user, the cursor, the log's head), tried again as
+    a failed connection is: a log answering 429 or 5xx, or a server not up yet, is not the end of
+    a long-running listen (the soak saw exit 4 there). Under --timeout, the deadline ends it."""
+    retries = Retries(listener.options.policy)
+    while True:
+        try:
+            stored.start(listener.deadline)
+            return
+        except ConnectError as exc:
+            if listener.deadline.expired() or not retries.failed():
+                raise
+            delay = retries.delay(retry_after_of(exc))
+            listener.log.warning(f"{exc}; trying again in {delay:.1f} s")
+            if not listener.deadline.sleep(delay):
+                raise
 
 
 def _say_listening(url: str, hello: Hello, log: Log) -> None:
