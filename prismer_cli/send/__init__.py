@@ -143,6 +143,10 @@ class _Link:
 
     channel: Channel | None = None
     limit: int | None = None
+    # Failed attempts since the last connection that confirmed something: kept across batches
+    # (a connection that breaks while stdin is quiet is re-opened by the next _deliver call), so
+    # that connections which confirm nothing before breaking use the retries up, and end.
+    retries: Retries | None = None
 
     def drop(self) -> None:
         """Forget the channel, keeping what it learned of the server's size limit."""
@@ -201,7 +205,9 @@ def _deliver(
     every command has a result either way.
     """
     pending, again = commands, list(again or ())
-    retries = Retries(options.policy)
+    if link.retries is None:
+        link.retries = Retries(options.policy)
+    retries = link.retries
     deadline = endpoint.deadline.within(options.policy.give_up_after)
     while True:
         error: ConnectError | AuthError
@@ -209,6 +215,8 @@ def _deliver(
             channel = link.channel
             if channel is not None and channel.broken:
                 channel.finish()
+                if channel.confirmed:
+                    retries.succeeded()  # it made progress: the retries count from here
                 lost = channel.unconfirmed()
                 if lost:
                     _say_again(log, lost, channel.cause)
