@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -29,12 +29,14 @@ from prismer_cli.protocol.endpoints import JSON, SYNC_PATH
 from prismer_cli.redact import redact
 from prismer_cli.retry import Deadline
 from prismer_cli.transport.base import Endpoint, retry_after
+from prismer_cli.transport.keepalive import KeptAlive, Unusual, plain
 from prismer_cli.transport.reasons import reason
 from prismer_cli.transport.tracehttp import traced
 from prismer_cli.transport.urls import endpoint as endpoint_url
 from prismer_cli.transport.watchdog import StepTimeout, Watch
 
 PAGE = 500  # the real server's largest page
+Body = bytes | bytearray
 
 
 class NoHistory(UsageError):
@@ -59,6 +61,8 @@ class SyncReader:
         self._token = token or (lambda: endpoint.token)  # the current one, refreshed or not
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
         self._session = traced(_session(self._url), endpoint.trace)
+        # A plain http:// log without --trace: its pages over a socket of our own (keepalive.py)
+        self._kept = KeptAlive(self._url) if endpoint.trace is None and plain(self._url) else None
         self._watch = Watch()  # each page, answer included, ends by its deadline (watchdog.py)
         self._template: requests.PreparedRequest | None = None  # None: traced, Session.get
         if endpoint.trace is None:
@@ -79,13 +83,12 @@ class SyncReader:
         wait = deadline.cut(self._endpoint.timeouts.connect)
         try:
             with self._watch.step(deadline.within(wait).at, "a page of the event log"):
-                answer, content = self._get(since, limit, wait)
-        except requests.RequestException as exc:
-            problem = redact(reason(exc, urlsplit(self._url).hostname), self._token())
-            raise ConnectError(f"cannot read the event log: {problem}") from None
+                status, headers, content = self._get(since, limit, wait)
         except StepTimeout as exc:
             raise StepTimeout(f"cannot read the event log: {exc}") from None
-        status = answer.status_code
+        except (requests.RequestException, OSError) as exc:
+            problem = redact(reason(exc, urlsplit(self._url).hostname), self._token())
+            raise ConnectError(f"cannot read the event log: {problem}") from None
         if status == 404:
             raise NoHistory(
                 "this server keeps no event history (GET /api/im/sync is 404): "
@@ -95,7 +98,7 @@ class SyncReader:
             raise AuthError(f"the server rejected the token (HTTP {status} from the event log)")
         if status != 200:
             raise ConnectError(
-                f"the event log answered HTTP {status}", retry_after=retry_after(answer.headers)
+                f"the event log answered HTTP {status}", retry_after=retry_after(headers)
             )
         try:
             body = orjson.loads(content)
@@ -109,27 +112,35 @@ class SyncReader:
             raise ConnectError(f"the event log answered something unexpected ({what})") from None
         return Page(events, cursor, has_more)
 
-    def _get(self, since: int, limit: int, wait: float) -> tuple[requests.Response, bytes]:
-        """One GET of the log: the answer and its body, read whole.
+    def _get(self, since: int, limit: int, wait: float) -> tuple[int, Mapping[str, str], Body]:
+        """One GET of the log: the answer's status, headers and body, read whole.
 
-        Without --trace, the request is prepared once (`_template`, as Session.get would
-        prepare it) and each page only sets its query and token; the body is read from the
-        stream in one call, not in requests' 10 KiB chunks. With --trace, Session.get, whose
-        adapter traces the body too."""
+        A plain URL without --trace: over our own kept-alive socket (keepalive.py), until an
+        answer it does not read (a redirect, a cookie): that page and the next ones through
+        requests. Through requests, the request is prepared once (`_template`, as Session.get
+        would prepare it) and each page only sets its query and token; the body is read from
+        the stream in one call, not in requests' 10 KiB chunks. With --trace, Session.get,
+        whose adapter traces the body too."""
         query = f"since={int(since)}&limit={int(limit)}"
         token = f"Bearer {self._token()}"  # a refreshed one too
+        if self._kept is not None:
+            try:
+                return self._kept.get(query, {"Authorization": token}, wait)
+            except Unusual:
+                self._kept.close()
+                self._kept = None
         if self._template is None:
             answer = self._session.get(
                 self._url, params=query, headers={"Authorization": token}, timeout=(wait, wait)
             )
-            return answer, answer.content
+            return answer.status_code, answer.headers, answer.content
         request = self._template.copy()
         request.url = f"{request.url}{self._joint}{query}"
         request.headers["Authorization"] = token
         answer = self._session.send(request, stream=True, timeout=(wait, wait))
         if answer.cookies:  # one the log sets (a balancer's) goes with the next pages, as with get
             self._template = self._session.prepare_request(requests.Request("GET", self._url))
-        return answer, _body(answer)
+        return answer.status_code, answer.headers, _body(answer)
 
     def after(self, since: int) -> Iterator[list[JSON]]:
         """Every page after `since`; stops at a page with no events, whatever hasMore says.
@@ -176,6 +187,8 @@ class SyncReader:
         return high
 
     def close(self) -> None:
+        if self._kept is not None:
+            self._kept.close()
         self._session.close()
 
 
