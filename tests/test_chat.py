@@ -4,11 +4,13 @@ two-way pipe, in both dialects, over WebSocket and SSE."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
 import orjson
 import pytest
+import websocket
 
 from tests.support.cli import Background, accepted_connections, env_for, run, wait_for_connections
 from tests.support.serverfixture import ServerProcess
@@ -153,3 +155,34 @@ def test_chat_shows_the_last_messages_first(server: ServerProcess) -> None:
     assert result.code == 0, result.err
     shown = [line.split(" ", 1)[1] for line in result.out.splitlines()]
     assert shown[1:] == [f"message.new {conv} Bob: old two", f"message.new {conv} Bob: old three"]
+
+
+def test_a_message_older_than_the_history_shown_is_not_a_new_event(server: ServerProcess) -> None:
+    """alice read "old one" on a raw socket that acknowledged nothing, so the server sends it
+    again (isRetry) right after her next connection authenticates; chat showed "old two" and
+    "old three" as its history, so it is not a new event: only the line sent after is. (The
+    line's confirmation is awaited, so the re-delivery, which came first, has been read.)"""
+    if server.dialect == "docs":
+        pytest.skip("the stand-in keeps no such endpoint in the docs dialect")
+    conv = "conv-chat-redelivered"
+    joining = f'{{"action":"subscribe","conversationId":"{conv}"}}\n'
+    assert run("send", input=joining, env=env_for(server.url, "alice")).code == 0
+    ws = websocket.create_connection(f"{server.ws_url}/ws?token=alice", timeout=10)
+    try:
+        assert json.loads(ws.recv())["type"] == "authenticated"
+        bob_says(server, conv, "old one")
+        assert json.loads(ws.recv())["payload"]["content"] == "old one"  # not acknowledged
+    finally:
+        ws.close()
+    for text in ("old two", "old three"):
+        bob_says(server, conv, text)
+    result = run(
+        "chat", conv, "--history", "2", input="new one\n", env=env_for(server.url, "alice")
+    )
+    assert result.code == 0, result.err
+    said = [
+        line["payload"]["content"]
+        for line in map(json.loads, result.out.splitlines())
+        if line["type"] == "message.new"
+    ]
+    assert said == ["old two", "old three", "new one"]

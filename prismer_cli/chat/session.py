@@ -84,6 +84,7 @@ class ChatSession:
         self.connections = 0
         self.me: str | None = None
         self.seen = RecentKeys()
+        self._shown_until: str | None = None  # createdAt of the newest message --history showed
         self.status = ExitStatus.OK
         self._lock = threading.RLock()  # state, and every write to the output
         self._waiting: dict[str, Line] = {}  # by request id, in the order written
@@ -216,8 +217,10 @@ class ChatSession:
         echo = dialect.own_echo(frame, self.me)
         if echo is not None:
             self._on_echo(echo[0], echo[1])
-        if self.seen.seen(dialect.dedupe_key(kind, payload, frame)) or not self._ours(
-            kind, payload
+        if (
+            self.seen.seen(dialect.dedupe_key(kind, payload, frame))
+            or not self._ours(kind, payload)
+            or self._before_history(kind, payload)
         ):
             return
         with self._lock:
@@ -228,9 +231,25 @@ class ChatSession:
             return True
         return kind.startswith("conversation.") and payload.get("id") == self.conversation
 
+    def _before_history(self, kind: str, payload: dict[str, Any]) -> bool:
+        """A message no newer than the newest one --history showed (a server re-delivering
+        what this user had not acknowledged): shown already, or older than what was asked for;
+        not a new event."""
+        until, stamp = self._shown_until, payload.get("createdAt")
+        return (
+            kind == "message.new"
+            and until is not None
+            and type(stamp) is str
+            and len(stamp) == len(until)  # the same format: compared as text
+            and stamp <= until
+        )
+
     def show_history(self, messages: list[dict[str, Any]]) -> None:
         """The conversation's last messages, as message.new events; later re-deliveries of
-        them are not printed again."""
+        them, or of older ones, are not printed (`_before_history`)."""
+        stamps = [m.get("createdAt") for m in messages]
+        if stamps and all(type(stamp) is str for stamp in stamps):
+            self._shown_until = max(stamps)  # type: ignore[type-var]
         with self._lock:
             for message in messages:
                 if isinstance(message.get("metadata"), str):
