@@ -146,14 +146,16 @@ def test_an_answer_cut_short_is_a_failure_said_plainly(server: ServerProcess) ->
             {"http_proxy": "http://proxy:3128", "no_proxy": "127.0.0.1"},
             True,
         ),
+        ("http://127.0.0.1:8080/api/im/sync", {"https_proxy": "http://proxy:3128"}, True),
         ("http://b\u00fccher.example/api/im/sync", {}, False),
     ],
 )
 def test_the_plain_case_is_what_requests_would_send_directly(
     monkeypatch: pytest.MonkeyPatch, url: str, environ: dict[str, str], expected: bool
 ) -> None:
-    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert plain(url) is expected

@@ -54,7 +54,8 @@ def plain(url: str) -> bool:
         return False
     if parts.scheme != "http" or not host or not host.isascii():
         return False
-    return not requests.utils.get_environ_proxies(url)
+    proxies = requests.utils.get_environ_proxies(url)
+    return not proxies or requests.utils.select_proxy(url, proxies) is None
 
 
 class KeptAlive:
@@ -81,7 +82,12 @@ class KeptAlive:
         `timeout` seconds. The socket goes with any failure."""
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = f"GET {self._path}{self._joint}{query} HTTP/1.1\r\n{self._head}{extra}\r\n"
-        data = request.encode("latin-1")
+        if any("\r" in v or "\n" in v or v != v.lstrip() for v in headers.values()):
+            raise Unusual("a header value requests refuses")  # and says so in its own words
+        try:
+            data = request.encode("latin-1")
+        except UnicodeEncodeError:
+            raise Unusual("a header that is not Latin-1") from None
         reused = self._sock is not None
         try:
             try:
@@ -172,7 +178,7 @@ class _Bytes:
         """The next `size` bytes; the rest of a body straight into its own buffer."""
         have = len(self.data)
         if have >= size:
-            taken = bytes(self.data[:size])
+            taken = self.data[:size]
             del self.data[:size]
             return taken
         body = bytearray(size)
