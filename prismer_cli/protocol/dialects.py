@@ -255,8 +255,10 @@ class ServerDialect(Dialect):
         return command.key or super().echo_key(command)
 
     def own_echo(self, frame: JSON, me: str | None) -> tuple[EchoKey, JSON] | None:
-        payload = self._own_message(frame, me)
-        if payload is None:
+        if frame.get("type") != "message.new":  # _own_message, without the call (send's
+            return None  # hot path: once per echo)
+        payload = frame.get("payload")
+        if not isinstance(payload, dict) or payload.get(self.sender_field) != me:
             return None
         metadata = payload.get("metadata")
         key = metadata.get(IDEMPOTENCY_FIELD) if isinstance(metadata, dict) else None

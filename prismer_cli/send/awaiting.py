@@ -115,17 +115,42 @@ class Awaiting:
         )
 
     # -- the reader settles -----------------------------------------------------------------
-    def on_echo(self, key: EchoKey, payload: JSON) -> None:
+    def on_echoes(self, echoes: list[tuple[EchoKey, JSON]]) -> None:
+        """Settle the messages these echoes (echo key, payload) confirm, in order, under one
+        lock; for each, the next of its conversation gets its turn. The hot path of the server
+        dialect: forget(), _release() and expect() are written out in its loop."""
+        by_content, by_request, turns = self._by_content, self.by_request, self.turns
+        done, echo_key, confirm = turns.done, self._echo_key, self._ledger.confirm
+        confirmed = 0
         with self.lock:
-            queue = self._by_content.get(key)
-            if not queue:
-                return
-            entry = queue.popleft()  # forget(entry), knowing where it is
-            if not queue:
-                del self._by_content[key]
-            self._release(entry)
-            self._ledger.confirm(entry, payload)
-            self.confirmed += 1
+            ready = self.ready
+            now = time.monotonic()  # when the turns that come now start
+            for key, payload in echoes:
+                queue = by_content.get(key)
+                if not queue:
+                    continue
+                entry = queue.popleft()
+                if not queue:
+                    del by_content[key]
+                by_request.pop(entry.request_id, None)
+                following = done(entry)
+                if following is not None:  # expect(following, now)
+                    following.sent_at = now
+                    by_request[following.request_id] = following
+                    waiting_key = echo_key(following.command)
+                    behind = by_content.get(waiting_key)
+                    if behind is None:
+                        by_content[waiting_key] = deque((following,))
+                    else:
+                        behind.append(following)
+                    ready.append(following)
+                    if turns.waiting == MAX_WAITING - 1:  # the writer may go on reading stdin
+                        self.room.notify_all()
+                elif not by_request:
+                    self.room.notify_all()
+                confirm(entry, payload)
+                confirmed += 1
+            self.confirmed += confirmed
 
     def on_error(self, frame: JSON) -> bool:
         """An error frame: False when it names no command awaiting an answer."""
