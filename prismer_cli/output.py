@@ -60,6 +60,17 @@ class Output:
     def record(self, obj: Any) -> None:
         self.line(orjson.dumps(obj))
 
+    def records(self, objs: list[Any]) -> None:
+        """record() of each, in order: NDJSON's in one write (send's results, a burst at a
+        time); the other views override it with a loop."""
+        dumps, newline = orjson.dumps, orjson.OPT_APPEND_NEWLINE
+        try:
+            self._write(b"".join([dumps(obj, option=newline) for obj in objs]))
+        except BrokenPipeError:
+            raise _closed() from None
+        except OSError as exc:
+            raise OutputFailed(exc) from None
+
     def server_error(self, frame: dict[str, Any]) -> bool:
         """An error frame that is no event (about a command of ours, or the connection): a
         human view shows it as a line of its own (True); NDJSON leaves it to stderr."""

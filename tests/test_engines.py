@@ -124,6 +124,35 @@ def test_ledger_prints_results_in_command_order() -> None:
     assert ledger.status == ExitStatus.REJECTED
 
 
+def test_ledger_writes_a_burst_of_results_as_record_writes_each() -> None:
+    """emit() writes the due results in one write (Output.records): the bytes record() would
+    write, line by line; a confirmed echo's result (confirm) is settle()'s, field for field."""
+    stream, expected = io.BytesIO(), io.BytesIO()
+    ledger = Ledger(Output(stream))
+    message = {"id": "m1", "content": "h\u00e9", "metadata": {"_idempotencyKey": "k"}}
+    commands = [
+        Command(SEND, "c1", "hi", line=1, key="k1"),
+        Command(SEND, "c2", "yo", key="k2"),
+        Command(MARK_READ, "c3", line=3),
+    ]
+    entries = [ledger.add(command, f"r{n}") for n, command in enumerate(commands)]
+    for entry in entries:
+        ledger.confirm(entry, message)
+    ledger.emit()
+    output = Output(expected)
+    for entry in entries:
+        settled = Ledger(Output(io.BytesIO())).add(entry.command, entry.request_id)
+        Ledger(Output(io.BytesIO())).settle(
+            settled, True, requestId=entry.request_id, message=message
+        )
+        assert entry.record == settled.record and list(entry.record or ()) == list(
+            settled.record or ()
+        )
+        output.record(settled.record)
+    output.flush()
+    assert stream.getvalue() == expected.getvalue() and stream.getvalue().count(b"\n") == 3
+
+
 class ShowsErrors(Output):
     """An Output that, as a human view does, shows an error frame as a line of its own."""
 
