@@ -6,6 +6,7 @@ import io
 import itertools
 import os
 
+import orjson
 import pytest
 
 from prismer_cli.errors import (
@@ -22,10 +23,12 @@ from prismer_cli.protocol.commands import (
     SUBSCRIBE,
     Command,
     InvalidLine,
+    command_from,
     parse_batch,
     read_lines,
 )
 from prismer_cli.protocol.dialects import DOCS, SERVER, detect
+from prismer_cli.records import replace
 from prismer_cli.redact import mask, redact
 from prismer_cli.retry import Deadline, Policy, Retries, delays, floor, retryable
 from prismer_cli.transport.base import retry_after
@@ -229,6 +232,44 @@ def test_a_stdin_message_is_the_command_its_constructor_makes() -> None:
         key_given=True,
     )
     assert second == expected and list(vars(second)) == list(vars(expected))
+
+
+@pytest.mark.parametrize("action", [SEND, MARK_READ])
+@pytest.mark.parametrize("message_type", ["text", "markdown"])
+def test_the_usual_stdin_line_is_read_as_command_from_reads_it(
+    action: str, message_type: str
+) -> None:
+    """parse_batch makes {"conversationId", "content"} lines into Commands without
+    command_from: each is what command_from makes of it (but its fresh key), field by field
+    and in field order, and a line that only looks like one gets command_from's answer."""
+    lines = [
+        b'{"conversationId":"c1","content":"hi"}',
+        b'{"content":"\\u00e9 \\ud83d\\ude00","conversationId":"c\\u00e92"}',
+        b'{"conversationId":"a/b","content":"x"}',
+        b'{"conversationId":"..","content":"x"}',
+        b'{"conversationId":"","content":"x"}',
+        b'{"conversationId":"c1","content":""}',
+        b'{"conversationId":"c1","content":5}',
+        b'{"conversationId":7,"content":"x"}',
+        b'{"conversationId":"c1","content":null}',
+        b'{"conversationId":"c1","type":"x"}',
+        b'{"conversationId":"c1","content":"x","type":"markdown"}',
+        b'{"action":"subscribe","conversationId":"c1"}',
+    ]
+    for number, line in enumerate(lines, 1):
+        (fast,) = parse_batch([(number, line)], action, message_type)
+        try:
+            general: Command | InvalidLine = command_from(
+                orjson.loads(line), action, number, message_type
+            )
+        except ValueError as exc:
+            general = InvalidLine(number, str(exc))
+        if isinstance(fast, Command) and isinstance(general, Command):
+            assert list(vars(fast)) == list(vars(general)), line
+            if fast.action == SEND:  # a fresh key each
+                assert fast.key and fast.key != general.key and not fast.key_given
+                general = replace(general, key=fast.key)
+        assert fast == general, line
 
 
 def test_last_line_without_newline_is_read() -> None:
