@@ -341,3 +341,25 @@ def test_docs_commands_carry_exactly_the_pages_fields() -> None:
     }
     assert SERVER.mark_read("c", "m", "r") is None
     assert DOCS.mark_read("c", None, "r") == {"action": "mark_read", "conversationId": "c"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        Command(SEND, "c", "hi", key="k1"),
+        Command(SEND, "c", "hi", "markdown", key="k2", key_given=True),
+        Command(SEND, "c", "hi", extra={"metadata": {"a": 1}}, key="k3"),
+        Command(SEND, "c", "hi", extra={"parentId": "m0"}, key="k4"),
+        Command(SEND, "c", "hi"),
+        Command(SUBSCRIBE, "c"),
+    ],
+)
+def test_the_server_dialects_usual_message_frame_is_send_messages(command: Command) -> None:
+    """The server dialect builds the frame of a message without extra fields itself (send's
+    hot path): the bytes send_message's frame makes, key order included; others go to it."""
+    frame = SERVER.command_frame(command, "r1")
+    if command.action == SEND:
+        expected = SERVER.send_message(command, "r1")
+    else:
+        expected = SERVER.subscribe(command.conversation_id, "r1")
+    assert orjson.dumps(frame) == orjson.dumps(expected)

@@ -232,6 +232,20 @@ class ServerDialect(Dialect):
         payload = frame.get("payload")
         return isinstance(payload, dict) and payload.get("code") in ("AUTH_FAILED", "AUTH_REQUIRED")
 
+    def command_frame(self, command: Command, request_id: str) -> JSON | None:
+        if command.action == SEND and command.key and not command.extra:  # the usual message:
+            return {  # send_message's frame, without its calls (send's hot path, per message)
+                "type": "message.send",
+                "payload": {
+                    "conversationId": command.conversation_id,
+                    "content": command.content,
+                    "type": command.message_type,
+                    "metadata": {IDEMPOTENCY_FIELD: command.key},
+                },
+                "requestId": request_id,
+            }
+        return super().command_frame(command, request_id)
+
     def send_message(self, command: Command, request_id: str) -> JSON:
         payload: JSON = {
             "conversationId": command.conversation_id,
