@@ -16,6 +16,7 @@ from prismer_cli.output import Output
 from prismer_cli.protocol.commands import MARK_READ, SEND, Command
 from prismer_cli.protocol.dialects import SERVER
 from prismer_cli.retry import Policy
+from prismer_cli.send.awaiting import Awaiting
 from prismer_cli.send.ledger import Ledger
 from prismer_cli.transport import Endpoint
 from prismer_cli.tuning import Backoff
@@ -206,3 +207,28 @@ def test_listen_reads_no_frame_after_count() -> None:
     assert status == ExitStatus.OK
     assert [line["payload"]["id"] for line in out.lines()] == ["m1", "m2"]
     assert conn.acked == ["a1", "a1", "a2"]
+
+
+def test_echoes_of_one_key_settle_its_messages_in_the_order_written() -> None:
+    """Two messages awaiting one echo key (a key given twice, two conversations) are settled
+    first written first, one per echo; the next of a conversation gets its turn; one taken
+    back (forget) leaves the other awaited; an echo nothing awaits changes nothing."""
+    ledger = Ledger(Output(io.BytesIO()))
+    awaiting = Awaiting(SERVER, ledger, 10.0, False)
+    a1, b1, a2, c1 = (
+        ledger.add(Command(SEND, conv, text, key=key), f"r{n}")
+        for n, (conv, text, key) in enumerate(
+            [("a", "1", "k"), ("b", "1", "k"), ("a", "2", "k2"), ("c", "1", "k")]
+        )
+    )
+    with awaiting.lock:
+        assert [awaiting.take_turn(e, 0.0) for e in (a1, b1, a2, c1)] == [True, True, False, True]
+    awaiting.on_echoes([("k", {"id": "m1"}), ("nothing", {"id": "m0"})])
+    assert a1.record is not None and a1.record["message"] == {"id": "m1"}
+    assert b1.record is None and awaiting.ready == [a2]
+    with awaiting.lock:
+        awaiting.forget(b1)
+    awaiting.on_echoes([("k", {"id": "m3"}), ("k2", {"id": "m2"})])
+    assert c1.record is not None and c1.record["message"] == {"id": "m3"}
+    assert a2.record is not None and b1.record is None
+    assert awaiting.answered() and awaiting.confirmed == 3
