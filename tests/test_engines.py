@@ -12,7 +12,7 @@ import pytest
 from prismer_cli.errors import ExitStatus
 from prismer_cli.listen import Filters, Listener, ListenOptions
 from prismer_cli.log import Log
-from prismer_cli.output import Output
+from prismer_cli.output import RECORDS_PER_WRITE, Output
 from prismer_cli.protocol.commands import MARK_READ, SEND, Command
 from prismer_cli.protocol.dialects import SERVER
 from prismer_cli.retry import Policy
@@ -152,6 +152,27 @@ def test_ledger_writes_a_burst_of_results_as_record_writes_each() -> None:
         output.record(settled.record)
     output.flush()
     assert stream.getvalue() == expected.getvalue() and stream.getvalue().count(b"\n") == 3
+
+
+class CountsWrites(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[int] = []  # the lines of each write
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data).count(b"\n"))
+        return super().write(data)
+
+
+def test_a_great_many_results_due_at_once_are_written_a_bounded_number_at_a_time() -> None:
+    """100,000 results due at once (the docs dialect's close confirms every frame) once cost
+    400 MiB serialised in one join: records() writes RECORDS_PER_WRITE lines at a time, every
+    line once, in order."""
+    stream = CountsWrites()
+    records = [{"ok": True, "line": n} for n in range(2 * RECORDS_PER_WRITE + 5)]
+    Output(stream).records(records)
+    assert stream.writes == [RECORDS_PER_WRITE, RECORDS_PER_WRITE, 5]
+    assert stream.getvalue() == b"".join(orjson.dumps(r) + b"\n" for r in records)
 
 
 class ShowsErrors(Output):
