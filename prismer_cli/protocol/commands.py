@@ -292,21 +292,16 @@ def parse_batch(
                 and "/" not in conversation
             ):
                 command: Command = new(Command)
-                _set(
-                    command,
-                    "__dict__",
-                    {
-                        "action": SEND,
-                        "conversation_id": conversation,
-                        "content": content,
-                        "message_type": default_type,
-                        "up_to": None,
-                        "extra": {},
-                        "line": number,
-                        "key": f"{_KEY_PREFIX}-{next(numbers)}",
-                        "key_given": False,
-                    },
-                )
+                fields = command.__dict__  # filled in FIELDS order, past the frozen __setattr__
+                fields["action"] = SEND
+                fields["conversation_id"] = conversation
+                fields["content"] = content
+                fields["message_type"] = default_type
+                fields["up_to"] = None
+                fields["extra"] = {}
+                fields["line"] = number
+                fields["key"] = f"{_KEY_PREFIX}-{next(numbers)}"
+                fields["key_given"] = False
                 yield command
                 continue
         try:
