@@ -12,10 +12,11 @@ import pytest
 from prismer_cli.errors import ExitStatus
 from prismer_cli.listen import Filters, Listener, ListenOptions
 from prismer_cli.log import Log
-from prismer_cli.output import Output
+from prismer_cli.output import RECORDS_PER_WRITE, Output
 from prismer_cli.protocol.commands import MARK_READ, SEND, Command
 from prismer_cli.protocol.dialects import SERVER
 from prismer_cli.retry import Policy
+from prismer_cli.send.awaiting import Awaiting
 from prismer_cli.send.ledger import Ledger
 from prismer_cli.transport import Endpoint
 from prismer_cli.tuning import Backoff
@@ -124,6 +125,56 @@ def test_ledger_prints_results_in_command_order() -> None:
     assert ledger.status == ExitStatus.REJECTED
 
 
+def test_ledger_writes_a_burst_of_results_as_record_writes_each() -> None:
+    """emit() writes the due results in one write (Output.records): the bytes record() would
+    write, line by line; a confirmed echo's result (confirm) is settle()'s, field for field."""
+    stream, expected = io.BytesIO(), io.BytesIO()
+    ledger = Ledger(Output(stream))
+    message = {"id": "m1", "content": "h\u00e9", "metadata": {"_idempotencyKey": "k"}}
+    commands = [
+        Command(SEND, "c1", "hi", line=1, key="k1"),
+        Command(SEND, "c2", "yo", key="k2"),
+        Command(MARK_READ, "c3", line=3),
+    ]
+    entries = [ledger.add(command, f"r{n}") for n, command in enumerate(commands)]
+    for entry in entries:
+        ledger.confirm(entry, message)
+    ledger.emit()
+    output = Output(expected)
+    for entry in entries:
+        settled = Ledger(Output(io.BytesIO())).add(entry.command, entry.request_id)
+        Ledger(Output(io.BytesIO())).settle(
+            settled, True, requestId=entry.request_id, message=message
+        )
+        assert entry.record == settled.record and list(entry.record or ()) == list(
+            settled.record or ()
+        )
+        output.record(settled.record)
+    output.flush()
+    assert stream.getvalue() == expected.getvalue() and stream.getvalue().count(b"\n") == 3
+
+
+class CountsWrites(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[int] = []  # the lines of each write
+
+    def write(self, data: Any) -> int:
+        self.writes.append(bytes(data).count(b"\n"))
+        return super().write(data)
+
+
+def test_a_great_many_results_due_at_once_are_written_a_bounded_number_at_a_time() -> None:
+    """100,000 results due at once (the docs dialect's close confirms every frame) once cost
+    400 MiB serialised in one join: records() writes RECORDS_PER_WRITE lines at a time, every
+    line once, in order."""
+    stream = CountsWrites()
+    records = [{"ok": True, "line": n} for n in range(2 * RECORDS_PER_WRITE + 5)]
+    Output(stream).records(records)
+    assert stream.writes == [RECORDS_PER_WRITE, RECORDS_PER_WRITE, 5]
+    assert stream.getvalue() == b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
 class ShowsErrors(Output):
     """An Output that, as a human view does, shows an error frame as a line of its own."""
 
@@ -177,3 +228,28 @@ def test_listen_reads_no_frame_after_count() -> None:
     assert status == ExitStatus.OK
     assert [line["payload"]["id"] for line in out.lines()] == ["m1", "m2"]
     assert conn.acked == ["a1", "a1", "a2"]
+
+
+def test_echoes_of_one_key_settle_its_messages_in_the_order_written() -> None:
+    """Two messages awaiting one echo key (a key given twice, two conversations) are settled
+    first written first, one per echo; the next of a conversation gets its turn; one taken
+    back (forget) leaves the other awaited; an echo nothing awaits changes nothing."""
+    ledger = Ledger(Output(io.BytesIO()))
+    awaiting = Awaiting(SERVER, ledger, 10.0, False)
+    a1, b1, a2, c1 = (
+        ledger.add(Command(SEND, conv, text, key=key), f"r{n}")
+        for n, (conv, text, key) in enumerate(
+            [("a", "1", "k"), ("b", "1", "k"), ("a", "2", "k2"), ("c", "1", "k")]
+        )
+    )
+    with awaiting.lock:
+        assert [awaiting.take_turn(e, 0.0) for e in (a1, b1, a2, c1)] == [True, True, False, True]
+    awaiting.on_echoes([("k", {"id": "m1"}), ("nothing", {"id": "m0"})])
+    assert a1.record is not None and a1.record["message"] == {"id": "m1"}
+    assert b1.record is None and awaiting.ready == [a2]
+    with awaiting.lock:
+        awaiting.forget(b1)
+    awaiting.on_echoes([("k", {"id": "m3"}), ("k2", {"id": "m2"})])
+    assert c1.record is not None and c1.record["message"] == {"id": "m3"}
+    assert a2.record is not None and b1.record is None
+    assert awaiting.answered() and awaiting.confirmed == 3

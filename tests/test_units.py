@@ -6,6 +6,7 @@ import io
 import itertools
 import os
 
+import orjson
 import pytest
 
 from prismer_cli.errors import (
@@ -22,10 +23,12 @@ from prismer_cli.protocol.commands import (
     SUBSCRIBE,
     Command,
     InvalidLine,
+    command_from,
     parse_batch,
     read_lines,
 )
 from prismer_cli.protocol.dialects import DOCS, SERVER, detect
+from prismer_cli.records import replace
 from prismer_cli.redact import mask, redact
 from prismer_cli.retry import Deadline, Policy, Retries, delays, floor, retryable
 from prismer_cli.transport.base import retry_after
@@ -231,6 +234,44 @@ def test_a_stdin_message_is_the_command_its_constructor_makes() -> None:
     assert second == expected and list(vars(second)) == list(vars(expected))
 
 
+@pytest.mark.parametrize("action", [SEND, MARK_READ])
+@pytest.mark.parametrize("message_type", ["text", "markdown"])
+def test_the_usual_stdin_line_is_read_as_command_from_reads_it(
+    action: str, message_type: str
+) -> None:
+    """parse_batch makes {"conversationId", "content"} lines into Commands without
+    command_from: each is what command_from makes of it (but its fresh key), field by field
+    and in field order, and a line that only looks like one gets command_from's answer."""
+    lines = [
+        b'{"conversationId":"c1","content":"hi"}',
+        b'{"content":"\\u00e9 \\ud83d\\ude00","conversationId":"c\\u00e92"}',
+        b'{"conversationId":"a/b","content":"x"}',
+        b'{"conversationId":"..","content":"x"}',
+        b'{"conversationId":"","content":"x"}',
+        b'{"conversationId":"c1","content":""}',
+        b'{"conversationId":"c1","content":5}',
+        b'{"conversationId":7,"content":"x"}',
+        b'{"conversationId":"c1","content":null}',
+        b'{"conversationId":"c1","type":"x"}',
+        b'{"conversationId":"c1","content":"x","type":"markdown"}',
+        b'{"action":"subscribe","conversationId":"c1"}',
+    ]
+    for number, line in enumerate(lines, 1):
+        (fast,) = parse_batch([(number, line)], action, message_type)
+        try:
+            general: Command | InvalidLine = command_from(
+                orjson.loads(line), action, number, message_type
+            )
+        except ValueError as exc:
+            general = InvalidLine(number, str(exc))
+        if isinstance(fast, Command) and isinstance(general, Command):
+            assert list(vars(fast)) == list(vars(general)), line
+            if fast.action == SEND:  # a fresh key each
+                assert fast.key and fast.key != general.key and not fast.key_given
+                general = replace(general, key=fast.key)
+        assert fast == general, line
+
+
 def test_last_line_without_newline_is_read() -> None:
     """A final line with no newline still counts."""
     items = _parse(b'{"conversationId":"a","content":"x"}\n{"conversationId":"b","content":"y"}')
@@ -300,3 +341,25 @@ def test_docs_commands_carry_exactly_the_pages_fields() -> None:
     }
     assert SERVER.mark_read("c", "m", "r") is None
     assert DOCS.mark_read("c", None, "r") == {"action": "mark_read", "conversationId": "c"}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        Command(SEND, "c", "hi", key="k1"),
+        Command(SEND, "c", "hi", "markdown", key="k2", key_given=True),
+        Command(SEND, "c", "hi", extra={"metadata": {"a": 1}}, key="k3"),
+        Command(SEND, "c", "hi", extra={"parentId": "m0"}, key="k4"),
+        Command(SEND, "c", "hi"),
+        Command(SUBSCRIBE, "c"),
+    ],
+)
+def test_the_server_dialects_usual_message_frame_is_send_messages(command: Command) -> None:
+    """The server dialect builds the frame of a message without extra fields itself (send's
+    hot path): the bytes send_message's frame makes, key order included; others go to it."""
+    frame = SERVER.command_frame(command, "r1")
+    if command.action == SEND:
+        expected = SERVER.send_message(command, "r1")
+    else:
+        expected = SERVER.subscribe(command.conversation_id, "r1")
+    assert orjson.dumps(frame) == orjson.dumps(expected)

@@ -43,7 +43,8 @@ class Awaiting:
         self._ledger = ledger
         self._wait = wait
         self.by_request: dict[str, Entry] = {}  # in the order written
-        self._by_content: dict[EchoKey, deque[Entry]] = {}
+        # what each echo key awaits: one entry (the usual case), or a deque of them, in order
+        self._by_content: dict[EchoKey, Entry | deque[Entry]] = {}
         # docs dialect: the entries each WebSocket ping (by payload) will confirm, oldest first
         self.unread: dict[bytes, list[Entry]] = {}
         self._read: list[list[Entry]] = []  # ... and those a pong confirmed, to settle
@@ -59,11 +60,13 @@ class Awaiting:
         entry.sent_at = now
         self.by_request[entry.request_id] = entry
         key = self._echo_key(entry.command)
-        queue = self._by_content.get(key)
-        if queue is None:
-            self._by_content[key] = deque((entry,))
+        awaited = self._by_content.get(key)
+        if awaited is None:
+            self._by_content[key] = entry
+        elif isinstance(awaited, deque):
+            awaited.append(entry)
         else:
-            queue.append(entry)
+            self._by_content[key] = deque((awaited, entry))
 
     def take_turn(self, entry: Entry, now: float) -> bool:
         """A message to write now (True, and its echo awaited), or once the one before it in
@@ -77,13 +80,15 @@ class Awaiting:
         """Drop an entry from the lookup tables; the next of its conversation gets its turn."""
         self._release(entry)
         key = self._echo_key(entry.command)
-        queue = self._by_content.get(key)
-        if queue is not None:
+        awaited = self._by_content.get(key)
+        if awaited is entry:
+            del self._by_content[key]
+        elif isinstance(awaited, deque):
             try:
-                queue.remove(entry)
+                awaited.remove(entry)
             except ValueError:
                 return
-            if not queue:
+            if not awaited:
                 del self._by_content[key]
 
     def _release(self, entry: Entry) -> None:
@@ -115,17 +120,47 @@ class Awaiting:
         )
 
     # -- the reader settles -----------------------------------------------------------------
-    def on_echo(self, key: EchoKey, payload: JSON) -> None:
+    def on_echoes(self, echoes: list[tuple[EchoKey, JSON]]) -> None:
+        """Settle the messages these echoes (echo key, payload) confirm, in order, under one
+        lock; for each, the next of its conversation gets its turn. The hot path of the server
+        dialect: forget(), _release() and expect() are written out in its loop."""
+        by_content, by_request, turns = self._by_content, self.by_request, self.turns
+        done, echo_key, confirm = turns.done, self._echo_key, self._ledger.confirm
+        confirmed = 0
         with self.lock:
-            queue = self._by_content.get(key)
-            if not queue:
-                return
-            entry = queue.popleft()  # forget(entry), knowing where it is
-            if not queue:
-                del self._by_content[key]
-            self._release(entry)
-            self._ledger.confirm(entry, payload)
-            self.confirmed += 1
+            ready = self.ready
+            now = time.monotonic()  # when the turns that come now start
+            for key, payload in echoes:
+                awaited = by_content.pop(key, None)
+                if awaited is None:
+                    continue
+                if isinstance(awaited, deque):  # the first; the others await still
+                    entry = awaited.popleft()
+                    if awaited:
+                        by_content[key] = awaited
+                else:
+                    entry = awaited
+                by_request.pop(entry.request_id, None)
+                following = done(entry)
+                if following is not None:  # expect(following, now)
+                    following.sent_at = now
+                    by_request[following.request_id] = following
+                    waiting_key = echo_key(following.command)
+                    awaited = by_content.get(waiting_key)
+                    if awaited is None:
+                        by_content[waiting_key] = following
+                    elif isinstance(awaited, deque):
+                        awaited.append(following)
+                    else:
+                        by_content[waiting_key] = deque((awaited, following))
+                    ready.append(following)
+                    if turns.waiting == MAX_WAITING - 1:  # the writer may go on reading stdin
+                        self.room.notify_all()
+                elif not by_request:
+                    self.room.notify_all()
+                confirm(entry, payload)
+                confirmed += 1
+            self.confirmed += confirmed
 
     def on_error(self, frame: JSON) -> bool:
         """An error frame: False when it names no command awaiting an answer."""

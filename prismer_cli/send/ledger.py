@@ -51,6 +51,11 @@ class Ledger:
             self._entries.append(entry)
         return entry
 
+    def extend(self, entries: list[Entry]) -> None:
+        """Entries made by the caller (`Entry(command, request_id)`), after the others."""
+        with self._lock:
+            self._entries.extend(entries)
+
     def settle(
         self, entry: Entry, ok: bool, status: ExitStatus = ExitStatus.OK, **fields: Any
     ) -> None:
@@ -63,7 +68,16 @@ class Ledger:
     def confirm(self, entry: Entry, message: JSON) -> None:
         """settle(entry, True, requestId=..., message=message): a message the server echoed
         (the hot path of the server dialect, without settle's keyword arguments)."""
-        record = _result(entry.command, True)
+        command = entry.command  # _result(command, True), without the call
+        record: JSON = {
+            "ok": True,
+            "action": command.action,
+            "conversationId": command.conversation_id,
+        }
+        if command.line is not None:
+            record["line"] = command.line
+        if command.action == SEND:
+            record["idempotencyKey"] = command.key
         record["requestId"] = entry.request_id
         record["message"] = message
         entry.record = record  # one store, which emit() sees whole; the status is OK already
@@ -97,13 +111,16 @@ class Ledger:
         """Print the results that are due: every settled one with none unsettled before it."""
         with self._lock:
             entries, retry = self._entries, self.retry
+            due: list[JSON | None] = []  # each an entry.record, not None
+            add = due.append
             try:
                 while entries and entries[0].record is not None:
                     entry = entries.popleft()
                     if retry is not None and entry.status in MENDABLE:
                         retry.add(entry.command)
-                    if not self.closed:
-                        self._out.record(entry.record)
+                    add(entry.record)
+                if due and not self.closed:
+                    self._out.records(due)
                 if retry is not None:
                     retry.flush()
                 if flush and not self.closed:

@@ -15,14 +15,17 @@ import orjson
 
 from prismer_cli.errors import ConnectionLost, ExitStatus, PrismerError
 from prismer_cli.log import Log
-from prismer_cli.protocol.dialects import error_message, eviction
+from prismer_cli.protocol.dialects import EchoKey, error_message, eviction
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.send.awaiting import Awaiting
 from prismer_cli.send.ledger import Ledger
 from prismer_cli.transport import Connection
 
 TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
-BURST = 128  # messages whose turn came, written before the rest of a burst of echoes is read
+# The frames of a burst are handled this many at a time, and the messages whose turn came
+# written after each: the server works on them while the rest is read (64 rather than 128:
+# over 100 conversations a burst is about 100 echoes, which 128 left the server waiting for)
+BURST = 64
 
 
 class Reader:
@@ -37,6 +40,7 @@ class Reader:
         self._conn = conn
         self._dialect = conn.hello.dialect
         self._me = conn.hello.user_id
+        self._own_echo = self._dialect.own_echo
         self._awaiting = awaiting
         self._ledger = ledger
         self._log = log
@@ -78,12 +82,16 @@ class Reader:
         conn, awaiting, ledger = self._conn, self._awaiting, self._ledger
         try:
             while not (self.finishing and awaiting.answered()):
-                for data in conn.messages(time.monotonic() + TICK):
-                    self.handle(data)
+                for frames in conn.batches(time.monotonic() + TICK):
+                    # the frames already buffered, BURST at a time
+                    if len(frames) <= BURST:
+                        self.handle_many(frames)
+                    else:
+                        for start in range(0, len(frames), BURST):
+                            self.handle_many(frames[start : start + BURST])
+                            self._write_ready()
                     if self.finishing and awaiting.answered():  # the last echo: stop now
                         break
-                    if len(awaiting.ready) >= BURST:  # the server works while the rest is read
-                        self._write_ready()
                     if not conn.pending():
                         self._write_ready()
                         conn.flush_acks()
@@ -109,33 +117,48 @@ class Reader:
         settled), in one write."""
         ready = self._awaiting.take_ready()
         if ready:
-            frames = [self._dialect.command_frame(e.command, e.request_id) for e in ready]
+            frame_of = self._dialect.command_frame
+            frames = [frame_of(e.command, e.request_id) for e in ready]
             self._conn.send_many([frame for frame in frames if frame is not None])
 
     def _said(self, error: str) -> str:
         return f"{error}: {self.evicted}" if self.evicted else error
 
     def handle(self, data: bytes) -> None:
-        try:
-            frame = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            frame = None
-        if not isinstance(frame, dict):
-            return
-        dialect = self._dialect
-        ack_id = frame.get(dialect.ack_field)
-        if ack_id is not None:
-            self._conn.ack(ack_id)
-        if frame.get("type") == "message.new":  # an echo is the only frame own_echo takes
-            echo = dialect.own_echo(frame, self._me)
-            if echo is not None:
-                self._awaiting.on_echo(*echo)
-        elif dialect.is_pong(frame) or (
-            dialect.is_error(frame) and dialect.request_id_of(frame) in self._pongs
-        ):
-            self._on_pong(frame)
-        elif dialect.is_error(frame):
-            self._on_error(frame)
+        self.handle_many([data])
+
+    def handle_many(self, frames: list[bytes]) -> None:
+        """The server's frames, in order: the echoes among them are settled together, under
+        one lock (Awaiting.on_echoes), before any other answer is handled."""
+        dialect, me, loads, own_echo = self._dialect, self._me, orjson.loads, self._own_echo
+        ack_field = dialect.ack_field
+        echoes: list[tuple[EchoKey, JSON]] = []
+        for data in frames:
+            try:
+                frame = loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if type(frame) is not dict:  # orjson makes plain dicts
+                continue
+            ack_id = frame.get(ack_field)
+            if ack_id is not None:
+                self._conn.ack(ack_id)
+            if frame.get("type") == "message.new":  # an echo is the only frame own_echo takes
+                echo = own_echo(frame, me)
+                if echo is not None:
+                    echoes.append(echo)
+                continue
+            if echoes:
+                self._awaiting.on_echoes(echoes)
+                echoes = []
+            if dialect.is_pong(frame) or (
+                dialect.is_error(frame) and dialect.request_id_of(frame) in self._pongs
+            ):
+                self._on_pong(frame)
+            elif dialect.is_error(frame):
+                self._on_error(frame)
+        if echoes:
+            self._awaiting.on_echoes(echoes)
 
     def _on_pong(self, frame: JSON) -> None:
         with self._awaiting.lock:

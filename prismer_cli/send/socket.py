@@ -32,7 +32,7 @@ import orjson
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, ExitStatus, PartialWrite
 from prismer_cli.log import Log
 from prismer_cli.protocol.commands import SEND, Command
-from prismer_cli.protocol.dialects import request_id
+from prismer_cli.protocol.dialects import REQUEST_PREFIX, request_id
 from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.send.awaiting import UNCERTAIN, Awaiting
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
@@ -93,34 +93,45 @@ class SocketChannel(Channel):
             written: list[Entry] = []  # settled once the write succeeded
             over_rest: Entry | None = None
             ping: bytes | None = None
+            added: list[Entry] = []  # new entries of the ledger, added to it at once
+            add, take_turn, confirms = (
+                added.append,
+                awaiting.take_turn,
+                self._dialect.confirms_sends,
+            )
             with awaiting.lock:
                 now = time.monotonic()
-                for item in todo[index:]:
-                    index += 1
-                    if isinstance(item, Entry):
-                        entry = item
-                    else:
-                        entry = self._ledger.add(item, self._request_id())
-                    command = entry.command
-                    ordered = command.action == SEND and self._dialect.confirms_sends
-                    big = command.content is not None and len(command.content) > self._small
-                    if ordered and not big and not awaiting.take_turn(entry, now):
-                        continue  # the reader thread writes it when its turn comes
-                    frame = self._dialect.command_frame(command, entry.request_id)
-                    if frame is None:
-                        over_rest = entry
-                        break
-                    if big:
-                        size = len(orjson.dumps(frame))
-                        if size > self._max_bytes:  # it would close the connection: not sent
-                            self._too_big(entry, size)
-                            continue
-                        if ordered and not awaiting.take_turn(entry, now):
-                            continue
-                    if not ordered and not awaiting.pings_confirm:
-                        written.append(entry)
-                    entries.append(entry)
-                    frames.append(frame)
+                try:
+                    for item in todo[index:]:
+                        index += 1
+                        if isinstance(item, Command):
+                            self._counter += 1  # the request id: request_id(str(counter))
+                            entry = Entry(item, f"{REQUEST_PREFIX}{self._counter}")
+                            add(entry)
+                        else:
+                            entry = item
+                        command = entry.command
+                        ordered = confirms and command.action == SEND
+                        big = command.content is not None and len(command.content) > self._small
+                        if ordered and not big and not take_turn(entry, now):
+                            continue  # the reader thread writes it when its turn comes
+                        frame = self._dialect.command_frame(command, entry.request_id)
+                        if frame is None:
+                            over_rest = entry
+                            break
+                        if big:
+                            size = len(orjson.dumps(frame))
+                            if size > self._max_bytes:  # it would close the connection: not sent
+                                self._too_big(entry, size)
+                                continue
+                            if ordered and not awaiting.take_turn(entry, now):
+                                continue
+                        if not ordered and not awaiting.pings_confirm:
+                            written.append(entry)
+                        entries.append(entry)
+                        frames.append(frame)
+                finally:
+                    self._ledger.extend(added)
                 if awaiting.pings_confirm and entries:
                     self._counter += 1
                     ping = b"prt-sync-%d" % self._counter
@@ -184,10 +195,6 @@ class SocketChannel(Channel):
 
     def tend(self) -> None:
         self._awaiting.tend()
-
-    def _request_id(self) -> str:
-        self._counter += 1
-        return request_id(str(self._counter))
 
     def _wait_until(self, done: Callable[[], bool]) -> None:
         """Wait (as messages settle) until done(), or the connection broke. Each message is

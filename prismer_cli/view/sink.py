@@ -55,6 +55,10 @@ class HumanOutput(Output):
     def record(self, obj: Any) -> None:
         self.show(self._render(obj, time.time()))
 
+    def records(self, objs: list[Any]) -> None:
+        for obj in objs:
+            self.record(obj)
+
     def server_error(self, frame: dict[str, Any]) -> bool:
         self.record(frame)
         self.flush()
@@ -87,3 +91,7 @@ class TemplateOutput(Output):
 
     def record(self, obj: Any) -> None:
         Output.line(self, self._render(obj, time.time()).encode("utf-8", "replace"))
+
+    def records(self, objs: list[Any]) -> None:
+        for obj in objs:
+            self.record(obj)
