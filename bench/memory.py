@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from environment import HERE
-from harness import Bench, Sample, ServerProcess, log
+from harness import Bench, Sample, ServerProcess, log, wait_exit
 
 
 def bench_memory(bench: Bench) -> None:
@@ -65,11 +65,7 @@ def rss_run(
             stdout=subprocess.DEVNULL,
             stderr=err,
         )
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        wait_exit(proc, timeout)
         t_end = time.perf_counter_ns()
         err.seek(0)
         stderr = err.read().decode("utf-8", "replace")
