@@ -138,8 +138,8 @@ def test_a_new_participant_is_looked_up_again(server_factory: ServerFactory) -> 
     server = server_factory(dialect="server", tokens=["alice=alice", "bob=bob", "carol=carol"])
     with SdkHandler(SECRET) as handler:
         live = Background(
-            "subscribe", "room1", "--forward-to", handler.url, "--timeout", "4", env=env(server)
-        )
+            "subscribe", "room1", "--forward-to", handler.url, "--timeout", "10", env=env(server)
+        )  # six sends below, each a process of its own: room for a loaded machine
         wait_for_connections(server, 1)
         for name, text in (("alice", "first"), ("alice", "second"), ("carol", "third")):
             joined = run("send", input='{"action":"subscribe","conversationId":"room1"}\n',
