@@ -12,6 +12,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from prismer_cli.listen.eventlog import SyncReader
+from prismer_cli.log import Log
+from prismer_cli.transport.base import Endpoint
 from prismer_cli.transport.keepalive import plain
 from tests.support.cli import Result, env_for, run, user_id
 from tests.support.reshape import MODES, Reshaper
@@ -159,3 +162,30 @@ def test_the_plain_case_is_what_requests_would_send_directly(
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert plain(url) is expected
+
+
+def test_the_next_page_is_asked_for_before_this_one_prints(server: ServerProcess) -> None:
+    """--count 5 ends within the first page; the second was asked for already (read ahead),
+    and its answer, never read, goes with its connection."""
+    with Reshaper(server.port, "as-is") as relay:
+        result = catch_up(relay.url, "--count", "5")
+    assert result.code == 0, result.err
+    assert result.out.count("\n") == 5
+    queries = [lines[0].split(" ")[1] for _, lines in sync_requests(relay)]
+    assert queries[-2] == "/api/im/sync?since=0&limit=500"
+    assert queries[-1].startswith("/api/im/sync?since=") and queries[-1] != queries[-2]
+
+
+def test_an_answer_asked_for_is_never_taken_for_another_page(server: ServerProcess) -> None:
+    """A page asked ahead and then not wanted: the page read instead is the one asked for
+    (its connection had the other answer coming: a new one is opened)."""
+    reader = SyncReader(Endpoint(server.url, BOB), Log())
+    try:
+        first = reader.page(0, 3)
+        reader.ask_ahead(first.cursor)
+        again = reader.page(0, 3)
+        assert [e["seq"] for e in again.events] == [e["seq"] for e in first.events]
+        after = reader.page(first.cursor, 3)  # and the connection after that serves as ever
+        assert after.events[0]["seq"] > first.cursor
+    finally:
+        reader.close()

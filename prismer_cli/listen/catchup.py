@@ -20,7 +20,7 @@ from prismer_cli.errors import PrismerError
 from prismer_cli.listen.dedupe import RecentKeys
 from prismer_cli.listen.eventlog import SyncReader, envelope, seq_of, stored_key
 from prismer_cli.listen.filters import Predicate
-from prismer_cli.listen.prefetch import Ahead
+from prismer_cli.listen.prefetch import read_ahead
 from prismer_cli.log import Log
 from prismer_cli.output import Output
 from prismer_cli.protocol.endpoints import JSON
@@ -45,10 +45,10 @@ def catch_up(
     head before the live connection opened (None: no live connection); the keys of what prints
     after it are held (RecentKeys.hold), since those events may also come live, however many
     there are. `one(line, seq)`, when given, takes each event instead, one at a time (a handler,
-    hooks.Hand). The pages are read one ahead, in a thread (prefetch.py), ended before this
-    returns, whatever ends it."""
+    hooks.Hand). The pages are read one ahead (prefetch.py), which ends before this returns,
+    whatever ends it."""
     write, limit = out.line, -1 if count is None else count
-    pages = Ahead(reader, cursor, log or Log(), reader.step_limit)
+    pages = read_ahead(reader, cursor, log or Log())
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], COLLECT_EVERY), *thresholds[1:])
     try:
@@ -92,6 +92,7 @@ def _plain_page(events: list[JSON], seen: RecentKeys, cursor: int) -> tuple[byte
     return lines, printed, cursor
 
 
+NO_METADATA = orjson.Fragment(b"{}")  # the log's "{}", printed as the object it stands for
 _fields = itemgetter("seq", "conversationId", "at")
 _data, _type, _metadata, _id = (itemgetter(name) for name in ("data", "type", "metadata", "id"))
 
@@ -118,7 +119,7 @@ def _messages(events: list[JSON], seen: RecentKeys, cursor: int) -> tuple[bytes,
         return None
     if set(map(type, keys)) != {str}:
         return None
-    deque(map(setitem, datas, repeat("metadata"), map(dict, repeat((), count))), maxlen=0)
+    deque(map(setitem, datas, repeat("metadata"), repeat(NO_METADATA, count)), maxlen=0)
     for seq, _, _ in reversed(fields):
         if type(seq) is int:
             cursor = seq

@@ -63,6 +63,7 @@ class SyncReader:
         self._session = traced(_session(self._url), endpoint.trace)
         # A plain http:// log without --trace: its pages over a socket of our own (keepalive.py)
         self._kept = KeptAlive(self._url) if endpoint.trace is None and plain(self._url) else None
+        self._asked: tuple[int, int] | None = None  # (since, limit) of a page asked ahead
         self._watch = Watch()  # each page, answer included, ends by its deadline (watchdog.py)
         self._template: requests.PreparedRequest | None = None  # None: traced, Session.get
         if endpoint.trace is None:
@@ -123,8 +124,11 @@ class SyncReader:
         whose adapter traces the body too."""
         query = f"since={int(since)}&limit={int(limit)}"
         token = f"Bearer {self._token()}"  # a refreshed one too
+        asked, self._asked = self._asked == (since, limit), None
         if self._kept is not None:
             try:
+                if asked and self._kept.asked:
+                    return self._kept.answer(wait)
                 return self._kept.get(query, {"Authorization": token}, wait)
             except Unusual:
                 self._kept.close()
@@ -142,9 +146,31 @@ class SyncReader:
             self._template = self._session.prepare_request(requests.Request("GET", self._url))
         return answer.status_code, answer.headers, _body(answer)
 
+    @property
+    def asks_ahead(self) -> bool:
+        """Whether `ask_ahead` does anything: a plain log, over our own kept-alive socket."""
+        return self._kept is not None
+
+    def ask_ahead(self, since: int) -> None:
+        """Ask now for the page after `since`, which `page(since)` reads next: the server
+        answers and the kernel keeps the answer while this thread prints the page before
+        (prefetch.py, Asked). A failure is left for that page() to meet, asking again."""
+        kept, deadline = self._kept, self._endpoint.deadline
+        if kept is None or deadline.expired():
+            return
+        wait = deadline.cut(self._endpoint.timeouts.connect)
+        query, token = f"since={int(since)}&limit={PAGE}", f"Bearer {self._token()}"
+        try:
+            with self._watch.step(deadline.within(wait).at, "a page of the event log"):
+                kept.ask(query, {"Authorization": token}, wait)
+        except (OSError, Unusual, ConnectError):  # StepTimeout too
+            kept.close()
+            return
+        self._asked = (since, PAGE)
+
     def after(self, since: int) -> Iterator[list[JSON]]:
         """Every page after `since`; stops at a page with no events, whatever hasMore says.
-        (The catch-up reads them one page ahead, in a thread: prefetch.py.)"""
+        (The catch-up reads them one page ahead: prefetch.py.)"""
         while True:
             page = self.page(since)
             if page.events:

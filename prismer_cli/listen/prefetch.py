@@ -1,5 +1,12 @@
-"""The catch-up's pages, one read ahead (catchup.py): a thread of its own reads the next page of
-the event log while the main thread prints this one, over the reader's one keep-alive session.
+"""The catch-up's pages, one read ahead (catchup.py), while the main thread prints the page
+before, over the reader's one keep-alive connection: `read_ahead` gives one of two ways.
+
+`Asked`, for a plain http:// log (SyncReader.asks_ahead, transport/keepalive.py): the next page
+is asked for before this one is handed over, in this thread; the server answers and the kernel
+keeps the answer while this one prints. No thread, no interpreter lock to share.
+
+`Ahead`, for any other (TLS, a proxy, --trace: requests cannot send a request and read its
+answer later): a thread of its own reads the next page.
 
 The pages come in order, each once, as `SyncReader.after` gives them, and so does a failure
 (a --timeout, a 401, a log that answers 5xx): it is raised in the main thread where the next
@@ -29,6 +36,41 @@ from prismer_cli.protocol.endpoints import JSON
 
 TICK = 0.1  # the longest a wait goes without looking at the stop flags
 _PAGE, _END, _FAILED = 0, 1, 2
+
+
+def read_ahead(reader: SyncReader, since: int, log: Log) -> Asked | Ahead:
+    """The events of each page after `since`, read one page ahead (module docstring)."""
+    if reader.asks_ahead:
+        return Asked(reader, since)
+    return Ahead(reader, since, log, reader.step_limit)
+
+
+class Asked:
+    """The events of each page after `since` (SyncReader.after), the next page asked for
+    before this one is handed over. A stop cuts the page under way as any step's (watchdog)."""
+
+    def __init__(self, reader: SyncReader, since: int) -> None:
+        self._reader = reader
+        self._since = since
+
+    def __iter__(self) -> Iterator[list[JSON]]:
+        reader, since = self._reader, self._since
+        while True:
+            page = reader.page(since)
+            more = bool(page.events) and page.has_more
+            if more and page.cursor > since:
+                reader.ask_ahead(page.cursor)
+            if page.events:
+                yield page.events
+            if not more:
+                return
+            if page.cursor <= since:
+                raise ConnectError(f"the event log's cursor went backwards ({page.cursor})")
+            since = page.cursor
+
+    def close(self) -> None:
+        """Nothing to end: a page asked for and not read goes with its connection at the
+        reader's next request (keepalive.py)."""
 
 
 class Ahead:

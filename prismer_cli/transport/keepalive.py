@@ -76,10 +76,18 @@ class KeptAlive:
             "Accept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: keep-alive\r\n"
         )
         self._sock: socket.socket | None = None
+        self._asked: tuple[bytes, bool] | None = None  # the request sent, on a kept socket
 
     def get(self, query: str, headers: dict[str, str], timeout: float) -> Answer:
         """GET the URL with `query` appended; each connect, send and read waits at most
         `timeout` seconds. The socket goes with any failure."""
+        self.ask(query, headers, timeout)
+        return self.answer(timeout)
+
+    def ask(self, query: str, headers: dict[str, str], timeout: float) -> None:
+        """Send the GET whose answer `answer()` reads, now or later: meanwhile the server
+        answers and the kernel keeps what comes. An answer asked for and never read is not
+        taken for the next one: its connection goes."""
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = f"GET {self._path}{self._joint}{query} HTTP/1.1\r\n{self._head}{extra}\r\n"
         if any("\r" in v or "\n" in v or v != v.lstrip() for v in headers.values()):
@@ -88,16 +96,45 @@ class KeptAlive:
             data = request.encode("latin-1")
         except UnicodeEncodeError:
             raise Unusual("a header that is not Latin-1") from None
+        if self._asked is not None:
+            self.close()
         reused = self._sock is not None
         try:
             try:
-                answer, keep = _exchange(self._connection(timeout), data)
+                _send(self._connection(timeout), data)
             except _Unanswered:
                 if not reused:
                     raise
-                # a kept connection the server closed as the request went: once more, anew
+                self.close()  # a kept connection the server closed meanwhile: a new one
+                reused = False
+                _send(self._connection(timeout), data)
+        except BaseException:
+            self.close()
+            raise
+        self._asked = (data, reused)
+
+    @property
+    def asked(self) -> bool:
+        """A request was sent whose answer is not read yet."""
+        return self._asked is not None
+
+    def answer(self, timeout: float) -> Answer:
+        """The answer to what `ask` sent. A kept connection the server closed as the request
+        went is asked again, once, on a new one."""
+        assert self._asked is not None and self._sock is not None, "nothing asked"
+        (data, reused), sock = self._asked, self._sock
+        self._asked = None
+        try:
+            sock.settimeout(timeout)
+            try:
+                answer, keep = _read_answer(sock)
+            except _Unanswered:
+                if not reused:
+                    raise
                 self.close()
-                answer, keep = _exchange(self._connection(timeout), data)
+                sock = self._connection(timeout)
+                _send(sock, data)
+                answer, keep = _read_answer(sock)
         except BaseException:
             self.close()
             raise
@@ -119,6 +156,7 @@ class KeptAlive:
         return sock
 
     def close(self) -> None:
+        self._asked = None
         sock, self._sock = self._sock, None
         if sock is not None:
             sock.close()
@@ -136,12 +174,11 @@ class _Unanswered(Broken):
     """The connection ended (closed or reset) before a byte of the answer came."""
 
 
-def _exchange(sock: socket.socket, request: bytes) -> tuple[Answer, bool]:
+def _send(sock: socket.socket, request: bytes) -> None:
     try:
         sock.sendall(request)
     except (BrokenPipeError, ConnectionResetError) as exc:
         raise _Unanswered("connection closed by the peer mid-response") from exc
-    return _read_answer(sock)
 
 
 class _Bytes:
