@@ -61,7 +61,10 @@ def sync_requests(relay: Reshaper) -> list[tuple[int, list[str]]]:
     ]
 
 
-@pytest.mark.parametrize("mode", [m for m in MODES if m not in ("cut", "drops-the-second")])
+SPECIAL = ("cut", "drops-the-second", "hangs-after-the-first")
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m not in SPECIAL])
 def test_every_framing_prints_what_requests_prints(
     server: ServerProcess, through_requests: Result, mode: str
 ) -> None:
@@ -98,6 +101,17 @@ def test_a_kept_connection_closed_as_the_request_went_is_asked_again_anew(
     per_connection = Counter(number for number, _ in sync_requests(relay))
     assert 2 in per_connection.values()  # the second went unanswered, and was asked again
     assert "retrying" not in result.err and "cannot" not in result.err
+
+
+def test_a_page_cut_at_its_deadline_is_not_asked_again(server: ServerProcess) -> None:
+    """The watchdog shuts the kept socket of a page the server never answers when --timeout
+    comes; that is the end of it, not a connection the server closed (asked again, on a new
+    socket that no deadline would cut)."""
+    with Reshaper(server.port, "hangs-after-the-first") as relay:
+        result = catch_up(relay.url, "--timeout", "2")
+        connections = {number for number, _ in sync_requests(relay)}
+    assert result.code == 0, result.err  # --no-follow: --timeout ends it
+    assert len(connections) == 1, connections
 
 
 def test_the_request_is_the_one_requests_writes(server: ServerProcess) -> None:

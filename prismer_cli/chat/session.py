@@ -220,7 +220,7 @@ class ChatSession:
         if (
             self.seen.seen(dialect.dedupe_key(kind, payload, frame))
             or not self._ours(kind, payload)
-            or self._before_history(kind, payload)
+            or self._before_history(kind, payload, frame)
         ):
             return
         with self._lock:
@@ -231,17 +231,19 @@ class ChatSession:
             return True
         return kind.startswith("conversation.") and payload.get("id") == self.conversation
 
-    def _before_history(self, kind: str, payload: dict[str, Any]) -> bool:
-        """A message no newer than the newest one --history showed (a server re-delivering
-        what this user had not acknowledged): shown already, or older than what was asked for;
-        not a new event."""
+    def _before_history(self, kind: str, payload: dict[str, Any], frame: dict[str, Any]) -> bool:
+        """A message the server sends again (`isRetry`: one this user had not acknowledged)
+        that is older than the newest one --history showed: it was there when the history was
+        read, so it is history (shown already, or older than what was asked for), not a new
+        event. One as new as that, or not sent again, is shown: it may be new."""
         until, stamp = self._shown_until, payload.get("createdAt")
         return (
             kind == "message.new"
             and until is not None
+            and frame.get("isRetry") is True
             and type(stamp) is str
             and len(stamp) == len(until)  # the same format: compared as text
-            and stamp <= until
+            and stamp < until
         )
 
     def show_history(self, messages: list[dict[str, Any]]) -> None:

@@ -62,7 +62,9 @@ class SyncReader:
         self._url = endpoint_url(endpoint.url, SYNC_PATH)
         self._session = traced(_session(self._url), endpoint.trace)
         # A plain http:// log without --trace: its pages over a socket of our own (keepalive.py)
-        self._kept = KeptAlive(self._url) if endpoint.trace is None and plain(self._url) else None
+        self._kept: KeptAlive | None = None
+        if endpoint.trace is None and plain(self._url):
+            self._kept = KeptAlive(self._url, lambda: self._watch.fired is None)
         self._asked: tuple[int, int] | None = None  # (since, limit) of a page asked ahead
         self._watch = Watch()  # each page, answer included, ends by its deadline (watchdog.py)
         self._template: requests.PreparedRequest | None = None  # None: traced, Session.get
@@ -145,6 +147,12 @@ class SyncReader:
         if answer.cookies:  # one the log sets (a balancer's) goes with the next pages, as with get
             self._template = self._session.prepare_request(requests.Request("GET", self._url))
         return answer.status_code, answer.headers, _body(answer)
+
+    def drop_asked(self) -> None:
+        """A page asked ahead and no longer wanted: its connection goes, its answer unread."""
+        if self._asked is not None and self._kept is not None:
+            self._kept.close()
+        self._asked = None
 
     @property
     def asks_ahead(self) -> bool:

@@ -69,8 +69,8 @@ class Asked:
             since = page.cursor
 
     def close(self) -> None:
-        """Nothing to end: a page asked for and not read goes with its connection at the
-        reader's next request (keepalive.py)."""
+        """No thread to end: a page asked for and not read goes, with its connection."""
+        self._reader.drop_asked()
 
 
 class Ahead:

@@ -15,7 +15,8 @@ Unusual before its body is read: the caller reads that page and every one after 
 requests, which follows redirects and keeps cookies (a GET of the log changes nothing on the
 server, so asking again is safe). A connection that ended, or held something unasked for, is
 not used again; a kept one the server closed while idle is replaced before a request is sent,
-as urllib3 replaces it. Failures are OSError (a timeout too: TimeoutError) or Broken.
+as urllib3 replaces it, and one it closed as the request went is replaced and asked again once,
+unless a deadline or a stop shut it. Failures are OSError (a timeout too: TimeoutError) or Broken.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import select
 import socket
 import zlib
+from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import urlsplit
 
@@ -61,7 +63,10 @@ def plain(url: str) -> bool:
 class KeptAlive:
     """GET requests to one plain URL (`plain(url)`) over one socket, kept between them."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, may_ask_again: Callable[[], bool] = lambda: True) -> None:
+        """`may_ask_again()`: whether a kept connection that ended may be replaced and the
+        request sent again: not when it ended because the step's deadline or a stop shut it
+        (transport/watchdog.py), whose new socket nothing would cut."""
         parts = urlsplit(url)
         assert parts.hostname is not None
         self._address = (parts.hostname, parts.port or 80)
@@ -75,6 +80,7 @@ class KeptAlive:
             f"User-Agent: {requests.utils.default_user_agent()}\r\n"
             "Accept-Encoding: gzip, deflate\r\nAccept: */*\r\nConnection: keep-alive\r\n"
         )
+        self._may_ask_again = may_ask_again
         self._sock: socket.socket | None = None
         self._asked: tuple[bytes, bool] | None = None  # the request sent, on a kept socket
 
@@ -103,7 +109,7 @@ class KeptAlive:
             try:
                 _send(self._connection(timeout), data)
             except _Unanswered:
-                if not reused:
+                if not reused or not self._may_ask_again():
                     raise
                 self.close()  # a kept connection the server closed meanwhile: a new one
                 reused = False
@@ -129,7 +135,7 @@ class KeptAlive:
             try:
                 answer, keep = _read_answer(sock)
             except _Unanswered:
-                if not reused:
+                if not reused or not self._may_ask_again():
                     raise
                 self.close()
                 sock = self._connection(timeout)

@@ -30,6 +30,7 @@ MODES = (
     "http/1.0",  # HTTP/1.0, no length, closed after the body
     "closed-when-idle",  # kept alive by its headers, but closed once answered
     "drops-the-second",  # kept alive, but the connection's second request closes it unanswered
+    "hangs-after-the-first",  # the first request of the log is answered, no later one ever
     "cookie",  # Set-Cookie: lb=one on each answer
     "redirect",  # each request is answered 307 to /moved/<path>, which is the same server
     "cut",  # half the body, then the connection closed
@@ -67,9 +68,18 @@ class Reshaper(BlackHole):
                 if self._mode == "drops-the-second" and asked == 2:
                     conn.close()
                     return
+                if self._mode == "hangs-after-the-first" and self._logged() > 1:
+                    while conn.recv(65536):  # never answered, until the client gives up
+                        pass
+                    return
                 if not self._answer(conn, head):
                     conn.close()
                     return
+
+    def _logged(self) -> int:
+        """How many requests for the log came so far."""
+        with self._lock:
+            return sum(1 for _, head in self.requests if b"/api/im/sync?" in head)
 
     def _answer(self, conn: socket.socket, head: bytes) -> bool:
         """Answer one request; False when the connection is to be closed."""
