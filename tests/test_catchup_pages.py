@@ -147,6 +147,8 @@ class _Pages:
     def wake(self) -> None:
         pass
 
+    after = SyncReader.after  # the real paging rule, over these pages
+
 
 def test_pages_read_ahead_come_in_order_then_the_failure() -> None:
     """Every page read before a failure is handed over first; the failure is raised where the

@@ -124,29 +124,32 @@ class SyncReader:
         would prepare it) and each page only sets its query and token; the body is read from
         the stream in one call, not in requests' 10 KiB chunks. With --trace, Session.get,
         whose adapter traces the body too."""
-        query = f"since={int(since)}&limit={int(limit)}"
-        token = f"Bearer {self._token()}"  # a refreshed one too
+        query, auth = self._request(since, limit)
         asked, self._asked = self._asked == (since, limit), None
         if self._kept is not None:
             try:
                 if asked and self._kept.asked:
                     return self._kept.answer(wait)
-                return self._kept.get(query, {"Authorization": token}, wait)
+                return self._kept.get(query, auth, wait)
             except Unusual:
                 self._kept.close()
                 self._kept = None
         if self._template is None:
-            answer = self._session.get(
-                self._url, params=query, headers={"Authorization": token}, timeout=(wait, wait)
-            )
+            answer = self._session.get(self._url, params=query, headers=auth, timeout=(wait, wait))
             return answer.status_code, answer.headers, answer.content
         request = self._template.copy()
         request.url = f"{request.url}{self._joint}{query}"
-        request.headers["Authorization"] = token
+        request.headers.update(auth)
         answer = self._session.send(request, stream=True, timeout=(wait, wait))
         if answer.cookies:  # one the log sets (a balancer's) goes with the next pages, as with get
             self._template = self._session.prepare_request(requests.Request("GET", self._url))
         return answer.status_code, answer.headers, _body(answer)
+
+    def _request(self, since: int, limit: int) -> tuple[str, dict[str, str]]:
+        """A page's query and its Authorization header (the current token, refreshed or not)."""
+        return f"since={int(since)}&limit={int(limit)}", {
+            "Authorization": f"Bearer {self._token()}"
+        }
 
     def drop_asked(self) -> None:
         """A page asked ahead and no longer wanted: its connection goes, its answer unread."""
@@ -167,23 +170,27 @@ class SyncReader:
         if kept is None or deadline.expired():
             return
         wait = deadline.cut(self._endpoint.timeouts.connect)
-        query, token = f"since={int(since)}&limit={PAGE}", f"Bearer {self._token()}"
+        query, auth = self._request(since, PAGE)
         try:
             with self._watch.step(deadline.within(wait).at, "a page of the event log"):
-                kept.ask(query, {"Authorization": token}, wait)
+                kept.ask(query, auth, wait)
         except (OSError, Unusual, ConnectError):  # StepTimeout too
             kept.close()
             return
         self._asked = (since, PAGE)
 
-    def after(self, since: int) -> Iterator[list[JSON]]:
+    def after(self, since: int, ask_ahead: bool = False) -> Iterator[list[JSON]]:
         """Every page after `since`; stops at a page with no events, whatever hasMore says.
+        `ask_ahead`: the next page is asked for before this one is handed over (ask_ahead()).
         (The catch-up reads them one page ahead: prefetch.py.)"""
         while True:
             page = self.page(since)
+            more = bool(page.events) and page.has_more
+            if ask_ahead and more and page.cursor > since:
+                self.ask_ahead(page.cursor)
             if page.events:
                 yield page.events
-            if not page.events or not page.has_more:
+            if not more:
                 return
             if page.cursor <= since:
                 raise ConnectError(f"the event log's cursor went backwards ({page.cursor})")

@@ -54,19 +54,7 @@ class Asked:
         self._since = since
 
     def __iter__(self) -> Iterator[list[JSON]]:
-        reader, since = self._reader, self._since
-        while True:
-            page = reader.page(since)
-            more = bool(page.events) and page.has_more
-            if more and page.cursor > since:
-                reader.ask_ahead(page.cursor)
-            if page.events:
-                yield page.events
-            if not more:
-                return
-            if page.cursor <= since:
-                raise ConnectError(f"the event log's cursor went backwards ({page.cursor})")
-            since = page.cursor
+        return self._reader.after(self._since, ask_ahead=True)
 
     def close(self) -> None:
         """No thread to end: a page asked for and not read goes, with its connection."""
@@ -111,17 +99,10 @@ class Ahead:
 
     def _read(self) -> None:
         """The thread: each page in turn, handed over; then the end, or the failure."""
-        since = self._since
         try:
-            while not self._stop:
-                page = self._reader.page(since)
-                if page.events and not self._hand(_PAGE, page.events):
+            for events in self._reader.after(self._since):
+                if not self._hand(_PAGE, events) or self._stop:
                     return
-                if not page.events or not page.has_more:
-                    break
-                if page.cursor <= since:
-                    raise ConnectError(f"the event log's cursor went backwards ({page.cursor})")
-                since = page.cursor
         except Exception as exc:  # noqa: BLE001 - handed over to the main thread, raised there
             self._hand(_FAILED, exc)
             return

@@ -111,9 +111,8 @@ class KeptAlive:
             except _Unanswered:
                 if not reused or not self._may_ask_again():
                     raise
-                self.close()  # a kept connection the server closed meanwhile: a new one
+                self._anew(data, timeout)  # a kept connection the server closed meanwhile
                 reused = False
-                _send(self._connection(timeout), data)
         except BaseException:
             self.close()
             raise
@@ -137,16 +136,20 @@ class KeptAlive:
             except _Unanswered:
                 if not reused or not self._may_ask_again():
                     raise
-                self.close()
-                sock = self._connection(timeout)
-                _send(sock, data)
-                answer, keep = _read_answer(sock)
+                answer, keep = _read_answer(self._anew(data, timeout))
         except BaseException:
             self.close()
             raise
         if not keep:
             self.close()
         return answer
+
+    def _anew(self, data: bytes, timeout: float) -> socket.socket:
+        """The request sent again, on a new connection (the kept one ended as it went)."""
+        self.close()
+        sock = self._connection(timeout)
+        _send(sock, data)
+        return sock
 
     def _connection(self, timeout: float) -> socket.socket:
         sock = self._sock
