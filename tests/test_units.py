@@ -218,7 +218,8 @@ def test_a_stdin_message_is_the_command_its_constructor_makes() -> None:
     )
     first, second = items
     assert isinstance(first, Command) and isinstance(second, Command)
-    assert list(vars(first)) == list(Command.FIELDS)
+    assert list(vars(first)) == [*Command.FIELDS, "source"]  # and the line, not a field
+    assert first.source == b'{"conversationId":"c1","content":"hi"}'
     assert first == Command(SEND, "c1", "hi", line=1, key=first.key)
     assert first.key and not first.key_given
     expected = Command(
@@ -265,11 +266,40 @@ def test_the_usual_stdin_line_is_read_as_command_from_reads_it(
         except ValueError as exc:
             general = InvalidLine(number, str(exc))
         if isinstance(fast, Command) and isinstance(general, Command):
-            assert list(vars(fast)) == list(vars(general)), line
+            assert [name for name in vars(fast) if name != "source"] == list(vars(general))
             if fast.action == SEND:  # a fresh key each
                 assert fast.key and fast.key != general.key and not fast.key_given
                 general = replace(general, key=fast.key)
         assert fast == general, line
+
+
+@pytest.mark.parametrize("message_type", ["text", 'say "hi"'])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"conversationId":"c1","content":"hi"}',
+        b'{"content":"\\u00e9 \\ud83d\\ude00 \\"q\\"","conversationId":"c\\u00e92"}',
+        b'{ "conversationId" : "c1",\t"content":"x" }',
+        b'{"conversationId":"c1","content":"x"}\r',
+    ],
+)
+def test_a_message_frame_made_from_its_line_is_the_serialised_frame(
+    line: bytes, message_type: str
+) -> None:
+    """The server dialect writes the usual stdin message as its line's own bytes inside the
+    frame (Command.source, send's hot path): the same JSON as the frame command_frame
+    serialises, byte for byte for a line as orjson writes it; a line with whitespace around its
+    object (a CR) has no source and is serialised."""
+    (command,) = parse_batch([(1, line)], SEND, message_type)
+    assert isinstance(command, Command)
+    assert (command.source is not None) == (line[0] == 0x7B and line[-1] == 0x7D)
+    text = SERVER.command_text(command, "prt-7")
+    serialised = orjson.dumps(SERVER.command_frame(command, "prt-7"))
+    assert text is not None and orjson.loads(text) == orjson.loads(serialised)
+    if line == b'{"conversationId":"c1","content":"hi"}':
+        assert text == serialised
+    again = replace(command, line=2)  # made otherwise: no source
+    assert again.source is None and SERVER.command_text(again, "prt-7") == serialised
 
 
 def test_last_line_without_newline_is_read() -> None:

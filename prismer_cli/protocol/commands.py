@@ -35,6 +35,11 @@ class Command(Frozen):
     line: int | None  # stdin line number, for the result
     key: str  # a message's idempotency key: the same on every re-send (docs/cli.md)
     key_given: bool  # the user's own key: it must hold across runs too
+    # The stdin line that said exactly this message ({"conversationId", "content"} and nothing
+    # else, from "{" to "}"), its own bytes: the frame's payload is made of them instead of
+    # being serialised again (Dialect.command_text). Not a field: equal commands may come from
+    # differently written lines, and a command made any other way has none.
+    source: bytes | None = None
 
     def __init__(
         self,
@@ -302,6 +307,8 @@ def parse_batch(
                 fields["line"] = number
                 fields["key"] = f"{_KEY_PREFIX}-{next(numbers)}"
                 fields["key_given"] = False
+                if raw[0] == 0x7B and raw[-1] == 0x7D:  # no whitespace around the object
+                    fields["source"] = raw
                 yield command
                 continue
         try:

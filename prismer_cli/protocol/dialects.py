@@ -50,6 +50,11 @@ class Hello(Frozen):
 # conversation, content and type.
 EchoKey = Hashable
 IDEMPOTENCY_FIELD = "_idempotencyKey"  # in payload.metadata (server dialect, docs/protocol.md)
+# A message.send frame around its payload's start (ServerDialect.command_text)
+_SEND_START = b'{"type":"message.send","payload":'
+_TYPE_FIELD, _TEXT = b',"type":', b'"text"'
+_KEY_FIELD = b',"metadata":{"' + IDEMPOTENCY_FIELD.encode() + b'":"'
+_REQUEST_FIELD, _SEND_END = b'"}},"requestId":"', b'"}'
 
 
 class Dialect:
@@ -98,6 +103,11 @@ class Dialect:
         if command.up_to is None:
             return None  # "everything read": only POST .../read says that, in both dialects
         return self.mark_read(command.conversation_id, command.up_to, request_id)
+
+    def command_text(self, command: Command, request_id: str) -> bytes | None:
+        """command_frame, serialised: what a socket channel writes."""
+        frame = self.command_frame(command, request_id)
+        return None if frame is None else _dumps(frame)
 
     def send_message(self, command: Command, request_id: str) -> JSON:
         """The socket frame of a message (a SEND command)."""
@@ -245,6 +255,29 @@ class ServerDialect(Dialect):
                 "requestId": request_id,
             }
         return super().command_frame(command, request_id)
+
+    def command_text(self, command: Command, request_id: str) -> bytes | None:
+        """The usual message from its stdin line's own bytes (Command.source): the frame
+        command_frame makes of it, with the line's object as the payload's start, and no dict
+        built or serialised (send's hot path, per message). The key (new_key) and the request
+        id (the channel's) are letters, digits and "-": nothing to escape."""
+        source = command.source
+        if source is not None and command.key and not command.key_given:
+            kind = _TEXT if command.message_type == "text" else _dumps(command.message_type)
+            return b"".join(
+                (
+                    _SEND_START,
+                    source[:-1],
+                    _TYPE_FIELD,
+                    kind,
+                    _KEY_FIELD,
+                    command.key.encode(),
+                    _REQUEST_FIELD,
+                    request_id.encode(),
+                    _SEND_END,
+                )
+            )
+        return super().command_text(command, request_id)
 
     def send_message(self, command: Command, request_id: str) -> JSON:
         payload: JSON = {

@@ -21,8 +21,6 @@ import time
 from collections import deque
 from collections.abc import Iterable
 
-import orjson
-
 from prismer_cli.errors import ExitStatus
 from prismer_cli.protocol.dialects import Dialect, EchoKey
 from prismer_cli.protocol.endpoints import JSON
@@ -329,8 +327,8 @@ class Awaiting:
         waiting = docs or [e for e in self.by_request.values() if e.record is None]
         if not waiting:
             return
-        frames = [self._dialect.command_frame(e.command, e.request_id) for e in waiting]
-        sizes = [len(orjson.dumps(frame)) for frame in frames]
+        frames = [self._dialect.command_text(e.command, e.request_id) for e in waiting]
+        sizes = [len(frame or b"") for frame in frames]
         largest = max(range(len(waiting)), key=sizes.__getitem__)
         culprit, size = waiting[largest], sizes[largest]
         self.limit = size - 1

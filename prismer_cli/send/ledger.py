@@ -69,18 +69,21 @@ class Ledger:
         """settle(entry, True, requestId=..., message=message): a message the server echoed
         (the hot path of the server dialect, without settle's keyword arguments)."""
         command = entry.command  # _result(command, True), without the call
-        record: JSON = {
-            "ok": True,
-            "action": command.action,
-            "conversationId": command.conversation_id,
-        }
-        if command.line is not None:
-            record["line"] = command.line
-        if command.action == SEND:
-            record["idempotencyKey"] = command.key
+        if command.line is not None and command.action == SEND:  # a message from stdin
+            entry.record = {  # one store, which emit() sees whole; the status is OK already
+                "ok": True,
+                "action": SEND,
+                "conversationId": command.conversation_id,
+                "line": command.line,
+                "idempotencyKey": command.key,
+                "requestId": entry.request_id,
+                "message": message,
+            }
+            return
+        record = _result(command, True)
         record["requestId"] = entry.request_id
         record["message"] = message
-        entry.record = record  # one store, which emit() sees whole; the status is OK already
+        entry.record = record
 
     def invalid(self, line: int, reason: str, *, rejected: bool = False) -> None:
         """The result of an invalid stdin line: {"ok": false, "line": N, "error": ...}; or of

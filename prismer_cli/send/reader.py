@@ -117,9 +117,9 @@ class Reader:
         settled), in one write."""
         ready = self._awaiting.take_ready()
         if ready:
-            frame_of = self._dialect.command_frame
-            frames = [frame_of(e.command, e.request_id) for e in ready]
-            self._conn.send_many([frame for frame in frames if frame is not None])
+            text_of = self._dialect.command_text
+            frames = [text_of(e.command, e.request_id) for e in ready]
+            self._conn.send_texts([frame for frame in frames if frame is not None])
 
     def _said(self, error: str) -> str:
         return f"{error}: {self.evicted}" if self.evicted else error

@@ -27,13 +27,10 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
-import orjson
-
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, ExitStatus, PartialWrite
 from prismer_cli.log import Log
 from prismer_cli.protocol.commands import SEND, Command
 from prismer_cli.protocol.dialects import REQUEST_PREFIX, request_id
-from prismer_cli.protocol.endpoints import JSON
 from prismer_cli.send.awaiting import UNCERTAIN, Awaiting
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
 from prismer_cli.send.ledger import Entry, Ledger
@@ -88,7 +85,7 @@ class SocketChannel(Channel):
         self.tend()
         while index < len(todo):
             self._wait_until(lambda: awaiting.turns.waiting < MAX_WAITING)
-            frames: list[JSON] = []
+            frames: list[bytes] = []
             entries: list[Entry] = []
             written: list[Entry] = []  # settled once the write succeeded
             over_rest: Entry | None = None
@@ -115,12 +112,12 @@ class SocketChannel(Channel):
                         big = command.content is not None and len(command.content) > self._small
                         if ordered and not big and not take_turn(entry, now):
                             continue  # the reader thread writes it when its turn comes
-                        frame = self._dialect.command_frame(command, entry.request_id)
+                        frame = self._dialect.command_text(command, entry.request_id)
                         if frame is None:
                             over_rest = entry
                             break
                         if big:
-                            size = len(orjson.dumps(frame))
+                            size = len(frame)
                             if size > self._max_bytes:  # it would close the connection: not sent
                                 self._too_big(entry, size)
                                 continue
@@ -162,11 +159,11 @@ class SocketChannel(Channel):
             "the server accepts (PRISMER_RT_MAX_MESSAGE_BYTES)",
         )
 
-    def _send(self, frames: list[JSON], ping: bytes | None) -> None:
+    def _send(self, frames: list[bytes], ping: bytes | None) -> None:
         if ping is None:
-            self._conn.send_many(frames)
+            self._conn.send_texts(frames)
         else:
-            self._conn.send_many(frames, ping)  # type: ignore[call-arg]
+            self._conn.send_texts(frames, ping)  # type: ignore[call-arg]
 
     def _stopped(
         self,

@@ -115,6 +115,10 @@ class Connection(Protocol):
         """Write several frames with one system call."""
         ...
 
+    def send_texts(self, payloads: list[bytes]) -> None:
+        """send_many, of frames already serialised."""
+        ...
+
     def ack(self, ack_id: str) -> None:
         """Queue an acknowledgement; flush_acks() sends the queue once output is flushed."""
         ...

@@ -231,6 +231,9 @@ class SSEConnection:
     def send_many(self, frames: list[dict[str, Any]]) -> None:
         raise ConnectError("an SSE stream cannot carry commands")
 
+    def send_texts(self, payloads: list[bytes]) -> None:
+        raise ConnectError("an SSE stream cannot carry commands")
+
     def ack(self, ack_id: str) -> None:
         return  # the SSE stream has no way to acknowledge
 

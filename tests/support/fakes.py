@@ -66,6 +66,9 @@ class FakeConnection:
     def send_many(self, frames: list[dict[str, Any]]) -> None:
         self.sent.extend(frames)
 
+    def send_texts(self, payloads: list[bytes]) -> None:
+        self.sent.extend(orjson.loads(payload) for payload in payloads)
+
     def ack(self, ack_id: str) -> None:
         self._queued.append(ack_id)
 
