@@ -23,8 +23,9 @@ import time
 from events import SYNC_USER
 from wire import CLOSE_1000, frame_head, ws_frame
 
-# The envelope as `prismer-rt send` (orjson, fields in this order) and the send sections'
-# websocat file write it: the payload object's inside is what the echo keeps.
+# The envelope as `prismer-rt send` (the stdin line's object as the payload's start, fields in
+# this order) and the send sections' websocat file write it: the payload object's inside is
+# what the echo keeps.
 SEND = b'{"type":"message.send","payload":{'
 REQUEST_ID = re.compile(rb'"requestId":"([^"]*)"')
 KEY = re.compile(rb'"_idempotencyKey":"([^"]*)"')
