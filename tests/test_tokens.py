@@ -128,8 +128,10 @@ def test_a_durable_listen_reads_the_log_with_the_refreshed_token(
     server_factory: Any, tmp_path: Path
 ) -> None:
     """--cursor-file across expiries: the log is read with the current token, so every live
-    event finds its place in the log and the next run starts after the last one."""
-    server = server_factory(dialect="server", token_ttl=2, faults=["drop-after=1"])
+    event finds its place in the log and the next run starts after the last one. (Lifetimes
+    of 3 s: a refreshed token of 2 s, with a second or less left, expired on a loaded machine
+    before the log was read with it.)"""
+    server = server_factory(dialect="server", token_ttl=3, faults=["drop-after=1"])
     token_file = write(tmp_path / "token", registered(server, "durable-runner") + "\n")
     cursor = tmp_path / "state" / "inbox.cursor"
     env = env_for(server.url, token=None)
@@ -145,6 +147,7 @@ def test_a_durable_listen_reads_the_log_with_the_refreshed_token(
     assert result.code == 0, result.err
     assert printed(result) == [0, 1, 2, 3]
     assert "rejected the token" not in result.err
+    assert "refreshed the token" in result.err  # across an expiry, as it says
     assert json.loads(cursor.read_text())["cursor"] == server.sync_head()
     again = cli("listen", "--no-follow", *common, env=env)
     STREAMS.extend([again.out, again.err])
