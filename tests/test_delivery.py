@@ -329,13 +329,15 @@ def test_oversized_line_fails_alone(server_factory: ServerFactory, dialect: str)
 
 
 @pytest.mark.parametrize("dialect", ["docs", "server"])
+@pytest.mark.parametrize("told", [True, False])
 def test_a_small_message_on_a_long_line_is_sent(
-    server_factory: ServerFactory, dialect: str
+    server_factory: ServerFactory, dialect: str, told: bool
 ) -> None:
-    """Spaces and escapes make these lines longer than the server's limit, though their
-    messages are small: each is sent as its message says it (its frame serialised, not the
-    line's own bytes), over one connection, and nothing is closed for size. A short line with
-    escapes and its keys the other way round goes as its own bytes, and says the same."""
+    """Spaces, escapes or a repeated key make these lines longer than the server's limit,
+    though their messages are small: each is sent as its message says it (its frame
+    serialised, not the line's own bytes), over one connection, and nothing is closed for
+    size, whether the client was told the limit or not. A line as serialising writes it,
+    keys either way round, goes as its own bytes and says the same."""
     limit = 10_000
     server = server_factory(dialect=dialect, max_message_bytes=limit)
     join(server, "c-sp")
@@ -343,15 +345,18 @@ def test_a_small_message_on_a_long_line_is_sent(
         b'{"conversationId":"c-sp","content":"before"}\n'
         b'{"conversationId":"c-sp",' + b" " * 20_000 + b'"content":"spaces"}\n'
         b'{"conversationId":"c-sp","content":"' + b"\\u0078" * 2000 + b'"}\n'
+        b'{"conversationId":"c-sp","content":"' + b"y" * 20_000 + b'","content":"last"}\n'
         b'{"content":"\\u00e9 \\"q\\"","conversationId":"c-sp"}\n'
+        b'{"content":"reversed","conversationId":"c-sp"}\n'
         b'{"conversationId":"c-sp","content":"after"}\n'
     )
-    env = env_for(server.url, TOKEN, PRISMER_RT_MAX_MESSAGE_BYTES=str(limit))
+    told_env = {"PRISMER_RT_MAX_MESSAGE_BYTES": str(limit)} if told else {}
+    env = env_for(server.url, TOKEN, **told_env)
     result = run("send", env=env, input=stdin, timeout=60)
     assert result.code == 0, result.err
-    assert [r["ok"] for r in result.lines] == [True] * 5
+    assert [r["ok"] for r in result.lines] == [True] * 7
     contents = [m["content"] for m in server.messages("c-sp")]
-    assert contents == ["before", "spaces", "x" * 2000, '\u00e9 "q"', "after"]
+    assert contents == ["before", "spaces", "x" * 2000, "last", '\u00e9 "q"', "reversed", "after"]
     log = server.log()
     assert not [r for r in log if r["kind"] == "oversized"]
     assert len([r for r in log if r["kind"] == "ws_connect"]) == 1 + (dialect == "server")

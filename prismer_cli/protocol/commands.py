@@ -35,11 +35,10 @@ class Command(Frozen):
     line: int | None  # stdin line number, for the result
     key: str  # a message's idempotency key: the same on every re-send (docs/cli.md)
     key_given: bool  # the user's own key: it must hold across runs too
-    # The stdin line that said exactly this message ({"conversationId", "content"} and nothing
-    # else, from "{" to "}"), its own bytes: the frame's payload is made of them instead of
-    # being serialised again (Dialect.command_text). Only a line that makes a frame within the
-    # server's limit, whatever its escapes and spaces, has one: a longer one is serialised and
-    # its size checked (send/socket.py). Not a field: equal commands may come from differently
+    # The stdin line that said exactly this message, its own bytes, when they are what
+    # serialising it gives (PLAIN_LINE: no spaces, escapes, non-ASCII or repeated keys; either
+    # key first): the frame's payload is made of them instead (Dialect.command_text), the same
+    # bytes and so the same size. Not a field: equal commands may come from differently
     # written lines, and a command made any other way has none.
     source: bytes | None = None
 
@@ -190,7 +189,9 @@ def command_from(
 
 
 LINE_SLACK = 1 << 16  # a line may be this much longer than the message it holds (JSON framing)
-FRAME_SLACK = 4096  # a message's frame is at most this much longer than what the line says
+# The length of {"conversationId":"C","content":"T"} less C's and T's: a line of exactly this
+# length more than its two strings has nothing else in it (each of those adds bytes).
+PLAIN_LINE = len(b'{"conversationId":"","content":""}')
 
 
 def too_big(max_bytes: int | None) -> str:
@@ -280,8 +281,6 @@ def parse_batch(
     cost): the same Command command_from makes of it (tests/test_units.py holds them equal)."""
     loads, decode_error, new, numbers = orjson.loads, orjson.JSONDecodeError, _new, _key_numbers
     plain = default_action == SEND
-    # the longest line kept as a message's source (none when the limit is under FRAME_SLACK)
-    longest = max_bytes - FRAME_SLACK if max_bytes is not None else 1 << 62
     for number, raw in batch:
         if raw is None:
             yield InvalidLine(number, too_big(max_bytes), rejected=True)
@@ -312,8 +311,8 @@ def parse_batch(
                 fields["line"] = number
                 fields["key"] = f"{_KEY_PREFIX}-{next(numbers)}"
                 fields["key_given"] = False
-                if raw[0] == 0x7B and raw[-1] == 0x7D and len(raw) <= longest:
-                    fields["source"] = raw  # its object alone (no spaces around), and small
+                if len(raw) == PLAIN_LINE + len(conversation) + len(content):
+                    fields["source"] = raw  # the line as serialising it would write it
                 yield command
                 continue
         try:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from prismer_cli.errors import AuthError, ConnectError, ConnectionLost, ExitStatus, PartialWrite
 from prismer_cli.log import Log
-from prismer_cli.protocol.commands import FRAME_SLACK, SEND, Command
+from prismer_cli.protocol.commands import SEND, Command
 from prismer_cli.protocol.dialects import REQUEST_PREFIX, request_id
 from prismer_cli.send.awaiting import UNCERTAIN, Awaiting
 from prismer_cli.send.channel import Channel, SendOptions, Stopped
@@ -61,7 +61,7 @@ class SocketChannel(Channel):
         self.cause = ""  # why the connection broke
         self._max_bytes = options.max_message_bytes
         # a content up to this long cannot make a frame too big (JSON escapes are 6x at most)
-        self._small = max(0, options.max_message_bytes - FRAME_SLACK) // 6
+        self._small = max(0, options.max_message_bytes - 4096) // 6
         self._counter = 0
         self._rest: RestClient | None = None
         self._reader = Reader(conn, self._awaiting, ledger, log, self._break)
