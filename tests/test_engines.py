@@ -14,10 +14,11 @@ from prismer_cli.listen import Filters, Listener, ListenOptions
 from prismer_cli.log import Log
 from prismer_cli.output import RECORDS_PER_WRITE, Output
 from prismer_cli.protocol.commands import MARK_READ, SEND, Command
-from prismer_cli.protocol.dialects import SERVER
+from prismer_cli.protocol.dialects import DOCS, SERVER, Dialect
 from prismer_cli.retry import Policy
 from prismer_cli.send.awaiting import Awaiting
 from prismer_cli.send.ledger import Ledger
+from prismer_cli.send.reader import Reader
 from prismer_cli.transport import Endpoint
 from prismer_cli.tuning import Backoff
 from tests.support.fakes import FakeConnection, FakeConnector, RecordingStream
@@ -228,6 +229,43 @@ def test_listen_reads_no_frame_after_count() -> None:
     assert status == ExitStatus.OK
     assert [line["payload"]["id"] for line in out.lines()] == ["m1", "m2"]
     assert conn.acked == ["a1", "a1", "a2"]
+
+
+@pytest.mark.parametrize("dialect", [DOCS, SERVER], ids=["docs", "server"])
+def test_the_reader_takes_each_echo_as_its_dialect_does(dialect: Dialect) -> None:
+    """send's reader thread takes the echoes out of a burst of frames itself (its hot path):
+    exactly what the dialect's own_echo takes, with the same key, in order, whatever the frame
+    holds (a key or none, metadata of any shape, another sender, no payload object)."""
+
+    def new(sender: Any = "me", **fields: Any) -> dict[str, Any]:
+        return {"type": "message.new", "payload": {"senderId": sender, **fields}}
+
+    base = {"conversationId": "c1", "content": "hi", "type": "text"}
+    frames = [
+        new(**base, metadata={"_idempotencyKey": "k1"}),
+        new(**base, metadata={"_idempotencyKey": 7}),
+        new(**base, metadata=["_idempotencyKey"]),
+        {**new(**base, metadata={"_idempotencyKey": "k2", "x": 1}), "ackId": "a1"},
+        event("typing"),  # not an echo: the echoes before it are settled first
+        new(conversationId="c2", content="yo"),
+        new(sender="someone else", **base, metadata={"_idempotencyKey": "k3"}),
+        new(sender=None, **base),
+        {"type": "message.new", "payload": ["not", "an", "object"]},
+        {"type": "message.new"},
+        new(**{**base, "type": "markdown"}, metadata={"_idempotencyKey": "k4"}),
+    ]
+    ledger = Ledger(Output(io.BytesIO()))
+    awaiting = Awaiting(dialect, ledger, 10.0, False)
+    conn = FakeConnection([], dialect=dialect, user_id="me")
+    reader = Reader(conn, awaiting, ledger, Log(stream=io.StringIO()), lambda *_: None)
+    reader.finish()
+    reader.join(5.0)
+    taken: list[Any] = []
+    awaiting.on_echoes = taken.extend  # type: ignore[method-assign,assignment]
+    reader.handle_many([orjson.dumps(frame) for frame in frames])
+    expected = [dialect.own_echo(frame, "me") for frame in frames]
+    assert taken == [echo for echo in expected if echo is not None]
+    assert len(taken) == 6 and conn.acked == [] and conn._queued == ["a1"]
 
 
 def test_echoes_of_one_key_settle_its_messages_in_the_order_written() -> None:

@@ -50,10 +50,12 @@ class Hello(Frozen):
 # conversation, content and type.
 EchoKey = Hashable
 IDEMPOTENCY_FIELD = "_idempotencyKey"  # in payload.metadata (server dialect, docs/protocol.md)
-# A message.send frame around its payload's start (ServerDialect.command_text)
+# A message.send frame around its payload's start (ServerDialect.command_text): the start, the
+# payload's type, its key (the part for a text message holds both), its requestId, the end
 _SEND_START = b'{"type":"message.send","payload":'
-_TYPE_FIELD, _TEXT = b',"type":', b'"text"'
+_TYPE_FIELD = b',"type":'
 _KEY_FIELD = b',"metadata":{"' + IDEMPOTENCY_FIELD.encode() + b'":"'
+_TEXT_KEY_FIELDS = _TYPE_FIELD + b'"text"' + _KEY_FIELD
 _REQUEST_FIELD, _SEND_END = b'"}},"requestId":"', b'"}'
 
 
@@ -74,6 +76,9 @@ class Dialect:
     retry_field = "isRetry"  # a frame the server sends again (server dialect)
     conversation_field = "conversationId"
     sender_field = "senderId"
+    # The field of an echo's `payload.metadata` that holds the sent message's idempotency key,
+    # where the server keeps it (see own_echo); None: an echo is known by its content.
+    echo_key_field: str | None = None
 
     def hello(self, frame: JSON) -> Hello:
         payload = frame.get("payload")
@@ -157,7 +162,7 @@ class Dialect:
     def own_echo(self, frame: JSON, me: str | None) -> tuple[EchoKey, JSON] | None:
         """A new message sent by `me`, as its echo key and payload; None for any other frame."""
         payload = self._own_message(frame, me)
-        return None if payload is None else (self._content_key(payload), payload)
+        return None if payload is None else (self.content_key(payload), payload)
 
     def _own_message(self, frame: JSON, me: str | None) -> JSON | None:
         """The payload of a new message sent by `me`, else None."""
@@ -168,7 +173,8 @@ class Dialect:
             return None
         return payload
 
-    def _content_key(self, payload: JSON) -> EchoKey:
+    def content_key(self, payload: JSON) -> EchoKey:
+        """The echo key of a message known by its content (echo_key, of the sent command)."""
         return (
             payload.get(self.conversation_field),
             payload.get("content"),
@@ -235,6 +241,7 @@ class ServerDialect(Dialect):
     consumed = frozenset({"authenticated", "pong", "reconnect.ack"})
     confirms_sends = True
     carries_keys = True
+    echo_key_field = IDEMPOTENCY_FIELD
 
     def is_auth_failure(self, frame: JSON) -> bool:
         if frame.get("type") != "error":
@@ -263,14 +270,13 @@ class ServerDialect(Dialect):
         id (the channel's) are letters, digits and "-": nothing to escape."""
         source = command.source
         if source is not None and command.key and not command.key_given:
-            kind = _TEXT if command.message_type == "text" else _dumps(command.message_type)
+            kind = command.message_type
+            fields = _TEXT_KEY_FIELDS if kind == "text" else _TYPE_FIELD + _dumps(kind) + _KEY_FIELD
             return b"".join(
                 (
                     _SEND_START,
                     source[:-1],
-                    _TYPE_FIELD,
-                    kind,
-                    _KEY_FIELD,
+                    fields,
                     command.key.encode(),
                     _REQUEST_FIELD,
                     request_id.encode(),
@@ -308,8 +314,8 @@ class ServerDialect(Dialect):
         if not isinstance(payload, dict) or payload.get(self.sender_field) != me:
             return None
         metadata = payload.get("metadata")
-        key = metadata.get(IDEMPOTENCY_FIELD) if isinstance(metadata, dict) else None
-        return (key if isinstance(key, str) else self._content_key(payload)), payload
+        key = metadata.get(self.echo_key_field) if isinstance(metadata, dict) else None
+        return (key if isinstance(key, str) else self.content_key(payload)), payload
 
     def subscribe(self, conversation_id: str, request_id: str) -> JSON:
         return {

@@ -40,7 +40,7 @@ class Reader:
         self._conn = conn
         self._dialect = conn.hello.dialect
         self._me = conn.hello.user_id
-        self._own_echo = self._dialect.own_echo
+        self._content_key = self._dialect.content_key
         self._awaiting = awaiting
         self._ledger = ledger
         self._log = log
@@ -129,10 +129,15 @@ class Reader:
 
     def handle_many(self, frames: list[bytes]) -> None:
         """The server's frames, in order: the echoes among them are settled together, under
-        one lock (Awaiting.on_echoes), before any other answer is handled."""
-        dialect, me, loads, own_echo = self._dialect, self._me, orjson.loads, self._own_echo
-        ack_field = dialect.ack_field
+        one lock (Awaiting.on_echoes), before any other answer is handled.
+
+        Each echo is taken as the dialect's own_echo takes it, written out here (once per
+        echo, the hot path of the server dialect; tests/test_units.py holds them equal)."""
+        dialect, me, loads, content_key = self._dialect, self._me, orjson.loads, self._content_key
+        ack_field, sender = dialect.ack_field, dialect.sender_field
+        key_field = dialect.echo_key_field
         echoes: list[tuple[EchoKey, JSON]] = []
+        add = echoes.append
         for data in frames:
             try:
                 frame = loads(data)
@@ -143,14 +148,17 @@ class Reader:
             ack_id = frame.get(ack_field)
             if ack_id is not None:
                 self._conn.ack(ack_id)
-            if frame.get("type") == "message.new":  # an echo is the only frame own_echo takes
-                echo = own_echo(frame, me)
-                if echo is not None:
-                    echoes.append(echo)
+            if frame.get("type") == "message.new":  # own_echo: a new message, sent by me
+                payload = frame.get("payload")
+                if type(payload) is dict and payload.get(sender) == me:
+                    metadata = payload.get("metadata") if key_field else None
+                    key = metadata.get(key_field) if type(metadata) is dict else None
+                    add((key if type(key) is str else content_key(payload), payload))
                 continue
             if echoes:
                 self._awaiting.on_echoes(echoes)
                 echoes = []
+                add = echoes.append
             if dialect.is_pong(frame) or (
                 dialect.is_error(frame) and dialect.request_id_of(frame) in self._pongs
             ):

@@ -91,25 +91,27 @@ class SocketChannel(Channel):
             over_rest: Entry | None = None
             ping: bytes | None = None
             added: list[Entry] = []  # new entries of the ledger, added to it at once
-            add, take_turn, confirms = (
+            add, take_turn, confirms, small = (
                 added.append,
                 awaiting.take_turn,
                 self._dialect.confirms_sends,
+                self._small,
             )
+            counter = self._counter  # the request ids: request_id(str(counter))
             with awaiting.lock:
                 now = time.monotonic()
                 try:
                     for item in todo[index:]:
                         index += 1
                         if isinstance(item, Command):
-                            self._counter += 1  # the request id: request_id(str(counter))
-                            entry = Entry(item, f"{REQUEST_PREFIX}{self._counter}")
+                            counter += 1
+                            entry = Entry(item, f"{REQUEST_PREFIX}{counter}")
                             add(entry)
                         else:
                             entry = item
                         command = entry.command
                         ordered = confirms and command.action == SEND
-                        big = command.content is not None and len(command.content) > self._small
+                        big = command.content is not None and len(command.content) > small
                         if ordered and not big and not take_turn(entry, now):
                             continue  # the reader thread writes it when its turn comes
                         frame = self._dialect.command_text(command, entry.request_id)
@@ -128,6 +130,7 @@ class SocketChannel(Channel):
                         entries.append(entry)
                         frames.append(frame)
                 finally:
+                    self._counter = counter
                     self._ledger.extend(added)
                 if awaiting.pings_confirm and entries:
                     self._counter += 1
