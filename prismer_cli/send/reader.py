@@ -22,9 +22,11 @@ from prismer_cli.send.ledger import Ledger
 from prismer_cli.transport import Connection
 
 TICK = 0.05  # how often the reader thread looks for commands past --wait, and for the end
-# The frames of a burst are handled this many at a time, and the messages whose turn came
-# written after each: the server works on them while the rest is read (64 rather than 128:
-# over 100 conversations a burst is about 100 echoes, which 128 left the server waiting for)
+# The frames of a burst are handled in equal parts of at most this many, and the messages whose
+# turn came written after each part: the server works on them while the rest is read. Over 100
+# conversations a burst is about 100 echoes: one part of 100 leaves the server waiting for the
+# whole burst (a run took 1.19 s instead of 0.94), parts of 64 and 36 leave the client waiting
+# for the 64's echoes after the 36, two of 50 keep both at work (0.88 s against 0.90, 25 runs).
 BURST = 64
 
 
@@ -83,12 +85,14 @@ class Reader:
         try:
             while not (self.finishing and awaiting.answered()):
                 for frames in conn.batches(time.monotonic() + TICK):
-                    # the frames already buffered, BURST at a time
-                    if len(frames) <= BURST:
+                    # the frames already buffered, in equal parts of at most BURST
+                    count = len(frames)
+                    if count <= BURST:
                         self.handle_many(frames)
                     else:
-                        for start in range(0, len(frames), BURST):
-                            self.handle_many(frames[start : start + BURST])
+                        step = -(-count // -(-count // BURST))  # count / parts, rounded up
+                        for start in range(0, count, step):
+                            self.handle_many(frames[start : start + step])
                             self._write_ready()
                     if self.finishing and awaiting.answered():  # the last echo: stop now
                         break
