@@ -136,7 +136,7 @@ class Reader:
         one lock (Awaiting.on_echoes), before any other answer is handled.
 
         Each echo is taken as the dialect's own_echo takes it, written out here (once per
-        echo, the hot path of the server dialect; tests/test_units.py holds them equal)."""
+        echo, the hot path of the server dialect; tests/test_engines.py holds them equal)."""
         dialect, me, loads, content_key = self._dialect, self._me, orjson.loads, self._content_key
         ack_field, sender = dialect.ack_field, dialect.sender_field
         key_field = dialect.echo_key_field
