@@ -90,7 +90,8 @@ class Reader:
                     if count <= BURST:
                         self.handle_many(frames)
                     else:
-                        step = -(-count // -(-count // BURST))  # count / parts, rounded up
+                        parts = -(-count // BURST)  # count / BURST, rounded up
+                        step = -(-count // parts)  # the size of each part, rounded up
                         for start in range(0, count, step):
                             self.handle_many(frames[start : start + step])
                             self._write_ready()
